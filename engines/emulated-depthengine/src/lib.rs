@@ -1,0 +1,1 @@
+//! Emulated depth engine (see crate docs).

@@ -1,0 +1,1 @@
+//! depthengine layer (see DESIGN.md).

@@ -1,0 +1,14 @@
+//! freek4a: a userspace driver, recorder, reader and device emulator for the Azure Kinect DK.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod depthengine;
+pub mod device;
+pub mod emulator;
+pub mod mkv;
+pub mod playback;
+pub mod protocol;
+pub mod record;
+pub mod transport;
+pub mod types;

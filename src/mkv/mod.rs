@@ -1,0 +1,4 @@
+//! Matroska layer: EBML primitives, element ids, and the K4A recording layout. Knows nothing of
+//! devices: it takes `Write + Seek` / `Read + Seek`.
+
+pub mod ids;

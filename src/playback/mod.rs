@@ -1,0 +1,1 @@
+//! playback layer (see DESIGN.md).

@@ -1,0 +1,497 @@
+//! Types shared by every layer: camera modes, device configuration, images, captures and IMU
+//! samples.
+//!
+//! These mirror the public vocabulary of the Azure Kinect (colour resolutions and formats, depth
+//! modes, frame rates, wired sync) so that the device, the recorder and the recording layers can
+//! speak of the same things without knowing of each other.
+
+use std::fmt;
+
+/// Colour camera resolution (`K4A_COLOR_RESOLUTION_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ColorResolution {
+    /// Colour camera disabled.
+    Off,
+    /// 1280×720, 16:9.
+    R720p,
+    /// 1920×1080, 16:9.
+    R1080p,
+    /// 2560×1440, 16:9.
+    R1440p,
+    /// 2048×1536, 4:3.
+    R1536p,
+    /// 3840×2160, 16:9.
+    R2160p,
+    /// 4096×3072, 4:3 (15 fps at most).
+    R3072p,
+}
+
+impl ColorResolution {
+    /// Every resolution that produces images, smallest height first.
+    pub const ON: [ColorResolution; 6] = [
+        ColorResolution::R720p,
+        ColorResolution::R1080p,
+        ColorResolution::R1440p,
+        ColorResolution::R1536p,
+        ColorResolution::R2160p,
+        ColorResolution::R3072p,
+    ];
+
+    /// Width and height in pixels; `None` for [`ColorResolution::Off`].
+    pub fn dimensions(self) -> Option<(u32, u32)> {
+        match self {
+            ColorResolution::Off => None,
+            ColorResolution::R720p => Some((1280, 720)),
+            ColorResolution::R1080p => Some((1920, 1080)),
+            ColorResolution::R1440p => Some((2560, 1440)),
+            ColorResolution::R1536p => Some((2048, 1536)),
+            ColorResolution::R2160p => Some((3840, 2160)),
+            ColorResolution::R3072p => Some((4096, 3072)),
+        }
+    }
+
+    /// The resolution with these pixel dimensions, if the camera has one.
+    pub fn from_dimensions(width: u32, height: u32) -> Option<ColorResolution> {
+        Self::ON
+            .into_iter()
+            .find(|r| r.dimensions() == Some((width, height)))
+    }
+
+    /// The SDK enum value (`K4A_COLOR_RESOLUTION_OFF` = 0 … `3072P` = 6).
+    pub fn sdk_value(self) -> u32 {
+        self as u32
+    }
+
+    /// The SDK enum name, as it appears in the SDK's messages (`K4A_COLOR_RESOLUTION_720P`).
+    pub fn sdk_name(self) -> &'static str {
+        match self {
+            ColorResolution::Off => "K4A_COLOR_RESOLUTION_OFF",
+            ColorResolution::R720p => "K4A_COLOR_RESOLUTION_720P",
+            ColorResolution::R1080p => "K4A_COLOR_RESOLUTION_1080P",
+            ColorResolution::R1440p => "K4A_COLOR_RESOLUTION_1440P",
+            ColorResolution::R1536p => "K4A_COLOR_RESOLUTION_1536P",
+            ColorResolution::R2160p => "K4A_COLOR_RESOLUTION_2160P",
+            ColorResolution::R3072p => "K4A_COLOR_RESOLUTION_3072P",
+        }
+    }
+}
+
+/// Image pixel format (`K4A_IMAGE_FORMAT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    /// Motion JPEG: one complete JPEG per image.
+    Mjpg,
+    /// NV12: Y plane then interleaved UV plane, stride = width.
+    Nv12,
+    /// YUY2 (YUYV): packed, stride = 2 × width.
+    Yuy2,
+    /// BGRA32: 4 bytes per pixel, decoded from MJPEG on the host.
+    Bgra32,
+    /// 16-bit depth in millimetres, little-endian in memory.
+    Depth16,
+    /// 16-bit infrared brightness, little-endian in memory.
+    Ir16,
+}
+
+impl ImageFormat {
+    /// The SDK enum value (MJPG 0, NV12 1, YUY2 2, BGRA32 3, DEPTH16 4, IR16 5).
+    pub fn sdk_value(self) -> u32 {
+        self as u32
+    }
+
+    /// The SDK enum name (`K4A_IMAGE_FORMAT_COLOR_MJPG`, …).
+    pub fn sdk_name(self) -> &'static str {
+        match self {
+            ImageFormat::Mjpg => "K4A_IMAGE_FORMAT_COLOR_MJPG",
+            ImageFormat::Nv12 => "K4A_IMAGE_FORMAT_COLOR_NV12",
+            ImageFormat::Yuy2 => "K4A_IMAGE_FORMAT_COLOR_YUY2",
+            ImageFormat::Bgra32 => "K4A_IMAGE_FORMAT_COLOR_BGRA32",
+            ImageFormat::Depth16 => "K4A_IMAGE_FORMAT_DEPTH16",
+            ImageFormat::Ir16 => "K4A_IMAGE_FORMAT_IR16",
+        }
+    }
+
+    /// Bytes in one image of this format at `width`×`height`; `None` for variable-size MJPEG.
+    pub fn image_size_bytes(self, width: u32, height: u32) -> Option<usize> {
+        let px = width as usize * height as usize;
+        match self {
+            ImageFormat::Mjpg => None,
+            ImageFormat::Nv12 => Some(px * 3 / 2),
+            ImageFormat::Yuy2 | ImageFormat::Depth16 | ImageFormat::Ir16 => Some(px * 2),
+            ImageFormat::Bgra32 => Some(px * 4),
+        }
+    }
+
+    /// Row stride in bytes as the SDK reports it (0 for MJPEG).
+    pub fn stride_bytes(self, width: u32) -> u32 {
+        match self {
+            ImageFormat::Mjpg => 0,
+            ImageFormat::Nv12 => width,
+            ImageFormat::Yuy2 | ImageFormat::Depth16 | ImageFormat::Ir16 => width * 2,
+            ImageFormat::Bgra32 => width * 4,
+        }
+    }
+}
+
+/// Depth camera mode (`K4A_DEPTH_MODE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DepthMode {
+    /// Depth camera disabled.
+    Off,
+    /// Narrow field of view, 2×2 binned in software: 320×288.
+    Nfov2x2Binned,
+    /// Narrow field of view: 640×576.
+    NfovUnbinned,
+    /// Wide field of view, 2×2 binned: 512×512.
+    Wfov2x2Binned,
+    /// Wide field of view: 1024×1024 (15 fps at most).
+    WfovUnbinned,
+    /// Passive infrared only, no depth: 1024×1024.
+    PassiveIr,
+}
+
+impl DepthMode {
+    /// Every mode that produces images.
+    pub const ON: [DepthMode; 5] = [
+        DepthMode::Nfov2x2Binned,
+        DepthMode::NfovUnbinned,
+        DepthMode::Wfov2x2Binned,
+        DepthMode::WfovUnbinned,
+        DepthMode::PassiveIr,
+    ];
+
+    /// Output image width and height; `None` for [`DepthMode::Off`].
+    pub fn dimensions(self) -> Option<(u32, u32)> {
+        match self {
+            DepthMode::Off => None,
+            DepthMode::Nfov2x2Binned => Some((320, 288)),
+            DepthMode::NfovUnbinned => Some((640, 576)),
+            DepthMode::Wfov2x2Binned => Some((512, 512)),
+            DepthMode::WfovUnbinned | DepthMode::PassiveIr => Some((1024, 1024)),
+        }
+    }
+
+    /// Whether this mode yields a DEPTH16 image (every mode but OFF and PASSIVE_IR).
+    pub fn has_depth(self) -> bool {
+        !matches!(self, DepthMode::Off | DepthMode::PassiveIr)
+    }
+
+    /// Whether this mode yields an IR16 image (every mode but OFF).
+    pub fn has_ir(self) -> bool {
+        self != DepthMode::Off
+    }
+
+    /// The recording-file spelling (`NFOV_2X2BINNED`, …, `PASSIVE_IR`, `OFF`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DepthMode::Off => "OFF",
+            DepthMode::Nfov2x2Binned => "NFOV_2X2BINNED",
+            DepthMode::NfovUnbinned => "NFOV_UNBINNED",
+            DepthMode::Wfov2x2Binned => "WFOV_2X2BINNED",
+            DepthMode::WfovUnbinned => "WFOV_UNBINNED",
+            DepthMode::PassiveIr => "PASSIVE_IR",
+        }
+    }
+
+    /// Parses the recording-file spelling, including the legacy lower-case `x` variants.
+    pub fn from_name(name: &str) -> Option<DepthMode> {
+        match name {
+            "OFF" => Some(DepthMode::Off),
+            "NFOV_2X2BINNED" | "NFOV_2x2BINNED" => Some(DepthMode::Nfov2x2Binned),
+            "NFOV_UNBINNED" => Some(DepthMode::NfovUnbinned),
+            "WFOV_2X2BINNED" | "WFOV_2x2BINNED" => Some(DepthMode::Wfov2x2Binned),
+            "WFOV_UNBINNED" => Some(DepthMode::WfovUnbinned),
+            "PASSIVE_IR" => Some(DepthMode::PassiveIr),
+            _ => None,
+        }
+    }
+
+    /// The SDK enum value (OFF 0 … PASSIVE_IR 5).
+    pub fn sdk_value(self) -> u32 {
+        self as u32
+    }
+
+    /// The SDK enum name (`K4A_DEPTH_MODE_NFOV_UNBINNED`, …).
+    pub fn sdk_name(self) -> &'static str {
+        match self {
+            DepthMode::Off => "K4A_DEPTH_MODE_OFF",
+            DepthMode::Nfov2x2Binned => "K4A_DEPTH_MODE_NFOV_2X2BINNED",
+            DepthMode::NfovUnbinned => "K4A_DEPTH_MODE_NFOV_UNBINNED",
+            DepthMode::Wfov2x2Binned => "K4A_DEPTH_MODE_WFOV_2X2BINNED",
+            DepthMode::WfovUnbinned => "K4A_DEPTH_MODE_WFOV_UNBINNED",
+            DepthMode::PassiveIr => "K4A_DEPTH_MODE_PASSIVE_IR",
+        }
+    }
+}
+
+/// Camera frame rate (`K4A_FRAMES_PER_SECOND_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fps {
+    /// 5 frames per second.
+    Fps5,
+    /// 15 frames per second.
+    Fps15,
+    /// 30 frames per second.
+    Fps30,
+}
+
+impl Fps {
+    /// Frames per second as a number.
+    pub fn hz(self) -> u32 {
+        match self {
+            Fps::Fps5 => 5,
+            Fps::Fps15 => 15,
+            Fps::Fps30 => 30,
+        }
+    }
+
+    /// The rate for a number of frames per second, if the camera has it.
+    pub fn from_hz(hz: u32) -> Option<Fps> {
+        match hz {
+            5 => Some(Fps::Fps5),
+            15 => Some(Fps::Fps15),
+            30 => Some(Fps::Fps30),
+            _ => None,
+        }
+    }
+
+    /// Frame period in whole microseconds, as the SDK computes it (1 000 000 / fps).
+    pub fn period_usec(self) -> u32 {
+        1_000_000 / self.hz()
+    }
+
+    /// The SDK enum value (5 fps = 0, 15 fps = 1, 30 fps = 2).
+    pub fn sdk_value(self) -> u32 {
+        self as u32
+    }
+
+    /// The SDK enum name (`K4A_FRAMES_PER_SECOND_30`, …).
+    pub fn sdk_name(self) -> &'static str {
+        match self {
+            Fps::Fps5 => "K4A_FRAMES_PER_SECOND_5",
+            Fps::Fps15 => "K4A_FRAMES_PER_SECOND_15",
+            Fps::Fps30 => "K4A_FRAMES_PER_SECOND_30",
+        }
+    }
+}
+
+/// Wired (cable) synchronisation role (`K4A_WIRED_SYNC_MODE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WiredSyncMode {
+    /// Not synchronised to other units.
+    #[default]
+    Standalone,
+    /// Drives the sync-out jack.
+    Master,
+    /// Triggered through the sync-in jack.
+    Subordinate,
+}
+
+impl WiredSyncMode {
+    /// The recording-file spelling (`STANDALONE`, `MASTER`, `SUBORDINATE`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WiredSyncMode::Standalone => "STANDALONE",
+            WiredSyncMode::Master => "MASTER",
+            WiredSyncMode::Subordinate => "SUBORDINATE",
+        }
+    }
+
+    /// Parses the recording-file spelling.
+    pub fn from_name(name: &str) -> Option<WiredSyncMode> {
+        match name {
+            "STANDALONE" => Some(WiredSyncMode::Standalone),
+            "MASTER" => Some(WiredSyncMode::Master),
+            "SUBORDINATE" => Some(WiredSyncMode::Subordinate),
+            _ => None,
+        }
+    }
+
+    /// The SDK enum value (standalone 0, master 1, subordinate 2); also the wire value.
+    pub fn sdk_value(self) -> u32 {
+        self as u32
+    }
+}
+
+/// What to stream: the equivalent of the SDK's `k4a_device_configuration_t`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Colour image format (ignored when the resolution is OFF).
+    pub color_format: ImageFormat,
+    /// Colour resolution, or OFF.
+    pub color_resolution: ColorResolution,
+    /// Depth mode, or OFF.
+    pub depth_mode: DepthMode,
+    /// Frame rate of both cameras.
+    pub camera_fps: Fps,
+    /// Deliver only captures that hold both colour and depth.
+    pub synchronized_images_only: bool,
+    /// Depth capture offset from colour capture, in microseconds (± one frame period).
+    pub depth_delay_off_color_usec: i32,
+    /// Wired sync role.
+    pub wired_sync_mode: WiredSyncMode,
+    /// Subordinate capture delay after the master's pulse, in microseconds.
+    pub subordinate_delay_off_master_usec: u32,
+    /// Turn off the streaming LED.
+    pub disable_streaming_indicator: bool,
+}
+
+impl Default for DeviceConfig {
+    /// k4arecorder's defaults: MJPG 1080p, NFOV unbinned, 30 fps, standalone.
+    fn default() -> Self {
+        DeviceConfig {
+            color_format: ImageFormat::Mjpg,
+            color_resolution: ColorResolution::R1080p,
+            depth_mode: DepthMode::NfovUnbinned,
+            camera_fps: Fps::Fps30,
+            synchronized_images_only: false,
+            depth_delay_off_color_usec: 0,
+            wired_sync_mode: WiredSyncMode::Standalone,
+            subordinate_delay_off_master_usec: 0,
+            disable_streaming_indicator: false,
+        }
+    }
+}
+
+impl DeviceConfig {
+    /// The recording-file spelling of the colour mode (`MJPG_1080P`, `NV12_720P`, `BGRA_720P`),
+    /// or `None` when colour is off.
+    pub fn color_mode_name(&self) -> Option<String> {
+        let (_, h) = self.color_resolution.dimensions()?;
+        let fmt = match self.color_format {
+            ImageFormat::Mjpg => "MJPG",
+            ImageFormat::Nv12 => "NV12",
+            ImageFormat::Yuy2 => "YUY2",
+            ImageFormat::Bgra32 => "BGRA",
+            ImageFormat::Depth16 | ImageFormat::Ir16 => return None,
+        };
+        Some(format!("{fmt}_{h}P"))
+    }
+}
+
+/// Firmware version of one component, printed `major.minor.iteration`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Version {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Iteration (build) number.
+    pub iteration: u32,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.iteration)
+    }
+}
+
+/// Firmware versions of a unit (the SDK's `k4a_hardware_version_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HardwareVersion {
+    /// Colour camera firmware.
+    pub rgb: Version,
+    /// Depth camera firmware.
+    pub depth: Version,
+    /// Microphone array firmware.
+    pub audio: Version,
+    /// Depth sensor configuration (iteration is always 0).
+    pub depth_sensor: Version,
+    /// True for a release build, false for a debug build.
+    pub release_build: bool,
+    /// Signature: 0 Microsoft, 1 test, 2 unsigned.
+    pub signature_type: u8,
+}
+
+/// One image with its timestamps. Pixel data is owned; 16-bit formats are little-endian.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Pixel format.
+    pub format: ImageFormat,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Row stride in bytes (0 for MJPEG).
+    pub stride_bytes: u32,
+    /// Device timestamp (centre of exposure) in microseconds.
+    pub device_timestamp_usec: u64,
+    /// Host `CLOCK_MONOTONIC` time at reception, in nanoseconds (0 when unknown).
+    pub system_timestamp_nsec: u64,
+    /// Exposure time in microseconds (colour only; 0 when unknown).
+    pub exposure_usec: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// Images captured together: any of colour, depth and IR may be missing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Capture {
+    /// Colour image.
+    pub color: Option<Image>,
+    /// Depth image (DEPTH16).
+    pub depth: Option<Image>,
+    /// Infrared image (IR16).
+    pub ir: Option<Image>,
+    /// Depth sensor temperature in °C (NaN when unknown).
+    pub temperature_c: f32,
+}
+
+/// One IMU sample after conversion to SI units (the SDK's `k4a_imu_sample_t`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ImuSample {
+    /// Sensor temperature in °C (NaN when unknown, as in recordings).
+    pub temperature_c: f32,
+    /// Acceleration in m/s² (x, y, z).
+    pub acc_mps2: [f32; 3],
+    /// Accelerometer device timestamp in microseconds.
+    pub acc_timestamp_usec: u64,
+    /// Angular velocity in rad/s (x, y, z).
+    pub gyro_radps: [f32; 3],
+    /// Gyroscope device timestamp in microseconds.
+    pub gyro_timestamp_usec: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn color_mode_names() {
+        let mut c = DeviceConfig::default();
+        assert_eq!(c.color_mode_name().as_deref(), Some("MJPG_1080P"));
+        c.color_format = ImageFormat::Nv12;
+        c.color_resolution = ColorResolution::R720p;
+        assert_eq!(c.color_mode_name().as_deref(), Some("NV12_720P"));
+        c.color_resolution = ColorResolution::Off;
+        assert_eq!(c.color_mode_name(), None);
+    }
+
+    #[test]
+    fn depth_mode_names_round_trip() {
+        for m in DepthMode::ON {
+            assert_eq!(DepthMode::from_name(m.name()), Some(m));
+        }
+        assert_eq!(
+            DepthMode::from_name("NFOV_2x2BINNED"),
+            Some(DepthMode::Nfov2x2Binned)
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(
+            ImageFormat::Nv12.image_size_bytes(1280, 720),
+            Some(1_382_400)
+        );
+        assert_eq!(
+            ImageFormat::Yuy2.image_size_bytes(1280, 720),
+            Some(1_843_200)
+        );
+        assert_eq!(
+            ImageFormat::Depth16.image_size_bytes(640, 576),
+            Some(737_280)
+        );
+        assert_eq!(Fps::Fps30.period_usec(), 33_333);
+    }
+}
