@@ -2,3 +2,6 @@
 //! devices: it takes `Write + Seek` / `Read + Seek`.
 
 pub mod ids;
+pub mod ebml;
+pub mod read;
+pub mod writer;

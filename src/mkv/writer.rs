@@ -1,0 +1,1 @@
+//! The K4A recording layout writer (crash-safe), over `Write + Seek`.

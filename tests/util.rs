@@ -1,0 +1,2 @@
+//! Integration tests: util.
+#![allow(dead_code)]
