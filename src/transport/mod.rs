@@ -1,1 +1,285 @@
-//! transport layer (see DESIGN.md).
+//! The transport seam: USB at the transfer level.
+//!
+//! Everything above this module (command transactions, depth/IMU/UVC streaming, capture
+//! assembly) talks to a [`Backend`] and the [`UsbDevice`] / [`UsbInterface`] handles it opens.
+//! Two backends exist: the real one over nusb (plus a Linux usbfs module for the isochronous
+//! colour stream, which nusb lacks), and the emulator, which is a whole Azure Kinect speaking
+//! protocol bytes. The seam mirrors nusb's own model — claimed interfaces with per-endpoint
+//! submit/complete queues — so the real and emulated paths run the same code above it.
+//!
+//! This module names no USB library; only its backend submodules do.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Vendor id of every Azure Kinect function (Microsoft).
+pub const VENDOR_ID: u16 = 0x045E;
+/// Product id of the depth camera function (depth MCU: commands and depth stream).
+pub const PRODUCT_ID_DEPTH: u16 = 0x097C;
+/// Product id of the colour camera function (UVC camera, colour MCU and IMU).
+pub const PRODUCT_ID_COLOR: u16 = 0x097D;
+
+/// A USB device as listed by a backend, before it is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Vendor id.
+    pub vendor_id: u16,
+    /// Product id.
+    pub product_id: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device address on the bus.
+    pub address: u8,
+    /// Port path from the root hub (empty when unknown).
+    pub port_path: Vec<u8>,
+    /// The iSerialNumber string, when the backend could read it without opening the device.
+    pub serial: Option<String>,
+    /// Backend-specific key that identifies the device for [`Backend::open`].
+    pub key: u64,
+}
+
+/// What went wrong in the transport layer (not a transfer: see [`TransferError`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The device is gone (unplugged, or the emulator disconnected it).
+    Disconnected,
+    /// Another process or driver holds the device or interface.
+    Busy,
+    /// The OS refused access (udev rules missing?).
+    PermissionDenied,
+    /// No such device, interface or endpoint.
+    NotFound,
+    /// The kernel refused to allocate transfer memory (`usbfs_memory_mb`).
+    NoMemory,
+    /// This backend or platform cannot do it.
+    Unsupported,
+    /// Anything else.
+    Other,
+}
+
+/// A transport failure: its kind, what was being done, and the OS error code when there is one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{context}: {kind:?}{}", os_code.map(|c| format!(" (os error {c})")).unwrap_or_default())]
+pub struct Error {
+    /// The kind of failure.
+    pub kind: ErrorKind,
+    /// What was being attempted, e.g. "claim interface 2 of 045E:097D".
+    pub context: String,
+    /// OS error number, when the failure came from the OS.
+    pub os_code: Option<i32>,
+}
+
+impl Error {
+    /// An error of `kind` while doing `context`.
+    pub fn new(kind: ErrorKind, context: impl Into<String>) -> Error {
+        Error {
+            kind,
+            context: context.into(),
+            os_code: None,
+        }
+    }
+}
+
+/// Why a single transfer did not complete normally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Cancelled by the host (`cancel_all`).
+    #[error("transfer cancelled")]
+    Cancelled,
+    /// The endpoint stalled.
+    #[error("endpoint stalled")]
+    Stall,
+    /// The device went away.
+    #[error("device disconnected")]
+    Disconnected,
+    /// The device sent more data than the buffer holds.
+    #[error("transfer overflow")]
+    Overflow,
+    /// The host controller reported a fault (CRC, bit-stuffing, babble…).
+    #[error("transfer fault")]
+    Fault,
+    /// A control transfer or a blocking helper ran out of time.
+    #[error("transfer timed out")]
+    Timeout,
+    /// The kernel refused to allocate memory for the transfer.
+    #[error("no memory for transfer (usbfs_memory_mb)")]
+    NoMemory,
+    /// An error this seam does not name; the code is backend-specific.
+    #[error("transfer failed (code {0})")]
+    Other(i32),
+}
+
+/// A finished transfer. A transfer can partially complete and still fail, so data and status
+/// travel together.
+#[derive(Debug)]
+pub struct Completion {
+    /// For IN transfers, the buffer truncated to the bytes received. For OUT transfers, the
+    /// buffer that was sent (its length is the byte count requested).
+    pub data: Vec<u8>,
+    /// For OUT transfers, the bytes actually sent; for IN transfers equal to `data.len()`.
+    pub actual_len: usize,
+    /// Ok, or why the transfer ended early.
+    pub status: Result<(), TransferError>,
+}
+
+/// One packet of an isochronous transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsoPacket {
+    /// Offset of this packet's data within [`IsoCompletion::data`].
+    pub offset: usize,
+    /// Bytes received in this packet.
+    pub actual_len: usize,
+    /// Ok, or why the packet failed.
+    pub status: Result<(), TransferError>,
+}
+
+/// A finished isochronous IN transfer: one buffer cut into packets.
+#[derive(Debug)]
+pub struct IsoCompletion {
+    /// The transfer buffer (packet `i` starts at `i * packet_size`, see [`IsoPacket::offset`]).
+    pub data: Vec<u8>,
+    /// Per-packet results, in order.
+    pub packets: Vec<IsoPacket>,
+    /// Status of the transfer as a whole.
+    pub status: Result<(), TransferError>,
+}
+
+/// A USB control request setup (bmRequestType, bRequest, wValue, wIndex).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlSetup {
+    /// bmRequestType (direction, type and recipient bits).
+    pub request_type: u8,
+    /// bRequest.
+    pub request: u8,
+    /// wValue.
+    pub value: u16,
+    /// wIndex.
+    pub index: u16,
+}
+
+/// Lists and opens devices. Implemented by the nusb backend and by the emulator.
+pub trait Backend: Send + Sync {
+    /// Every device currently attached (all vendors; callers filter by id).
+    fn list(&self) -> Result<Vec<DeviceInfo>, Error>;
+
+    /// Opens a listed device.
+    fn open(&self, device: &DeviceInfo) -> Result<Box<dyn UsbDevice>, Error>;
+}
+
+/// An opened device.
+pub trait UsbDevice: Send + Sync {
+    /// The device as it was listed.
+    fn info(&self) -> &DeviceInfo;
+
+    /// Reads a descriptor with a standard GET_DESCRIPTOR request on endpoint 0
+    /// (`descriptor_type` 1 device, 2 configuration, 3 string, 15 BOS).
+    fn get_descriptor(
+        &self,
+        descriptor_type: u8,
+        index: u8,
+        language_id: u16,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error>;
+
+    /// Claims an interface, first detaching any kernel driver when `detach_kernel_driver` is set
+    /// (the kernel driver is given back when the interface is released or dropped).
+    fn claim_interface(
+        &self,
+        number: u8,
+        detach_kernel_driver: bool,
+    ) -> Result<Box<dyn UsbInterface>, Error>;
+}
+
+/// A claimed interface: control requests and endpoint queues.
+pub trait UsbInterface: Send + Sync {
+    /// The interface number.
+    fn number(&self) -> u8;
+
+    /// A control IN request on endpoint 0; returns the bytes received (at most `length`).
+    fn control_in(
+        &self,
+        setup: ControlSetup,
+        length: u16,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransferError>;
+
+    /// A control OUT request on endpoint 0.
+    fn control_out(
+        &self,
+        setup: ControlSetup,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), TransferError>;
+
+    /// Selects an alternate setting of this interface.
+    fn set_alt_setting(&self, alt_setting: u8) -> Result<(), Error>;
+
+    /// A queue of bulk or interrupt transfers on endpoint `address` (IN when bit 7 is set).
+    fn endpoint(&self, address: u8) -> Result<Box<dyn EndpointQueue>, Error>;
+
+    /// A queue of isochronous IN transfers on endpoint `address`, each of `packets_per_transfer`
+    /// packets of `packet_size` bytes.
+    fn iso_in_endpoint(
+        &self,
+        address: u8,
+        packets_per_transfer: usize,
+        packet_size: usize,
+    ) -> Result<Box<dyn IsoInQueue>, Error>;
+}
+
+/// A bulk or interrupt endpoint as a queue of transfers: submit many, complete in order.
+///
+/// IN transfers complete when the requested length arrives or on a short packet; OUT transfers
+/// complete when all bytes are sent. Errors are reported in the [`Completion`], never at
+/// submit, so the in-flight count stays consistent.
+pub trait EndpointQueue: Send {
+    /// The endpoint address.
+    fn address(&self) -> u8;
+
+    /// wMaxPacketSize of the endpoint (IN lengths should be a multiple of it).
+    fn max_packet_size(&self) -> usize;
+
+    /// Queues a transfer. For IN endpoints `buffer` is reused as storage and `length` bytes
+    /// are requested; for OUT endpoints the first `length` bytes of `buffer` are sent.
+    fn submit(&mut self, buffer: Vec<u8>, length: usize);
+
+    /// Waits up to `timeout` for the oldest pending transfer; `None` if it is still pending.
+    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion>;
+
+    /// Transfers submitted and not yet returned by `wait_next_complete`.
+    fn pending(&self) -> usize;
+
+    /// Requests cancellation of every pending transfer; they still complete (as Cancelled or
+    /// with their data) and must be collected with `wait_next_complete`.
+    fn cancel_all(&mut self);
+}
+
+/// An isochronous IN endpoint as a queue of transfers.
+pub trait IsoInQueue: Send {
+    /// The endpoint address.
+    fn address(&self) -> u8;
+
+    /// Queues a transfer; `buffer` is reused as storage.
+    fn submit(&mut self, buffer: Vec<u8>);
+
+    /// Waits up to `timeout` for the oldest pending transfer.
+    fn wait_next_complete(&mut self, timeout: Duration) -> Option<IsoCompletion>;
+
+    /// Transfers submitted and not yet returned.
+    fn pending(&self) -> usize;
+
+    /// Requests cancellation of every pending transfer (collect them afterwards).
+    fn cancel_all(&mut self);
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04X}:{:04X} at bus {} address {}",
+            self.vendor_id, self.product_id, self.bus, self.address
+        )
+    }
+}
