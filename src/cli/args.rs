@@ -364,7 +364,9 @@ fn apply(
     token: &str,
     value: Option<&OsString>,
 ) -> Result<Option<RecorderCommand>, OptionValueError> {
-    let text = value.map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = value
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let is = |word: &str| text.eq_ignore_ascii_case(word);
     let c = &mut o.device_config;
     match opt {
@@ -439,7 +441,8 @@ fn apply(
                 u32::try_from(v).map_err(|_| OptionValueError::SyncDelay)?;
         }
         Opt::Exposure => {
-            o.exposure = Exposure::from_option_value(stoi(&text)?).ok_or(OptionValueError::Exposure)?;
+            o.exposure =
+                Exposure::from_option_value(stoi(&text)?).ok_or(OptionValueError::Exposure)?;
         }
         Opt::Gain => {
             let v = stoi(&text)?;
@@ -513,15 +516,41 @@ mod tests {
     #[test]
     fn all_options() {
         let o = record(&[
-            "--device", "3", "-l", "10", "-c", "720p_yuy2", "-d", "wfov_2x2binned", "--depth-delay",
-            "-100", "-r", "5", "--imu", "Off", "--external-sync", "SUB", "--sync-delay", "160",
-            "-e", "-11", "-g", "128", "--no-progress", "--depth-engine", "/x/libde.so",
-            "--emulate=units=2", "o.mkv",
+            "--device",
+            "3",
+            "-l",
+            "10",
+            "-c",
+            "720p_yuy2",
+            "-d",
+            "wfov_2x2binned",
+            "--depth-delay",
+            "-100",
+            "-r",
+            "5",
+            "--imu",
+            "Off",
+            "--external-sync",
+            "SUB",
+            "--sync-delay",
+            "160",
+            "-e",
+            "-11",
+            "-g",
+            "128",
+            "--no-progress",
+            "--depth-engine",
+            "/x/libde.so",
+            "--emulate=units=2",
+            "o.mkv",
         ]);
         let c = &o.device_config;
         assert_eq!(o.device_index, 3);
         assert_eq!(o.record_length_sec, Some(10));
-        assert_eq!((c.color_format, c.color_resolution), (ImageFormat::Yuy2, ColorResolution::R720p));
+        assert_eq!(
+            (c.color_format, c.color_resolution),
+            (ImageFormat::Yuy2, ColorResolution::R720p)
+        );
         assert_eq!(c.depth_mode, DepthMode::Wfov2x2Binned);
         assert_eq!(c.depth_delay_off_color_usec, -100);
         assert_eq!(c.camera_fps, Fps::Fps5);
@@ -538,12 +567,30 @@ mod tests {
 
     #[test]
     fn exposure_conversion() {
-        assert_eq!(Exposure::from_option_value(-11), Some(Exposure::ManualUsec(488)));
-        assert_eq!(Exposure::from_option_value(-5), Some(Exposure::ManualUsec(31_250)));
-        assert_eq!(Exposure::from_option_value(0), Some(Exposure::ManualUsec(1_000_000)));
-        assert_eq!(Exposure::from_option_value(1), Some(Exposure::ManualUsec(2_000_000)));
-        assert_eq!(Exposure::from_option_value(2), Some(Exposure::ManualUsec(2)));
-        assert_eq!(Exposure::from_option_value(200_000), Some(Exposure::ManualUsec(200_000)));
+        assert_eq!(
+            Exposure::from_option_value(-11),
+            Some(Exposure::ManualUsec(488))
+        );
+        assert_eq!(
+            Exposure::from_option_value(-5),
+            Some(Exposure::ManualUsec(31_250))
+        );
+        assert_eq!(
+            Exposure::from_option_value(0),
+            Some(Exposure::ManualUsec(1_000_000))
+        );
+        assert_eq!(
+            Exposure::from_option_value(1),
+            Some(Exposure::ManualUsec(2_000_000))
+        );
+        assert_eq!(
+            Exposure::from_option_value(2),
+            Some(Exposure::ManualUsec(2))
+        );
+        assert_eq!(
+            Exposure::from_option_value(200_000),
+            Some(Exposure::ManualUsec(200_000))
+        );
         assert_eq!(Exposure::from_option_value(200_001), None);
         assert_eq!(Exposure::from_option_value(-12), None);
     }
@@ -583,20 +630,56 @@ mod tests {
 
     #[test]
     fn handler_messages_name_the_option_as_typed() {
-        assert_eq!(refusal(&["--record-length", "-1", "o"]), "--record-length: Recording length must be positive");
+        assert_eq!(
+            refusal(&["--record-length", "-1", "o"]),
+            "--record-length: Recording length must be positive"
+        );
         assert_eq!(refusal(&["-l", "x", "o"]), "-l: stoi");
-        assert_eq!(refusal(&["--device", "256", "o"]), "--device: Device index must 0-255");
-        assert_eq!(refusal(&["-c", "4k", "o"]), "-c: Unknown color mode specified: 4k");
-        assert_eq!(refusal(&["-d", "wide", "o"]), "-d: Unknown depth mode specified: wide");
-        assert_eq!(refusal(&["-r", "60", "o"]), "-r: Unknown frame rate specified: 60");
-        assert_eq!(refusal(&["--imu", "yes", "o"]), "--imu: Unknown imu mode specified: yes");
-        assert_eq!(refusal(&["--external-sync", "slave", "o"]), "--external-sync: Unknown external sync mode specified: slave");
-        assert_eq!(refusal(&["--sync-delay", "-1", "o"]), "--sync-delay: External sync delay must be positive.");
-        assert_eq!(refusal(&["-e", "0", "-e", "300000", "o"]), "-e: Exposure value range is 2 to 5s, or -11 to 1.");
-        assert_eq!(refusal(&["-g", "256", "o"]), "-g: Gain value must be between 0 and 255.");
-        assert_eq!(refusal(&["--emulate=units=0", "o"]), "--emulate=units=0: emulate units `0` must be a whole number from 1 to 16");
+        assert_eq!(
+            refusal(&["--device", "256", "o"]),
+            "--device: Device index must 0-255"
+        );
+        assert_eq!(
+            refusal(&["-c", "4k", "o"]),
+            "-c: Unknown color mode specified: 4k"
+        );
+        assert_eq!(
+            refusal(&["-d", "wide", "o"]),
+            "-d: Unknown depth mode specified: wide"
+        );
+        assert_eq!(
+            refusal(&["-r", "60", "o"]),
+            "-r: Unknown frame rate specified: 60"
+        );
+        assert_eq!(
+            refusal(&["--imu", "yes", "o"]),
+            "--imu: Unknown imu mode specified: yes"
+        );
+        assert_eq!(
+            refusal(&["--external-sync", "slave", "o"]),
+            "--external-sync: Unknown external sync mode specified: slave"
+        );
+        assert_eq!(
+            refusal(&["--sync-delay", "-1", "o"]),
+            "--sync-delay: External sync delay must be positive."
+        );
+        assert_eq!(
+            refusal(&["-e", "0", "-e", "300000", "o"]),
+            "-e: Exposure value range is 2 to 5s, or -11 to 1."
+        );
+        assert_eq!(
+            refusal(&["-g", "256", "o"]),
+            "-g: Gain value must be between 0 and 255."
+        );
+        assert_eq!(
+            refusal(&["--emulate=units=0", "o"]),
+            "--emulate=units=0: emulate units `0` must be a whole number from 1 to 16"
+        );
         // Errors come before the leftover count is looked at.
-        assert_eq!(refusal(&["-l", "-5"]), "-l: Recording length must be positive");
+        assert_eq!(
+            refusal(&["-l", "-5"]),
+            "-l: Recording length must be positive"
+        );
     }
 
     #[test]
@@ -609,7 +692,10 @@ mod tests {
         // Option names are case-sensitive: an unknown token ends parsing.
         assert_eq!(command(&["-L", "5", "o.mkv"]), RecorderCommand::Usage);
         assert_eq!(command(&["--help", "-l", "x"]), RecorderCommand::Help);
-        assert_eq!(command(&["-l", "2", "--list", "-l", "x"]), RecorderCommand::List);
+        assert_eq!(
+            command(&["-l", "2", "--list", "-l", "x"]),
+            RecorderCommand::List
+        );
         // A bad value before --list is reported.
         assert!(parse_recorder_args(["-l", "x", "--list"]).is_err());
         // The file may look like an option we do not know.

@@ -223,18 +223,30 @@ mod tests {
         let err = |s: &str| s.parse::<EmulateSpec>().unwrap_err();
         assert_eq!(err("units=0"), E::BadUnits { value: "0".into() });
         assert_eq!(err("units=17"), E::BadUnits { value: "17".into() });
-        assert_eq!(err("units=two"), E::BadUnits { value: "two".into() });
+        assert_eq!(
+            err("units=two"),
+            E::BadUnits {
+                value: "two".into()
+            }
+        );
         assert_eq!(err("speed=0"), E::BadSpeed { value: "0".into() });
-        assert_eq!(err("speed=inf"), E::BadSpeed { value: "inf".into() });
+        assert_eq!(
+            err("speed=inf"),
+            E::BadSpeed {
+                value: "inf".into()
+            }
+        );
         assert_eq!(err("speed=-1"), E::BadSpeed { value: "-1".into() });
         assert_eq!(err("seed=-1"), E::BadSeed { value: "-1".into() });
-        assert_eq!(err("units"), E::MissingEquals { item: "units".into() });
+        assert_eq!(
+            err("units"),
+            E::MissingEquals {
+                item: "units".into()
+            }
+        );
         assert_eq!(err("units=1,"), E::EmptyItem);
         assert_eq!(err("fast=1"), E::UnknownKey { key: "fast".into() });
-        assert_eq!(
-            err("seed=1,seed=2"),
-            E::DuplicateKey { key: "seed".into() }
-        );
+        assert_eq!(err("seed=1,seed=2"), E::DuplicateKey { key: "seed".into() });
         assert_eq!(
             err("units=0").to_string(),
             "emulate units `0` must be a whole number from 1 to 16"

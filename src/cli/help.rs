@@ -70,11 +70,12 @@ mod tests {
             }
         }
         assert!(MICROSOFT_OPTIONS_TEXT.contains("(default: \n"));
-        assert_eq!(MICROSOFT_OPTIONS_TEXT.lines().count(), 21);
+        assert_eq!(MICROSOFT_OPTIONS_TEXT.lines().count(), 22);
     }
 
     #[test]
     fn usage_line() {
-        assert!(recorder_help("k4arecorder").starts_with("k4arecorder [options] output.mkv\n\n Options:\n"));
+        assert!(recorder_help("k4arecorder")
+            .starts_with("k4arecorder [options] output.mkv\n\n Options:\n"));
     }
 }

@@ -210,7 +210,11 @@ mod tests {
         let pad = first.len() - second.len();
         assert_eq!(
             out,
-            format!("\r{first}\r{second}{}\r{}\r", " ".repeat(pad), " ".repeat(second.len()))
+            format!(
+                "\r{first}\r{second}{}\r{}\r",
+                " ".repeat(pad),
+                " ".repeat(second.len())
+            )
         );
     }
 

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use crate::cli::args::{Exposure, RecorderOptions};
 use crate::cli::progress::ProgressStats;
 use crate::cli::signal::StopSignal;
-use crate::types::{Capture, ColorResolution, DepthMode, HardwareVersion, ImuSample, WiredSyncMode};
+use crate::types::{
+    Capture, ColorResolution, DepthMode, HardwareVersion, ImuSample, WiredSyncMode,
+};
 
 /// How long to wait for the first capture (standalone and master).
 pub const FIRST_CAPTURE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -189,20 +191,26 @@ where
 
     let serial = match device.serial_number() {
         Ok(s) => s,
-        Err(e) => {
-            return check_failed(
-                device,
-                io,
-                "k4a_device_get_serialnum(device, serial_number_buffer, &serial_number_buffer_size)",
-                &e,
-                stats,
-            )
-        }
+        Err(e) => return check_failed(
+            device,
+            io,
+            "k4a_device_get_serialnum(device, serial_number_buffer, &serial_number_buffer_size)",
+            &e,
+            stats,
+        ),
     };
     say!(io.out, "Device serial number: {serial}");
     let v = match device.hardware_version() {
         Ok(v) => v,
-        Err(e) => return check_failed(device, io, "k4a_device_get_version(device, &version_info)", &e, stats),
+        Err(e) => {
+            return check_failed(
+                device,
+                io,
+                "k4a_device_get_version(device, &version_info)",
+                &e,
+                stats,
+            )
+        }
     };
     say!(
         io.out,
@@ -216,7 +224,10 @@ where
     );
 
     if config.color_resolution == ColorResolution::Off && config.depth_mode == DepthMode::Off {
-        say!(io.err, "Either the color or depth modes must be enabled to record.");
+        say!(
+            io.err,
+            "Either the color or depth modes must be enabled to record."
+        );
         return report(1, false, stats);
     }
 
@@ -226,18 +237,30 @@ where
             Exposure::Auto => "auto",
             Exposure::ManualUsec(_) => "manual",
         };
-        say!(io.err, "Runtime error: k4a_device_set_color_control() for {which} exposure failed ");
+        say!(
+            io.err,
+            "Runtime error: k4a_device_set_color_control() for {which} exposure failed "
+        );
         say!(io.err, "Cause: {e}");
     }
     if let Some(gain) = options.gain {
         if let Err(e) = device.set_gain(gain) {
-            say!(io.err, "Runtime error: k4a_device_set_color_control() for manual gain failed ");
+            say!(
+                io.err,
+                "Runtime error: k4a_device_set_color_control() for manual gain failed "
+            );
             say!(io.err, "Cause: {e}");
         }
     }
 
     if let Err(e) = device.start_cameras(config) {
-        return check_failed(device, io, "k4a_device_start_cameras(device, device_config)", &e, stats);
+        return check_failed(
+            device,
+            io,
+            "k4a_device_start_cameras(device, device_config)",
+            &e,
+            stats,
+        );
     }
     if options.imu_enabled {
         if let Err(e) = device.start_imu() {
@@ -249,7 +272,11 @@ where
     let mut sink = match create_sink(device, options) {
         Ok(s) => s,
         Err(e) => {
-            say!(io.err, "Unable to create recording file: {}", options.output_path.display());
+            say!(
+                io.err,
+                "Unable to create recording file: {}",
+                options.output_path.display()
+            );
             say!(io.err, "Cause: {e}");
             return report(1, false, stats);
         }
@@ -282,7 +309,10 @@ where
             }
             WaitResult::Timeout => {}
             WaitResult::Failed(e) => {
-                say!(io.err, "Runtime error: k4a_device_get_capture() returned error: 1");
+                say!(
+                    io.err,
+                    "Runtime error: k4a_device_get_capture() returned error: 1"
+                );
                 say!(io.err, "Cause: {e}");
                 return report(1, false, stats);
             }
@@ -322,7 +352,13 @@ where
             }
             WaitResult::Ready(capture) => {
                 if let Err(e) = sink.write_capture(&capture) {
-                    return check_failed(device, io, "k4a_record_write_capture(recording, capture)", &e, stats);
+                    return check_failed(
+                        device,
+                        io,
+                        "k4a_record_write_capture(recording, capture)",
+                        &e,
+                        stats,
+                    );
                 }
                 stats.captures += 1;
                 if options.imu_enabled {
@@ -337,7 +373,10 @@ where
                             }
                             WaitResult::Ready(sample) => {
                                 if let Err(e) = sink.write_imu_sample(&sample) {
-                                    say!(io.err, "Runtime error: k4a_record_write_imu_sample() returned 1");
+                                    say!(
+                                        io.err,
+                                        "Runtime error: k4a_record_write_imu_sample() returned 1"
+                                    );
                                     say!(io.err, "Cause: {e}");
                                     break;
                                 }
@@ -376,7 +415,11 @@ where
         return check_failed(device, io, "k4a_record_flush(recording)", &e, stats);
     }
     if let Err(e) = sink.close() {
-        say!(io.err, "Runtime error: cannot finish the recording file {}", options.output_path.display());
+        say!(
+            io.err,
+            "Runtime error: cannot finish the recording file {}",
+            options.output_path.display()
+        );
         say!(io.err, "Cause: {e}");
         device.close();
         return report(1, false, stats);

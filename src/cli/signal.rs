@@ -65,7 +65,11 @@ impl StopSignal {
 
     /// Records a signal received at `now` and says what to do about it.
     pub fn on_signal(&self, now: Instant) -> SignalAction {
-        let mut first = self.state.first_at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut first = self
+            .state
+            .first_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match *first {
             None => {
                 *first = Some(now);
@@ -80,7 +84,11 @@ impl StopSignal {
     /// Sets the stop flag without a signal (and without the message). A later real signal is
     /// then treated as a second one.
     pub fn request_stop(&self) {
-        let mut first = self.state.first_at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut first = self
+            .state
+            .first_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         first.get_or_insert_with(Instant::now);
         self.state.stopping.store(true, Ordering::SeqCst);
     }
@@ -102,9 +110,18 @@ mod tests {
         assert!(!s.is_stopping());
         assert_eq!(s.on_signal(t0), SignalAction::Stop);
         assert!(s.is_stopping());
-        assert_eq!(s.on_signal(t0 + Duration::from_millis(500)), SignalAction::Ignore);
-        assert_eq!(s.on_signal(t0 + Duration::from_millis(1000)), SignalAction::Ignore);
-        assert_eq!(s.on_signal(t0 + Duration::from_millis(1001)), SignalAction::Force);
+        assert_eq!(
+            s.on_signal(t0 + Duration::from_millis(500)),
+            SignalAction::Ignore
+        );
+        assert_eq!(
+            s.on_signal(t0 + Duration::from_millis(1000)),
+            SignalAction::Ignore
+        );
+        assert_eq!(
+            s.on_signal(t0 + Duration::from_millis(1001)),
+            SignalAction::Force
+        );
     }
 
     #[test]

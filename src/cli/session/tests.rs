@@ -334,7 +334,19 @@ fn record_length_on_monotonic_clock_from_first_capture() {
     assert_eq!(r.sink.calls, ["add_imu_track", "header", "flush", "close"]);
     assert_eq!(
         r.device,
-        ["open", "serial", "version", "Auto", "exposure", "30fps", "start_cameras", "start_imu", "stop_imu", "stop_cameras", "close"]
+        [
+            "open",
+            "serial",
+            "version",
+            "Auto",
+            "exposure",
+            "30fps",
+            "start_cameras",
+            "start_imu",
+            "stop_imu",
+            "stop_cameras",
+            "close"
+        ]
     );
     assert_eq!(r.progress_calls, 60);
     assert_eq!(r.report.stats.bytes_written, 60_000);
@@ -346,7 +358,9 @@ fn zero_length_writes_one_capture_and_still_says_press_ctrl_c() {
     assert_eq!(r.report.exit_code, 0);
     assert_eq!(r.sink.captures, 1);
     assert_eq!(r.sink.calls, ["header", "flush", "close"]);
-    assert!(r.out.contains("Started recording\nPress Ctrl-C to stop recording.\nStopping recording...\n"));
+    assert!(r
+        .out
+        .contains("Started recording\nPress Ctrl-C to stop recording.\nStopping recording...\n"));
     assert!(!r.device.contains(&"stop_imu".to_string()));
 }
 
@@ -370,7 +384,10 @@ fn subordinate_waits_six_minutes() {
     let clock = s.clock.clone();
     let r = run(s, &["--external-sync", "sub", "o.mkv"]);
     assert_eq!(r.report.exit_code, 1);
-    assert_eq!(r.out, format!("{HEADER}[subordinate mode] Waiting for signal from master\n"));
+    assert_eq!(
+        r.out,
+        format!("{HEADER}[subordinate mode] Waiting for signal from master\n")
+    );
     assert_eq!(r.err, "Timed out waiting for first capture.\n");
     assert_eq!(clock.offset.get(), Duration::from_secs(360));
 }
@@ -391,7 +408,10 @@ fn ctrl_c_during_first_capture_wait_exits_zero() {
 #[test]
 fn ctrl_c_during_recording_finishes_the_file() {
     let mut s = setup();
-    s.device.script = [Step::Capture; 6].into_iter().chain([Step::Signal]).collect();
+    s.device.script = [Step::Capture; 6]
+        .into_iter()
+        .chain([Step::Signal])
+        .collect();
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 0);
     // The handler printed "Stopping recording..." itself; the sequence does not repeat it.
@@ -408,11 +428,17 @@ fn device_not_found_and_nothing_enabled() {
     let mut s = setup();
     s.device.count = 0;
     let r = run(s, &["o.mkv"]);
-    assert_eq!((r.report.exit_code, r.err.as_str(), r.out.as_str()), (1, "Device not found.\n", ""));
+    assert_eq!(
+        (r.report.exit_code, r.err.as_str(), r.out.as_str()),
+        (1, "Device not found.\n", "")
+    );
 
     let r = run(setup(), &["-c", "off", "-d", "off", "o.mkv"]);
     assert_eq!(r.report.exit_code, 1);
-    assert_eq!(r.err, "Either the color or depth modes must be enabled to record.\n");
+    assert_eq!(
+        r.err,
+        "Either the color or depth modes must be enabled to record.\n"
+    );
     assert!(!r.device.contains(&"close".to_string()));
 }
 
@@ -439,13 +465,18 @@ fn failures_follow_the_check_macro() {
     s.sink_fail = &["capture"];
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 1);
-    assert!(r.err.starts_with("Runtime error: k4a_record_write_capture(recording, capture) returned 1\n"));
+    assert!(r
+        .err
+        .starts_with("Runtime error: k4a_record_write_capture(recording, capture) returned 1\n"));
 
     let mut s = setup();
     s.create_fails = true;
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 1);
-    assert_eq!(r.err, "Unable to create recording file: o.mkv\nCause: disk on fire\n");
+    assert_eq!(
+        r.err,
+        "Unable to create recording file: o.mkv\nCause: disk on fire\n"
+    );
 }
 
 #[test]
@@ -471,8 +502,13 @@ fn capture_failure_in_main_loop_still_saves() {
     s.device.script = [Step::Capture, Step::Capture, Step::Fail].into();
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 0);
-    assert_eq!(r.err, "Runtime error: k4a_device_get_capture() returned 1\nCause: fake failure in get_capture\n");
-    assert!(r.out.ends_with("Stopping recording...\nSaving recording...\nDone\n"));
+    assert_eq!(
+        r.err,
+        "Runtime error: k4a_device_get_capture() returned 1\nCause: fake failure in get_capture\n"
+    );
+    assert!(r
+        .out
+        .ends_with("Stopping recording...\nSaving recording...\nDone\n"));
     assert_eq!(r.sink.captures, 1);
 }
 
@@ -482,5 +518,7 @@ fn first_capture_failure() {
     s.device.script = [Step::Fail].into();
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 1);
-    assert!(r.err.starts_with("Runtime error: k4a_device_get_capture() returned error: 1\n"));
+    assert!(r
+        .err
+        .starts_with("Runtime error: k4a_device_get_capture() returned error: 1\n"));
 }
