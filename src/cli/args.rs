@@ -698,6 +698,12 @@ mod tests {
         );
         // A bad value before --list is reported.
         assert!(parse_recorder_args(["-l", "x", "--list"]).is_err());
+        // --emulate alone takes no value.
+        assert_eq!(
+            record(&["--emulate", "o.mkv"]).emulate,
+            Some(EmulateSpec::default())
+        );
+        assert_eq!(command(&["--emulate"]), RecorderCommand::Usage);
         // The file may look like an option we do not know.
         assert_eq!(record(&["-x"]).output_path, PathBuf::from("-x"));
     }

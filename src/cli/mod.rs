@@ -24,6 +24,9 @@ pub use emulate::{EmulateSpec, EmulateSpecError, EmulateSpeed, EMULATE_ENV};
 pub use help::recorder_help;
 pub use list::{format_device_list, ListedDevice};
 pub use progress::{format_progress, format_summary, ProgressRenderer, ProgressStats};
-pub use session::{run_recording, RecorderDevice, RecordingSink, WaitResult};
+pub use session::{
+    record_on_console, run_recording, Clock, DroppedFrames, MonotonicClock, RecorderDevice,
+    RecordingSink, SessionIo, SessionReport, WaitResult,
+};
 pub use signal::{SignalAction, StopSignal};
 pub use toolbox::NotAvailable;

@@ -431,6 +431,69 @@ where
     report(0, true, stats)
 }
 
+/// Runs [`run_recording`] on the real console: stdout and stderr, the monotonic clock, and a
+/// progress line on stderr when `options.progress` is set and stderr is a terminal (cleared
+/// before every console line, followed by a summary line at the end). `stop` should already be
+/// connected to the signals ([`StopSignal::install`]).
+pub fn record_on_console<D, S, E, F>(
+    device: &mut D,
+    create_sink: F,
+    options: &RecorderOptions,
+    stop: &StopSignal,
+) -> SessionReport
+where
+    D: RecorderDevice,
+    S: RecordingSink,
+    E: std::fmt::Display,
+    F: FnOnce(&mut D, &RecorderOptions) -> Result<S, E>,
+{
+    use std::cell::RefCell;
+
+    use crate::cli::progress::{format_summary, ProgressRenderer};
+
+    /// Clears the progress line before passing console text on.
+    struct Clearing<'r, W: Write> {
+        inner: W,
+        renderer: &'r RefCell<ProgressRenderer<std::io::Stderr>>,
+    }
+    impl<W: Write> Write for Clearing<'_, W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.renderer.borrow_mut().clear();
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    let renderer = RefCell::new(ProgressRenderer::stderr(options.progress));
+    let mut out = Clearing {
+        inner: std::io::stdout(),
+        renderer: &renderer,
+    };
+    let mut err = Clearing {
+        inner: std::io::stderr(),
+        renderer: &renderer,
+    };
+    let mut progress = |stats: &ProgressStats| renderer.borrow_mut().update(stats, Instant::now());
+    let report = {
+        let mut io = SessionIo {
+            out: &mut out,
+            err: &mut err,
+            stop,
+            clock: &MonotonicClock,
+            progress: &mut progress,
+        };
+        run_recording(device, create_sink, options, &mut io)
+    };
+    let mut renderer = renderer.into_inner();
+    renderer.clear();
+    if renderer.is_enabled() && report.finished {
+        eprintln!("{}", format_summary(&report.stats));
+    }
+    report
+}
+
 /// Microsoft's CHECK macro: report the failed call, close the device, exit code 1.
 fn check_failed<D: RecorderDevice>(
     device: &mut D,
