@@ -284,7 +284,12 @@ fn other_tools_accept_reference_and_real_recordings() {
     }
     let dir = TempDir::new("judges-tools");
     let made = dir.join("ref.mkv");
-    oracle.reference_record(&made, &full_spec(8, 300));
+    // ffprobe decodes colour frames to probe them, so they must be real JPEGs here.
+    let jpeg = dir.join("frame.jpg");
+    util::write_test_jpeg(&jpeg, 1280, 720);
+    let mut spec = full_spec(8, 300);
+    spec["capture_series"]["color"] = json!({ "file": jpeg });
+    oracle.reference_record(&made, &spec);
     for path in [util::fixture(REAL_RECORDING), made] {
         let info = util::mkvinfo(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(info.contains("Codec ID: V_MS/VFW/FOURCC"), "{info}");
@@ -354,10 +359,19 @@ fn ebml_tree_is_deterministic_and_masks_volatile_values() {
     }
     assert!(text.contains("'Azure Kinect'"), "Title is not volatile");
     assert!(text.contains("= 'K4A_DEVICE_SERIAL_NUMBER'"));
-    // Elements after the volatile-length regions keep their real offsets.
-    assert!(masked
+    // Offsets exclude masked variable-length bytes (the decimal UIDs of four K4A_*_TRACK tags,
+    // 18 digits each, after the Info region's Void absorbed the app names), and positions held in
+    // values follow their targets.
+    assert!(plain
         .iter()
         .any(|l| l.starts_with("7494 ") && l.contains("Cluster")));
+    assert!(masked
+        .iter()
+        .any(|l| l.starts_with("7422 ") && l.contains("Cluster")));
+    assert!(masked
+        .iter()
+        .any(|l| l.contains("CueClusterPosition") && l.ends_with("= 7422")));
+    assert!(masked.iter().any(|l| l.starts_with("1286   Tracks")));
 
     let dropped = util::ebml_tree_with(&real, &["--mask", "--drop-tag-prefix", "K4A_DEVICE_"]);
     assert!(!dropped.join("\n").contains("K4A_DEVICE_SERIAL_NUMBER"));
@@ -379,11 +393,25 @@ fn masked_trees_of_two_identical_reference_recordings_match() {
                            "color": {"pattern": "bytes", "seed": 5, "size": 3000}}
     });
     oracle.reference_record(&a, &spec);
-    oracle.reference_record(&b, &spec);
     let ta = util::ebml_tree(&a, Mask::Volatile);
-    if let Some(diff) = util::tree_diff(&ta, &util::ebml_tree(&b, Mask::Volatile)) {
-        panic!("same inputs, different masked trees:\n{diff}");
+    // The library seeds its UIDs from the clock in seconds: record in different seconds so that
+    // the UIDs (and the digit counts of their decimal tag values) differ.
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        oracle.reference_record(&b, &spec);
+        if let Some(diff) = util::tree_diff(&ta, &util::ebml_tree(&b, Mask::Volatile)) {
+            panic!("same inputs, different masked trees:\n{diff}");
+        }
     }
+    assert_ne!(
+        util::ebml_tree(&a, Mask::None)
+            .iter()
+            .find(|l| l.contains("TrackUID")),
+        util::ebml_tree(&b, Mask::None)
+            .iter()
+            .find(|l| l.contains("TrackUID")),
+        "recordings made seconds apart should draw different UIDs"
+    );
     // The comparison still sees a real difference: a different serial number.
     let mut other = spec.clone();
     other["device"]["serial"] = json!("000123456780");

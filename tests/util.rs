@@ -302,12 +302,19 @@ pub fn ebml_tree_with(path: &Path, args: &[&str]) -> Vec<String> {
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
 
-/// True if `tool` can be started; otherwise [`skip`]s with the reason and returns false.
+/// True if `tool` can be started (`ffprobe -version`, `mkvinfo --version`, ...); otherwise
+/// [`skip`]s with the reason and returns false.
 pub fn have_tool(tool: &str) -> bool {
-    match Command::new(tool).arg("--version").output() {
+    // ffmpeg's tools spell it -version; mkvtoolnix and most others --version.
+    let flag = if tool.starts_with("ff") {
+        "-version"
+    } else {
+        "--version"
+    };
+    match Command::new(tool).arg(flag).output() {
         Ok(o) if o.status.success() => true,
         Ok(o) => {
-            skip(&format!("{tool} --version failed: {}", o.status));
+            skip(&format!("{tool} {flag} failed: {}", o.status));
             false
         }
         Err(e) => {
@@ -458,4 +465,26 @@ pub fn tree_diff(a: &[String], b: &[String]) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Writes a real baseline JPEG of `width`×`height` (a deterministic colour gradient) to `path`, for
+/// colour tracks that ffprobe decodes; returns its bytes.
+pub fn write_test_jpeg(path: &Path, width: u16, height: u16) -> Vec<u8> {
+    let (w, h) = (usize::from(width), usize::from(height));
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            rgb.extend_from_slice(&[
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                ((x + y) % 256) as u8,
+            ]);
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 80)
+        .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+        .expect("encode test JPEG");
+    std::fs::write(path, &out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    out
 }

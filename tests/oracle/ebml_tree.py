@@ -10,10 +10,14 @@ Line format:  <offset> <indent><Name> [<id hex>] sf=<size-field bytes> size=<dat
            binaries as length + sha256 prefix (CodecPrivate, SeekID and CRC-32 in hex; Void: no value).
 --mask replaces values that legitimately differ between two writers of the same input with '*':
   UIDs (TrackUID, FileUID, TagTrackUID, TagAttachmentUID, SegmentUID, values of K4A_*_TRACK tags), DateUTC,
-  MuxingApp, WritingApp, and CRC-32 values. Where a masked value's length may vary (app names, UIDs written as
-  decimal tag values; binary UIDs keep their printed size, both writers should use 8 bytes), the sizes of its element and of every enclosing master, and the offsets of later siblings, print as '*';
-  a Void following a '*' offset is assumed to absorb the difference, so the sibling after it prints normally.
---drop-tag-prefix P omits Tag elements whose TagName starts with P (treated like a length change).
+  MuxingApp, WritingApp, and CRC-32 values. Masked values whose length may vary (app names, UIDs written as
+  decimal tag values) print size '*', and offsets and master sizes are normalised: they exclude the bytes of
+  such values (as if they were empty), so a 19- vs 20-digit UID shifts nothing. The Void that pads the
+  SeekHead and Info reserved regions absorbs those bytes (its size prints as '*'); binary UIDs keep their
+  printed size (both writers should use 8 bytes). SeekPosition and CueClusterPosition values print as the
+  normalised offset of the element they point to.
+--drop-tag-prefix P omits Tag elements whose TagName starts with P; their bytes are excluded the same way.
+With --absolute, offsets are absolute file offsets and nothing is normalised.
 """
 import argparse
 import hashlib
@@ -25,6 +29,10 @@ import ebml
 UID_IDS = {0x73C5, 0x46AE, 0x63C5, 0x63C6, 0x73A4}
 APP_IDS = {0x4D80, 0x5741}
 VOID, TAG, TAGNAME, TAGSTRING, SIMPLETAG = 0xEC, 0x7373, 0x45A3, 0x4487, 0x67C8
+# SeekHead and Info sit in fixed-size regions padded by a Void (seg+0..1027, seg+1027..1286)
+RESERVED_REGIONS = {0x114D9B74, 0x1549A966}
+SEGMENT = 0x18538067
+POSITION_IDS = {0x53AC, 0xF1}  # SeekPosition, CueClusterPosition
 
 
 def short_hash(data):
@@ -60,59 +68,51 @@ def tag_name_of(buf, tag_el, limit):
 class Dumper:
     def __init__(self, buf, mask, drop_prefixes, absolute):
         self.buf, self.mask, self.drop, self.absolute = buf, mask, drop_prefixes, absolute
+        self.normalise = (mask or bool(drop_prefixes)) and not absolute
         self.limit = len(buf)
         self.lines = []
+        self.position_refs = []  # (line index, segment position) of SeekPosition / CueClusterPosition
+        self.segment_children = {}  # actual segment position -> printed (normalised) offset
 
     def leaf_value(self, el, masked_tag_value):
-        """(text, masked, length_may_vary)"""
+        """(text, length_may_vary)"""
         kind, ident = el.kind, el.ident
         buf, limit = self.buf, self.limit
         if self.mask:
-            if ident in UID_IDS:
-                return "*", True, False
-            if ident in APP_IDS:
-                return "*", True, True
-            if ident == 0x4461:
-                return "*", True, False
-            if ident == 0xBF:
-                return "*", True, False
-            if ident == TAGSTRING and masked_tag_value:
-                return "*", True, True
+            if ident in UID_IDS or ident == 0x4461 or ident == 0xBF:
+                return "*", False
+            if ident in APP_IDS or (ident == TAGSTRING and masked_tag_value):
+                return "*", True
         if kind == "K":
-            return block_text(buf, el, limit), False, False
+            return block_text(buf, el, limit), False
         if ident == VOID:
-            return None, False, False
+            return None, False
         if ident in (0xBF, 0x53AB, 0x63A2):
-            return bytes(buf[el.data_start:el.end(limit)]).hex(), False, False
+            return bytes(buf[el.data_start:el.end(limit)]).hex(), False
         if kind == "B":
             data = bytes(buf[el.data_start:el.end(limit)])
-            return f"<{len(data)} bytes sha={short_hash(data)}>", False, False
+            return f"<{len(data)} bytes sha={short_hash(data)}>", False
         v = ebml.value_of(el, buf, limit)
-        if kind in ("S", "T"):
-            return repr(v), False, False
-        if kind == "F":
-            return repr(v), False, False
-        return str(v), False, False
+        if kind in ("S", "T", "F"):
+            return repr(v), False
+        return str(v), False
 
-    def dump(self, start, end, depth, parent_ident, parent_data_start, masked_tag_value=False):
-        """Append lines for the children of one master. Returns True when its content length may vary."""
-        offset_tainted = False  # offsets of following siblings may differ
-        prev_void_heals = False
+    def dump(self, start, end, depth, parent_ident, masked_tag_value=False):
+        """Append lines for the children of one master; return how many bytes of masked
+        variable-length content (and dropped tags) it holds that no reserved-region Void absorbed."""
+        delta = 0
+        prev_ident = None
         for el in ebml.children(self.buf, start, end, parent_ident):
             if el.ident == TAG and self.drop:
                 name = tag_name_of(self.buf, el, self.limit) or ""
                 if any(name.startswith(p) for p in self.drop):
-                    offset_tainted = True
+                    delta += el.end(end) - el.offset
                     continue
-            if prev_void_heals:
-                offset_tainted = False
-                prev_void_heals = False
-            off = el.offset if self.absolute else el.offset - parent_data_start
-            off_text = "*" if (self.mask or self.drop) and offset_tainted else str(off)
+            off = el.offset if self.absolute else el.offset - start - (delta if self.normalise else 0)
             index = len(self.lines)
             self.lines.append(None)
-            size_tainted = False
             value = None
+            size_text = "unknown" if el.size is None else str(el.size)
             if el.kind == "M":
                 inner_masked = masked_tag_value
                 if el.ident == SIMPLETAG and self.mask:
@@ -120,26 +120,38 @@ class Dumper:
                         if sub.ident == TAGNAME:
                             name = ebml.value_of(sub, self.buf, self.limit)
                             inner_masked = name.startswith("K4A_") and name.endswith("_TRACK")
-                size_tainted = self.dump(el.data_start, el.end(end), depth + 1, el.ident, el.data_start,
-                                         inner_masked)
+                inner = self.dump(el.data_start, el.end(end), depth + 1, el.ident, inner_masked)
+                if self.normalise and el.size is not None:
+                    size_text = str(el.size - inner)
+                delta += inner
             else:
-                value, _, varies = self.leaf_value(el, masked_tag_value)
-                size_tainted = varies
-            if el.ident == VOID and offset_tainted:
-                size_tainted = True
-                prev_void_heals = True
-            size_text = "unknown" if el.size is None else str(el.size)
-            if size_tainted:
+                value, varies = self.leaf_value(el, masked_tag_value)
+                if self.normalise and el.ident in POSITION_IDS:
+                    self.position_refs.append((index, int(value)))
+                if varies:
+                    size_text = "*"
+                    delta += el.end(end) - el.data_start
+            if self.normalise and el.ident == VOID and prev_ident in RESERVED_REGIONS:
+                # the SDK's fixed reserved regions: this Void absorbs any length difference before it
                 size_text = "*"
-                if el.ident != VOID:
-                    offset_tainted = True
+                delta = 0
             note = " TRUNCATED" if el.truncated else ""
-            line = f"{off_text} {'  ' * depth}{el.name} [{el.ident:X}] sf={el.size_len} size={size_text}{note}"
+            line = f"{off} {'  ' * depth}{el.name} [{el.ident:X}] sf={el.size_len} size={size_text}{note}"
             if value is not None:
                 line += f" = {value}"
             self.lines[index] = line
-        # the master's own length may differ only if no Void after the last difference absorbed it
-        return offset_tainted and not prev_void_heals
+            prev_ident = el.ident
+            if parent_ident == SEGMENT:
+                self.segment_children[el.offset - start] = off
+        return delta
+
+    def fix_positions(self):
+        """Print segment positions held in values as the normalised offsets of their targets."""
+        for index, pos in self.position_refs:
+            target = self.segment_children.get(pos)
+            shown = str(target) if target is not None else f"{pos} (no element there)"
+            head, _, _ = self.lines[index].rpartition(" = ")
+            self.lines[index] = f"{head} = {shown}"
 
 
 def tree(path, mask=False, drop_prefixes=(), absolute=False):
@@ -149,7 +161,8 @@ def tree(path, mask=False, drop_prefixes=(), absolute=False):
         except ValueError:  # empty file
             buf = b""
         d = Dumper(buf, mask, list(drop_prefixes), absolute)
-        d.dump(0, len(buf), 0, None, 0)
+        d.dump(0, len(buf), 0, None)
+        d.fix_positions()
         # report trailing bytes the walk could not parse
         consumed = 0
         for el in ebml.children(buf, 0, len(buf)):
