@@ -133,8 +133,20 @@ fn reference_recorder_round_trips_through_microsoft_playback() {
     assert_eq!(u(&report["captures_written"]), 12);
     assert_eq!(u(&report["imu_samples_written"]), 700);
 
+    let color_uid = u(&report["uids"]["tracks"]["COLOR"]);
+    assert!(
+        color_uid >= 1 << 56,
+        "re-recorded until UIDs are 8 bytes: {color_uid}"
+    );
+
     let p = oracle.playback_with(&path, &["--list-limit", "1000"]);
     assert_eq!(p["opened"], true, "{p:#}");
+    assert_eq!(
+        p["open_log"],
+        json!([]),
+        "the SDK warns about nothing in its own file"
+    );
+    assert_eq!(p["tags"]["K4A_COLOR_TRACK"], color_uid.to_string());
     assert_eq!(p["config"]["camera_fps"], 30);
     assert_eq!(p["config"]["imu_track_enabled"], true);
     assert_eq!(u(&p["config"]["start_timestamp_offset_usec"]), 995_000);
@@ -274,6 +286,8 @@ fn killed_reference_recording_is_refused_like_the_sdk_documents() {
     );
     let p = oracle.playback(&path);
     assert_eq!(p["opened"], false, "{p:#}");
+    let log = p["open_log"].to_string();
+    assert!(log.contains("does not contain any frames"), "{log}");
 }
 
 #[test]

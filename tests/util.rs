@@ -201,8 +201,9 @@ impl Oracle {
     }
 
     /// Microsoft's playback of `path` as JSON (see `tests/oracle/playback.py` for the keys).
-    /// `value["opened"]` says whether the SDK accepted the file; `value["sdk_log"]` holds its
-    /// messages. Panics only if the script itself broke.
+    /// `value["opened"]` says whether the SDK accepted the file; `value["open_log"]` holds the
+    /// warnings and errors it logged while opening (empty for a clean file), `value["sdk_log"]`
+    /// all its messages. Panics only if the script itself broke.
     pub fn playback(&self, path: &Path) -> Value {
         self.playback_with(path, &[])
     }

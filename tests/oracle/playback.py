@@ -3,9 +3,10 @@
 
 usage: playback.py FILE [--pixel X,Y]... [--list-limit N]
 
-Exit status 0 when the SDK opened FILE, 1 when it refused it ("opened": false, "sdk_log" says why),
+Exit status 0 when the SDK opened FILE, 1 when it refused it ("opened": false, "open_log" says why),
 2 on a usage error. Keys (all timestamps are the SDK's device timestamps in microseconds):
-  opened, sdk_log (the SDK's own warning/error lines), config (k4a_record_configuration_t, enums as names),
+  opened, open_log (the SDK's warning/error lines while opening), sdk_log (all its lines, including those
+  caused by later queries such as the calibration of a file without one), config (k4a_record_configuration_t, enums as names),
   length_usec, tags (every K4A_* tag named in the file or known to the SDK, value or null),
   other_tags (other tag names found in the file, as the SDK returns them),
   calibration {present, sdk_size (includes the SDK's terminating NUL), size, sha256 (without the NUL)},
@@ -140,7 +141,9 @@ def run(path, pixels, limit):
     try:
         lib = S.Sdk()
         h = S.handle()
-        if lib.rec.k4a_playback_open(path.encode(), C.byref(h)) != S.RESULT_OK:
+        opened = lib.rec.k4a_playback_open(path.encode(), C.byref(h)) == S.RESULT_OK
+        out["open_log"] = cap_out.peek()
+        if not opened:
             out["opened"] = False
         else:
             out["opened"] = True
@@ -171,6 +174,7 @@ def read_open_file(lib, h, path, pixels, limit, out):
 
     size = C.c_size_t(0)
     cal = {"present": False}
+    # without an attachment the SDK logs an error for this call; "open_log" stays clean of it
     if lib.rec.k4a_playback_get_raw_calibration(h, None, C.byref(size)) == S.BUFFER_TOO_SMALL:
         buf = C.create_string_buffer(size.value)
         if lib.rec.k4a_playback_get_raw_calibration(h, buf, C.byref(size)) == S.BUFFER_OK:
@@ -205,6 +209,9 @@ def read_open_file(lib, h, path, pixels, limit, out):
     out["images"] = {n: t.json(captures <= limit) for n, t in tracks.items()}
     out["first_pixels"] = first_pixels
 
+    if not cfg.imu_track_enabled:
+        out["imu"] = {"count": 0}
+        return
     # IMU: rewind, then read every sample
     out["imu_seek_result"] = lib.rec.k4a_playback_seek_timestamp(h, 0, 0)
     s = S.ImuSample()

@@ -33,7 +33,8 @@ handle, libk4arecord can only write untargeted tags, so K4A_CALIBRATION_FILE has
 k4arecorder's targets the attachment's FileUID.
 
 Items are written in timestamp order (captures at their earliest image, IMU samples at acc time). The output is
-JSON on stdout: what was written plus the SDK's log lines. The file is re-recorded (up to 20 times) until every
+JSON on stdout: what was written, the UIDs the library drew ("uids": {"tracks": {NAME: UID},
+"attachments": {FILE: UID}}, for writers that can be told to reuse them), plus the SDK's log lines. The file is re-recorded (up to 20 times) until every
 binary UID the library drew is 8 bytes long, so that layouts do not shift by one byte at random.
 --die-before-close: after the last write, wait 3 s for the library's writer thread, then end the process
 without flush or close, leaving the file as a killed recorder would.
@@ -119,6 +120,24 @@ def uids_full_width(path):
             if el.ident == 0x1F43B675:
                 break
     return True
+
+
+def file_uids(path):
+    """{"tracks": {Name: TrackUID}, "attachments": {FileName: FileUID}} as the library drew them."""
+    out = {"tracks": {}, "attachments": {}}
+    with open(path, "rb") as f:
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        for _, el in ebml.walk(buf, 0, len(buf)):
+            if el.ident in (0xAE, 0x61A7):  # TrackEntry, AttachedFile
+                fields = {sub.ident: ebml.value_of(sub, buf, len(buf))
+                          for sub in ebml.children(buf, el.data_start, el.end(len(buf)), el.ident)}
+                if el.ident == 0xAE:
+                    out["tracks"][fields.get(0x536E, "?")] = fields.get(0x73C5)
+                else:
+                    out["attachments"][fields.get(0x466E, "?")] = fields.get(0x46AE)
+            if el.ident == 0x1F43B675:
+                break
+    return out
 
 
 def record(lib, out_path, spec, die, flush_after):
@@ -256,6 +275,8 @@ def main():
             report["attempts"] = attempt
             if dangling is not None or a.any_uid_width or uids_full_width(a.out):
                 break
+        if dangling is None:
+            report["uids"] = file_uids(a.out)
         report["ok"] = True
         code = 0
     except Exception as e:  # the report says what failed

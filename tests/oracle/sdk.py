@@ -178,6 +178,14 @@ class StdoutCapture:
         self._saved = os.dup(1)
         os.dup2(self._tmp.fileno(), 1)
 
+    def peek(self):
+        """The lines captured so far (fd 1 stays redirected)."""
+        sys.stdout.flush()
+        self._tmp.seek(0)
+        text = self._tmp.read().decode("utf-8", "replace")
+        self._tmp.seek(0, 2)
+        return [line for line in text.splitlines() if line.strip()]
+
     def finish(self):
         """Restore fd 1 and return the captured lines."""
         sys.stdout.flush()
@@ -193,7 +201,6 @@ def quiet_logging_setup(level="w"):
     """Ask the SDK to log warnings and errors to stdout (which StdoutCapture redirects)."""
     os.environ["K4A_ENABLE_LOG_TO_STDOUT"] = "1"
     os.environ.setdefault("K4A_LOG_LEVEL", level)
-    os.environ.setdefault("K4A_RECORD_LOG_LEVEL", level)
 
 
 if __name__ == "__main__":
