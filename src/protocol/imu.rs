@@ -193,6 +193,8 @@ impl ImuPacket {
 }
 
 /// One gyro axis in rad/s: `raw × sensitivity × (3.141592 / 180) / 1e6`, left to right in f32.
+// The SDK's truncated π, not f32::consts::PI: the result must match it bit for bit.
+#[allow(clippy::approx_constant)]
 pub fn gyro_radps(raw: i16, sensitivity_udps_per_lsb: u16) -> f32 {
     f32::from(raw) * f32::from(sensitivity_udps_per_lsb) * (3.141592_f32 / 180.0_f32) / 1_000_000.0
 }
@@ -256,14 +258,11 @@ impl ImuIntrinsicModel {
         let sq = v.map(|x| x * x);
         let mut out = [0.0; 3];
         for (r, o) in out.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for c in 0..3 {
-                acc += at.mixing_matrix[r * 3 + c] * v[c];
-            }
+            let row = &at.mixing_matrix[r * 3..r * 3 + 3];
+            let mut acc: f32 = row.iter().zip(&v).map(|(m, x)| m * x).sum();
             acc += at.bias[r];
-            for c in 0..3 {
-                acc += self.second_order_scaling[r * 3 + c] * sq[c];
-            }
+            let s_row = &self.second_order_scaling[r * 3..r * 3 + 3];
+            acc += s_row.iter().zip(&sq).map(|(s, x)| s * x).sum::<f32>();
             *o = acc;
         }
         out
@@ -326,6 +325,7 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].gyro_timestamp_usec, 1_000_000);
         assert_eq!(s[0].acc_timestamp_usec, 1_000_011); // 90001 × 100 / 9 = 1000011.1
+        #[allow(clippy::approx_constant)]
         let expected_z = 100.0_f32 * 15196.0 * (3.141592_f32 / 180.0) / 1_000_000.0;
         assert_eq!(s[0].gyro_radps[2], expected_z);
         assert_eq!(s[0].acc_mps2[2], -1000.0_f32 * 1000.0 * 9.81 / 1_000_000.0);

@@ -16,7 +16,9 @@
 pub mod command;
 pub mod depth_raw;
 pub mod imu;
+pub mod modes;
 pub mod payload;
+pub mod uvc;
 mod wire;
 
 pub use wire::{ticks_to_usec, usec_to_ticks};
