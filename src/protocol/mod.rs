@@ -13,6 +13,7 @@
 //! | [`imu`] | IMU packets, unit conversion, intrinsic polynomial |
 //! | [`depth_raw`] | the emulator's raw depth frame layout (our own choice) |
 
+pub mod calibration;
 pub mod command;
 pub mod depth_raw;
 pub mod imu;
