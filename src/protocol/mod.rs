@@ -16,6 +16,7 @@
 pub mod calibration;
 pub mod command;
 pub mod depth_raw;
+pub mod descriptors;
 pub mod imu;
 pub mod modes;
 pub mod payload;
