@@ -339,8 +339,7 @@ fn emulated_engine_data_errors_through_a_context() {
 #[test]
 fn no_engine_names_what_to_install() {
     let err = DepthEngine::load(Some(Path::new("/nonexistent/libdepthengine.so.2.0")))
-        .err()
-        .expect("nothing there");
+        .expect_err("nothing there");
     assert!(matches!(err, DepthEngineError::NotFound { .. }));
     let msg = err.to_string();
     for needle in [

@@ -118,16 +118,21 @@ pub fn render(spec: &ModeSpec, header: &RawFrameHeader, out: &mut [u8]) {
         (Some(d), &mut rest[..image])
     };
     let scene = header.scene;
-    if let Some(depth) = depth {
-        for (i, px) in depth.chunks_exact_mut(2).enumerate() {
-            let (x, y) = (i as u32 % w, i as u32 / w);
-            px.copy_from_slice(&scene.depth_mm(x, y, w, h).to_le_bytes());
+    // Per-column and per-row box membership, so each pixel costs a lookup.
+    let columns: Vec<bool> = (0..w).map(|x| scene.column_on_box(x, w)).collect();
+    let fill = |image: &mut [u8], wall: u16, on_box: u16| {
+        for (y, row) in image.chunks_exact_mut(w as usize * 2).enumerate() {
+            let row_in = scene.row_on_box(y as u32, h);
+            for (px, &col_in) in row.chunks_exact_mut(2).zip(&columns) {
+                let v = if row_in && col_in { on_box } else { wall };
+                px.copy_from_slice(&v.to_le_bytes());
+            }
         }
+    };
+    if let Some(depth) = depth {
+        fill(depth, scene.wall_mm, scene.box_mm);
     }
-    for (i, px) in ir.chunks_exact_mut(2).enumerate() {
-        let (x, y) = (i as u32 % w, i as u32 / w);
-        px.copy_from_slice(&scene.ir(x, y, w, h).to_le_bytes());
-    }
+    fill(ir, scene.wall_ir, scene.box_ir);
 }
 
 struct Context {
@@ -346,7 +351,7 @@ mod tests {
 
     #[test]
     fn transform_engine_refuses() {
-        let mut ctx = 1usize as *mut c_void;
+        let mut ctx = std::ptr::dangling_mut::<c_void>();
         // SAFETY: `ctx` is a valid out-pointer.
         let code = unsafe { te_create(&mut ctx, std::ptr::null_mut(), None, std::ptr::null_mut()) };
         assert_eq!(code, INITIALIZE_ENGINE_FAILED);
