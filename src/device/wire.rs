@@ -219,32 +219,9 @@ pub fn command_name(code: u32) -> &'static str {
     }
 }
 
-/// Per-mode raw depth frame size the SDK accepts, by MODE_SET sensor mode.
-pub fn raw_depth_frame_size(sensor_mode: u32) -> Option<usize> {
-    match sensor_mode {
-        3 => Some(1_678_024),
-        4 => Some(5_310_760),
-        5 => Some(9_438_664),
-        7 => Some(3_777_232),
-        _ => None,
-    }
-}
-
-/// The MODE_SET value for a depth mode.
-pub fn sensor_mode(mode: crate::types::DepthMode) -> Option<u32> {
-    use crate::types::DepthMode as M;
-    match mode {
-        M::Off => None,
-        M::Nfov2x2Binned | M::NfovUnbinned => Some(4),
-        M::Wfov2x2Binned => Some(7),
-        M::WfovUnbinned => Some(5),
-        M::PassiveIr => Some(3),
-    }
-}
-
-/// Raw frame size rounded up to 1024 (the host's transfer size).
+/// Raw frame size rounded up to 1024 (the host's transfer size for depth).
 pub fn raw_depth_buffer_size(sensor_mode: u32) -> Option<usize> {
-    raw_depth_frame_size(sensor_mode).map(|s| s.div_ceil(1024) * 1024)
+    crate::protocol::depth_raw::raw_frame_size(sensor_mode).map(|s| s.div_ceil(1024) * 1024)
 }
 
 // ---------------------------------------------------------------- IMU packets
