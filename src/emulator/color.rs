@@ -8,7 +8,9 @@ use super::clock::{StreamId, TICKS_PER_SECOND};
 use super::images;
 use super::streams::{gate, Gate, Schedule};
 use super::{ColorCam, Fault, FaultTarget, Function, Unit};
-use crate::device::wire::{self, uvc_bits, uvc_req, ProbeCommit, UvcFormat, UvcFrameDesc};
+use crate::device::descriptors::{UvcFormat, UvcFrameDesc};
+use crate::protocol::uvc::{header_bits, request as uvc_req, CaptureStats, FrameAlignInfo, PayloadHeader, ProbeCommit, CAPTURE_STATS_EXPOSURE_TIME, CAPTURE_STATS_ISO_SPEED, CAPTURE_STATS_WHITE_BALANCE};
+use crate::types::WiredSyncMode;
 use crate::transport::{IsoCompletion, IsoInQueue, IsoPacket, TransferError};
 
 /// bTerminalID of the camera terminal.
@@ -71,12 +73,11 @@ pub fn negotiate(p: &ProbeCommit) -> ProbeCommit {
         f.intervals_100ns[0]
     };
     ProbeCommit {
-        hint: p.hint,
-        format_index: p.format_index,
-        frame_index: p.frame_index,
         frame_interval_100ns: interval,
         max_video_frame_size: f.max_frame_size,
         max_payload_transfer_size: BYTES_PER_INTERVAL as u32,
+        uvc11: None,
+        ..*p
     }
 }
 
@@ -217,8 +218,21 @@ impl ColorStream {
         let pts_sent = if fault == Some(Fault::Corrupt) { 0 } else { pts_ticks };
         let mut metadata = Vec::with_capacity(124);
         if fault != Some(Fault::Short) {
-            metadata.extend_from_slice(&wire::encode_frame_align_info(pts_sent, self.count, pts_ticks));
-            metadata.extend_from_slice(&wire::encode_capture_stats(exposure_usec * 10, 100, 4500));
+            let align = FrameAlignInfo {
+                frame_pts_ticks: pts_sent,
+                usb_sof_seq_num: self.count,
+                usb_sof_pts: pts_ticks,
+                ..Default::default()
+            };
+            metadata.extend_from_slice(&align.encode());
+            let stats = CaptureStats {
+                flags: CAPTURE_STATS_EXPOSURE_TIME | CAPTURE_STATS_ISO_SPEED | CAPTURE_STATS_WHITE_BALANCE,
+                exposure_time_100ns: exposure_usec * 10,
+                iso_speed: 100,
+                white_balance_k: 4500,
+                ..Default::default()
+            };
+            metadata.extend_from_slice(&stats.encode());
         }
         self.count += 1;
         Some(Frame { bytes, offset: 0, metadata, pts_ticks })
@@ -258,13 +272,13 @@ impl IsoInQueue for ColorStream {
                 if !st.color.streaming {
                     return None;
                 }
-                if st.sync_mode == 2 && !unit.bus.master_streaming.load(std::sync::atomic::Ordering::SeqCst) {
+                if st.sync_mode == WiredSyncMode::Subordinate && !unit.bus.master_streaming.load(std::sync::atomic::Ordering::SeqCst) {
                     return None;
                 }
                 let fps = 10_000_000 / c.frame_interval_100ns.max(1);
                 probe.set(Some(c));
                 exposure.set(exposure_usec(&st.color, fps));
-                let delay = if st.sync_mode == 2 { st.subordinate_delay_ticks as i64 } else { 0 };
+                let delay = if st.sync_mode == WiredSyncMode::Subordinate { st.subordinate_delay_ticks as i64 } else { 0 };
                 Some((TICKS_PER_SECOND / fps.max(1) as u64, delay))
             });
             let (s, ticks) = match g {
@@ -275,7 +289,7 @@ impl IsoInQueue for ColorStream {
             if let Some(sc) = &mut self.sched {
                 sc.index = s.index + 1;
             }
-            if self.unit.lock().sync_mode == 1 {
+            if self.unit.lock().sync_mode == WiredSyncMode::Master {
                 self.unit.bus.master_streaming.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let fault = self.unit.take_fault(target);
@@ -310,13 +324,25 @@ impl IsoInQueue for ColorStream {
             let room = self.packet_size - 12 - extra.len();
             let n = room.min(frame.bytes.len() - frame.offset);
             let last = frame.offset + n == frame.bytes.len();
-            let mut hdr = Vec::with_capacity(12 + extra.len());
-            let info = self.fid | if last { uvc_bits::EOF } else { 0 };
+            let info = self.fid | header_bits::EOH | if last { header_bits::EOF } else { 0 };
             let pts = frame.pts_ticks as u32;
-            wire::encode_payload_header(&mut hdr, info, pts, pts, (i & 0x7FF) as u16, extra);
-            if hdr.len() > 255 {
-                hdr[0] = 255;
-            }
+            let header = PayloadHeader {
+                info,
+                pts: Some(pts),
+                scr: Some((pts, (i & 0x7FF) as u16)),
+                metadata: extra.to_vec(),
+            };
+            let hdr = match header.encode() {
+                Ok(h) => h,
+                // Metadata too long for one header (the Oversized fault): a header whose
+                // bHeaderLength overruns the payload, which hosts must reject.
+                Err(_) => {
+                    let mut h = PayloadHeader { metadata: Vec::new(), ..header }.encode().unwrap_or_default();
+                    h[0] = 255;
+                    h.truncate(12);
+                    h
+                }
+            };
             let hl = hdr.len();
             data[offset..offset + hl].copy_from_slice(&hdr);
             data[offset + hl..offset + hl + n].copy_from_slice(&frame.bytes[frame.offset..frame.offset + n]);

@@ -194,8 +194,8 @@ pub(crate) struct DepthMcu {
 /// Emulated state of the colour camera (UVC).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ColorCam {
-    pub probe: crate::device::wire::ProbeCommit,
-    pub committed: Option<crate::device::wire::ProbeCommit>,
+    pub probe: crate::protocol::uvc::ProbeCommit,
+    pub committed: Option<crate::protocol::uvc::ProbeCommit>,
     pub streaming: bool,
     /// Control values by (entity id, selector).
     pub controls: std::collections::HashMap<(u8, u8), i32>,
@@ -206,7 +206,7 @@ pub(crate) struct ColorCam {
 pub(crate) struct UnitState {
     pub depth: DepthMcu,
     pub color: ColorCam,
-    pub sync_mode: u32,
+    pub sync_mode: crate::types::WiredSyncMode,
     pub subordinate_delay_ticks: u32,
     pub depth_delay_ticks: i32,
     pub imu_streaming: bool,

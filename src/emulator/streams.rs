@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::clock::{Pacer, StreamId, TICKS_PER_SECOND};
 use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
 use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
-use crate::device::wire::{ImuPacket, RawImuSample};
+use crate::protocol::imu::{ImuPacket, RawImuSample};
 use crate::protocol::depth_raw::{self, RawFrameHeader};
 use crate::transport::{Completion, EndpointQueue, TransferError};
 
@@ -140,7 +140,7 @@ impl Drop for DepthStream {
 }
 
 fn delay_ticks(st: &UnitState) -> i64 {
-    if st.sync_mode == 2 {
+    if super::commands::is_subordinate(st.sync_mode) {
         st.subordinate_delay_ticks as i64
     } else {
         0
@@ -148,7 +148,7 @@ fn delay_ticks(st: &UnitState) -> i64 {
 }
 
 fn subordinate_blocked(st: &UnitState, unit: &Unit) -> bool {
-    st.sync_mode == 2 && !unit.bus.master_streaming.load(std::sync::atomic::Ordering::SeqCst)
+    super::commands::is_subordinate(st.sync_mode) && !unit.bus.master_streaming.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 impl EndpointQueue for DepthStream {
@@ -316,22 +316,23 @@ impl EndpointQueue for ImuStream {
             let secs = t.saturating_sub(stream_start) as f64 / TICKS_PER_SECOND as f64;
             let truth = model.sample(t, secs, &mut self.rng);
             temp_raw = truth.temperature_raw;
-            gyro.push(RawImuSample { pts: t, xyz: truth.gyro_raw });
-            accel.push(RawImuSample { pts: t, xyz: truth.acc_raw });
+            gyro.push(RawImuSample { pts_ticks: t, xyz: truth.gyro_raw });
+            accel.push(RawImuSample { pts_ticks: t, xyz: truth.acc_raw });
             self.unit.record_imu_truth(truth);
         }
         let packet = ImuPacket {
-            temperature_period_usec: imu::TEMPERATURE_PERIOD_USEC,
+            temperature_reporting_rate_usec: imu::TEMPERATURE_PERIOD_USEC,
             temperature_sensitivity: imu::TEMPERATURE_SENSITIVITY,
             temperature_raw: temp_raw,
             gyro_sensitivity: GYRO_SENSITIVITY_UDPS,
-            gyro_period_usec: imu::SAMPLE_PERIOD_USEC,
+            gyro_sample_rate_usec: imu::SAMPLE_PERIOD_USEC,
             gyro,
             accel_sensitivity: ACCEL_SENSITIVITY_UG,
-            accel_period_usec: imu::SAMPLE_PERIOD_USEC,
+            accel_sample_rate_usec: imu::SAMPLE_PERIOD_USEC,
             accel,
         };
-        let mut bytes = packet.encode();
+        // At most 8 samples per packet by construction, so encoding cannot fail.
+        let mut bytes = packet.encode().unwrap_or_default();
         let fault = self.unit.take_fault(target);
         match fault {
             Some(Fault::Disconnect) => return self.pending.fail_front(TransferError::Disconnected),

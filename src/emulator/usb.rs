@@ -9,7 +9,8 @@ use super::color::{self, ColorStream};
 use super::commands::OutResult;
 use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
-use crate::device::wire::{self, uvc_req, ProbeCommit, PROBE_LEN};
+use crate::device::descriptors as wire;
+use crate::protocol::uvc::{request as uvc_req, ProbeCommit, PROBE_LEN_UVC10, VS_COMMIT_CONTROL, VS_PROBE_CONTROL};
 use crate::transport::{
     self, Completion, ControlSetup, DeviceInfo, EndpointQueue, ErrorKind, IsoInQueue, TransferError, UsbDevice,
     UsbInterface,
@@ -215,13 +216,13 @@ impl UsbInterface for EmuInterface {
         }
         let selector = (setup.value >> 8) as u8;
         if self.is_vs() && (setup.index & 0xFF) == 1 {
-            if selector != uvc_req::VS_PROBE && selector != uvc_req::VS_COMMIT {
+            if selector != VS_PROBE_CONTROL && selector != VS_COMMIT_CONTROL {
                 return Err(TransferError::Stall);
             }
             let st = self.unit.lock();
             let p = match setup.request {
                 uvc_req::GET_CUR => {
-                    if selector == uvc_req::VS_COMMIT {
+                    if selector == VS_COMMIT_CONTROL {
                         st.color.committed.unwrap_or(st.color.probe)
                     } else {
                         st.color.probe
@@ -231,7 +232,7 @@ impl UsbInterface for EmuInterface {
                 uvc_req::GET_MAX => color::negotiate(&ProbeCommit { format_index: 1, frame_index: 6, ..Default::default() }),
                 _ => return Err(TransferError::Stall),
             };
-            let mut b = p.encode().to_vec();
+            let mut b = p.encode();
             b.truncate(length as usize);
             return Ok(b);
         }
@@ -257,14 +258,14 @@ impl UsbInterface for EmuInterface {
         }
         if self.is_vs() {
             let p = ProbeCommit::decode(data).map_err(|_| TransferError::Stall)?;
-            if data.len() < PROBE_LEN || color::frame_for(&p).is_none() {
+            if data.len() < PROBE_LEN_UVC10 || color::frame_for(&p).is_none() {
                 return Err(TransferError::Stall);
             }
             let mut st = self.unit.lock();
             let n = color::negotiate(&p);
             match selector {
-                uvc_req::VS_PROBE => st.color.probe = n,
-                uvc_req::VS_COMMIT => st.color.committed = Some(n),
+                VS_PROBE_CONTROL => st.color.probe = n,
+                VS_COMMIT_CONTROL => st.color.committed = Some(n),
                 _ => return Err(TransferError::Stall),
             }
             return Ok(());
