@@ -86,6 +86,7 @@ impl CaptureSync {
     pub fn stop(&self) {
         let mut s = self.lock();
         s.params = None;
+        s.output.clear();
         s.depth_slot = None;
         s.color_slot = None;
         s.depth_queue.clear();
