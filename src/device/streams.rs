@@ -277,7 +277,19 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
                         drops.add(&drops.color_no_timestamp, 1);
                         continue;
                     };
-                    if expected.is_some_and(|n| n != frame.data.len()) {
+                    let data = if format == ImageFormat::Bgra32 {
+                        match decode_bgra(&frame.data, width, height) {
+                            Some(d) => d,
+                            None => {
+                                // "MJPEG decode failed, dropping image"
+                                drops.add(&drops.color_bad_size, 1);
+                                continue;
+                            }
+                        }
+                    } else {
+                        frame.data
+                    };
+                    if expected.is_some_and(|n| n != data.len()) {
                         drops.add(&drops.color_bad_size, 1);
                         continue;
                     }
@@ -289,7 +301,7 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
                         device_timestamp_usec: ts,
                         system_timestamp_nsec: monotonic_ns(),
                         exposure_usec: meta.and_then(|m| m.exposure_usec).unwrap_or(0),
-                        data: frame.data,
+                        data,
                     };
                     sync.push_color(image, &drops);
                 }
@@ -309,6 +321,18 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
         queue.cancel_all();
         while queue.pending() > 0 && queue.wait_next_complete(POLL).is_some() {}
     })
+}
+
+/// Decodes an MJPEG frame to BGRA32 of the expected size (the SDK's BGRA32 colour format).
+fn decode_bgra(jpeg: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
+    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::BGRA)
+        .set_max_width(width as usize)
+        .set_max_height(height as usize);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
+    let out = d.decode().ok()?;
+    (out.len() == width as usize * height as usize * 4).then_some(out)
 }
 
 /// Samples the IMU queue holds (the SDK's size).
