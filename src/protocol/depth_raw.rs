@@ -206,10 +206,19 @@ impl Default for Scene {
 impl Scene {
     /// Whether output pixel (x, y) of a `width`×`height` image lies on the box.
     pub fn on_box(&self, x: u32, y: u32, width: u32, height: u32) -> bool {
+        self.column_on_box(x, width) && self.row_on_box(y, height)
+    }
+
+    /// Whether column `x` of a `width`-pixel-wide image crosses the box.
+    pub fn column_on_box(&self, x: u32, width: u32) -> bool {
         let fx = ((x as u64) << 16) / width.max(1) as u64;
+        fx >= u64::from(self.box_rect[0]) && fx < u64::from(self.box_rect[2])
+    }
+
+    /// Whether row `y` of a `height`-pixel-high image crosses the box.
+    pub fn row_on_box(&self, y: u32, height: u32) -> bool {
         let fy = ((y as u64) << 16) / height.max(1) as u64;
-        let [x0, y0, x1, y1] = self.box_rect.map(u64::from);
-        fx >= x0 && fx < x1 && fy >= y0 && fy < y1
+        fy >= u64::from(self.box_rect[1]) && fy < u64::from(self.box_rect[3])
     }
 
     /// Depth in mm at output pixel (x, y).
