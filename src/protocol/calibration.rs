@@ -160,7 +160,7 @@ impl CameraCalibration {
         }
         let f = |i: usize| f32_at(b, i * 4);
         Ok(CameraCalibration {
-            rotation: std::array::from_fn(|i| f(i)),
+            rotation: std::array::from_fn(&f),
             translation_mm: std::array::from_fn(|i| f(9 + i)),
             model: LensModel::from_value(i32_at(b, 48)),
             parameter_count: u32_at(b, 52),
@@ -172,7 +172,7 @@ impl CameraCalibration {
     }
 
     /// Converts normalised intrinsics (principal point ≈ 0.5) to pixels of the full sensor.
-    fn to_pixels(&self) -> Self {
+    fn in_pixels(&self) -> Self {
         let mut c = *self;
         let (w, h) = (self.resolution_width as f32, self.resolution_height as f32);
         c.parameters[param::CX] = self.parameters[param::CX] * w - 0.5;
@@ -198,7 +198,7 @@ impl CameraCalibration {
     /// The depth camera's intrinsics in pixels for a depth mode (from the raw 1024×1024
     /// calibration): NFOV crops 640×576 at (192, 180); 2×2 binned modes halve.
     pub fn for_depth_mode(&self, mode: DepthMode) -> Option<Self> {
-        let px = self.to_pixels();
+        let px = self.in_pixels();
         let (w, h) = mode.dimensions()?;
         let (x0, y0, scale) = match mode {
             DepthMode::Off => return None,
@@ -214,7 +214,7 @@ impl CameraCalibration {
     /// calibration): 16:9 resolutions crop the sensor's centre rows to 16:9, then every
     /// resolution scales to its width.
     pub fn for_color_resolution(&self, res: ColorResolution) -> Option<Self> {
-        let px = self.to_pixels();
+        let px = self.in_pixels();
         let (w, h) = res.dimensions()?;
         let (sw, sh) = (self.resolution_width as f32, self.resolution_height as f32);
         let scale = w as f32 / sw;

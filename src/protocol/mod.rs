@@ -11,11 +11,16 @@
 //! | [`command`] | command/status framing, command codes and types, host and device sides |
 //! | [`payload`] | firmware versions, update status, sync config, jack state, serial, NV tags |
 //! | [`imu`] | IMU packets, unit conversion, intrinsic polynomial |
+//! | [`modes`] | depth mode table, transfer counts, configuration validation |
+//! | [`uvc`] | probe/commit, payload headers, frame assembler, metadata, controls, exposure |
+//! | [`descriptors`] | USB device/configuration/UVC/BOS/string descriptors, both directions |
+//! | [`calibration`] | calibration JSON, 128-byte camera struct, per-mode intrinsics |
 //! | [`depth_raw`] | the emulator's raw depth frame layout (our own choice) |
 
 pub mod calibration;
 pub mod command;
 pub mod depth_raw;
+pub mod descriptors;
 pub mod imu;
 pub mod modes;
 pub mod payload;
