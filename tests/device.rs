@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use freek4a::device::{self, ColorControl, ControlError, ControlMode, DepthEngineChoice, Device, DeviceError, OpenOptions};
+use freek4a::device::{
+    self, ColorControl, ControlError, ControlMode, DepthEngineChoice, Device, DeviceError,
+    OpenOptions,
+};
 use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Speed};
 use freek4a::protocol::depth_raw::{self, RawFrameHeader};
 use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat, WiredSyncMode};
@@ -11,15 +14,29 @@ use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat,
 const WAIT: Duration = Duration::from_secs(20);
 
 fn backend(units: usize) -> EmulatedBackend {
-    EmulatedBackend::new(EmulatorSpec { units, speed: Speed::Max, seed: 7, ..Default::default() })
+    EmulatedBackend::new(EmulatorSpec {
+        units,
+        speed: Speed::Max,
+        seed: 7,
+        ..Default::default()
+    })
 }
 
 fn raw_options() -> OpenOptions {
-    OpenOptions { depth_engine: DepthEngineChoice::RawOnly, ..Default::default() }
+    OpenOptions {
+        depth_engine: DepthEngineChoice::RawOnly,
+        ..Default::default()
+    }
 }
 
 fn config(color: ColorResolution, format: ImageFormat, depth: DepthMode, fps: Fps) -> DeviceConfig {
-    DeviceConfig { color_format: format, color_resolution: color, depth_mode: depth, camera_fps: fps, ..Default::default() }
+    DeviceConfig {
+        color_format: format,
+        color_resolution: color,
+        depth_mode: depth,
+        camera_fps: fps,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -30,7 +47,12 @@ fn vertical_slice_raw_nfov_mjpeg_720p_imu() {
     assert_eq!(d.serial_number(), b.serial(0).unwrap());
     assert_eq!(d.hardware_version().rgb.to_string(), "1.6.110");
     assert_eq!(d.raw_calibration().last(), Some(&0));
-    let cfg = config(ColorResolution::R720p, ImageFormat::Mjpg, DepthMode::NfovUnbinned, Fps::Fps30);
+    let cfg = config(
+        ColorResolution::R720p,
+        ImageFormat::Mjpg,
+        DepthMode::NfovUnbinned,
+        Fps::Fps30,
+    );
     d.start_cameras(&cfg).unwrap();
     d.start_imu().unwrap();
     let deadline = Instant::now() + WAIT;
@@ -60,13 +82,17 @@ fn vertical_slice_raw_nfov_mjpeg_720p_imu() {
     assert!((s.acc_mps2[2] + 9.81).abs() < 0.5, "{s:?}");
     d.stop_imu().unwrap();
     d.stop_cameras().unwrap();
-    assert!(matches!(d.get_capture(Duration::from_millis(10)), Err(DeviceError::Stream(_))));
+    assert!(matches!(
+        d.get_capture(Duration::from_millis(10)),
+        Err(DeviceError::Stream(_))
+    ));
 }
 
 fn engine_options() -> OpenOptions {
     OpenOptions {
         depth_engine: DepthEngineChoice::Emulated,
         readiness_retry_delay: Some(Duration::from_millis(5)),
+        wait_for_depth_engine: true,
         ..Default::default()
     }
 }
@@ -88,7 +114,11 @@ fn color_settings(fps: Fps) -> Vec<(ColorResolution, ImageFormat)> {
 
 fn depth_settings(fps: Fps) -> Vec<DepthMode> {
     let mut v = vec![DepthMode::Off];
-    v.extend(DepthMode::ON.into_iter().filter(|m| !(*m == DepthMode::WfovUnbinned && fps == Fps::Fps30)));
+    v.extend(
+        DepthMode::ON
+            .into_iter()
+            .filter(|m| !(*m == DepthMode::WfovUnbinned && fps == Fps::Fps30)),
+    );
     v
 }
 
@@ -112,13 +142,21 @@ fn every_allowed_combination_streams() {
                     continue;
                 }
                 let cfg = config(res, fmt, mode, fps);
-                d.start_cameras(&cfg).unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
+                d.start_cameras(&cfg)
+                    .unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
                 d.start_imu().unwrap();
                 let deadline = Instant::now() + WAIT;
-                let (mut got_color, mut got_depth) = (res == ColorResolution::Off, mode == DepthMode::Off);
+                let (mut got_color, mut got_depth) =
+                    (res == ColorResolution::Off, mode == DepthMode::Off);
                 while !(got_color && got_depth) {
-                    assert!(Instant::now() < deadline, "{cfg:?}: no captures");
-                    let Some(c) = d.get_capture(Duration::from_millis(200)).unwrap() else { continue };
+                    assert!(
+                        Instant::now() < deadline,
+                        "{cfg:?}: no captures; {:?}; color {got_color} depth {got_depth}",
+                        d.drops()
+                    );
+                    let Some(c) = d.get_capture(Duration::from_millis(200)).unwrap() else {
+                        continue;
+                    };
                     if let Some(img) = &c.color {
                         let (w, h) = res.dimensions().unwrap();
                         assert_eq!((img.width, img.height, img.format), (w, h, fmt));
@@ -134,7 +172,10 @@ fn every_allowed_combination_streams() {
                     if mode != DepthMode::Off && (c.ir.is_some() || c.depth.is_some()) {
                         let (w, h) = mode.dimensions().unwrap();
                         let ir = c.ir.as_ref().expect("IR in every depth mode");
-                        assert_eq!((ir.width, ir.height, ir.data.len()), (w, h, (w * h * 2) as usize));
+                        assert_eq!(
+                            (ir.width, ir.height, ir.data.len()),
+                            (w, h, (w * h * 2) as usize)
+                        );
                         assert_eq!(c.depth.is_some(), mode.has_depth(), "{mode:?}");
                         if let Some(dep) = &c.depth {
                             assert_eq!(dep.data.len(), (w * h * 2) as usize);
@@ -150,9 +191,22 @@ fn every_allowed_combination_streams() {
             }
         }
     }
-    // 30 fps: 15 colour settings × 5 depth settings less OFF/OFF; 15 and 5 fps: 17 × 6 − 1.
-    assert_eq!(combos, (15 * 5 - 1) + 2 * (17 * 6 - 1));
-    assert_eq!(d.drops().lost(), 0, "{:?}", d.drops());
+    // 30 fps: 13 colour settings (OFF, 5 resolutions × MJPG/BGRA32, NV12, YUY2) × 5 depth
+    // settings, less OFF/OFF; 15 and 5 fps: 15 × 6 − 1 (3072p and WFOV unbinned join).
+    assert_eq!(combos, (13 * 5 - 1) + 2 * (15 * 6 - 1));
+    let drops = d.drops();
+    assert_eq!(
+        (
+            drops.depth_invalid_size,
+            drops.depth_engine,
+            drops.color_no_timestamp,
+            drops.color_bad_size,
+            drops.color_bad_packet,
+            drops.imu_malformed
+        ),
+        (0, 0, 0, 0, 0, 0),
+        "{drops:?}"
+    );
 }
 
 #[test]
@@ -160,7 +214,12 @@ fn refused_combinations_give_the_sdk_messages() {
     let b = backend(1);
     let mut d = Device::open_with(&b, 0, raw_options()).unwrap();
     let msg = |d: &mut Device, cfg: DeviceConfig| d.start_cameras(&cfg).unwrap_err().to_string();
-    let base = config(ColorResolution::R720p, ImageFormat::Mjpg, DepthMode::NfovUnbinned, Fps::Fps30);
+    let base = config(
+        ColorResolution::R720p,
+        ImageFormat::Mjpg,
+        DepthMode::NfovUnbinned,
+        Fps::Fps30,
+    );
     assert_eq!(
         msg(&mut d, DeviceConfig { depth_mode: DepthMode::WfovUnbinned, color_resolution: ColorResolution::Off, ..base.clone() }),
         "The configured depth_mode K4A_DEPTH_MODE_WFOV_UNBINNED does not support the configured camera_fps K4A_FRAMES_PER_SECOND_30."
@@ -223,14 +282,23 @@ fn two_units_list_and_pair_by_container_id() {
         sn.check_digit_valid().unwrap();
         assert_eq!(d.serial_number().len(), 12);
     }
-    assert!(matches!(Device::open(&b, 2), Err(DeviceError::NotFound { index: 2, count: 2 })));
+    assert!(matches!(
+        Device::open(&b, 2),
+        Err(DeviceError::NotFound { index: 2, count: 2 })
+    ));
 }
 
 #[test]
 fn imu_samples_equal_the_ground_truth() {
     let b = backend(1);
     let mut d = Device::open_with(&b, 0, raw_options()).unwrap();
-    d.start_cameras(&config(ColorResolution::R720p, ImageFormat::Nv12, DepthMode::Off, Fps::Fps30)).unwrap();
+    d.start_cameras(&config(
+        ColorResolution::R720p,
+        ImageFormat::Nv12,
+        DepthMode::Off,
+        Fps::Fps30,
+    ))
+    .unwrap();
     d.start_imu().unwrap();
     let mut samples = Vec::new();
     while samples.len() < 200 {
@@ -249,8 +317,16 @@ fn imu_samples_equal_the_ground_truth() {
         prev = s.acc_timestamp_usec;
         for k in 0..3 {
             let (a, g) = (t.acc_quantized_mps2[k], t.gyro_quantized_radps[k]);
-            assert!((s.acc_mps2[k] as f64 - a).abs() <= 1e-6 * a.abs().max(1.0), "acc {k}: {} vs {a}", s.acc_mps2[k]);
-            assert!((s.gyro_radps[k] as f64 - g).abs() <= 1e-6 * g.abs().max(1.0), "gyro {k}: {} vs {g}", s.gyro_radps[k]);
+            assert!(
+                (s.acc_mps2[k] as f64 - a).abs() <= 1e-6 * a.abs().max(1.0),
+                "acc {k}: {} vs {a}",
+                s.acc_mps2[k]
+            );
+            assert!(
+                (s.gyro_radps[k] as f64 - g).abs() <= 1e-6 * g.abs().max(1.0),
+                "gyro {k}: {} vs {g}",
+                s.gyro_radps[k]
+            );
             // And within half a count of what the sensor felt.
             assert!((s.acc_mps2[k] as f64 - t.acc_mps2[k]).abs() <= 0.0025);
         }
@@ -272,12 +348,20 @@ fn depth_payloads_have_exact_sizes_and_frame_period_timestamps() {
     ] {
         let sensor = depth_raw::sensor_mode_for(mode).unwrap();
         let period_ticks = 90_000 / fps.hz() as u64;
-        d.start_cameras(&config(ColorResolution::R720p, ImageFormat::Yuy2, mode, fps)).unwrap();
+        d.start_cameras(&config(
+            ColorResolution::R720p,
+            ImageFormat::Yuy2,
+            mode,
+            fps,
+        ))
+        .unwrap();
         let mut ticks = Vec::new();
         let deadline = Instant::now() + WAIT;
         while ticks.len() < 6 {
             assert!(Instant::now() < deadline);
-            let Some(r) = d.get_raw_depth(Duration::from_millis(200)).unwrap() else { continue };
+            let Some(r) = d.get_raw_depth(Duration::from_millis(200)).unwrap() else {
+                continue;
+            };
             assert_eq!(r.data.len(), depth_raw::raw_frame_size(sensor).unwrap());
             assert!(r.system_timestamp_ns > 0);
             let h = RawFrameHeader::decode(&r.data).unwrap();
@@ -285,7 +369,11 @@ fn depth_payloads_have_exact_sizes_and_frame_period_timestamps() {
             ticks.push(h.center_of_exposure_ticks);
         }
         // After the colour start reset the timebase, frames sit on the frame grid.
-        let after: Vec<u64> = ticks.iter().copied().skip_while(|t| *t / period_ticks > 10).collect();
+        let after: Vec<u64> = ticks
+            .iter()
+            .copied()
+            .skip_while(|t| *t / period_ticks > 10)
+            .collect();
         assert!(after.len() >= 2, "{mode:?}: {ticks:?}");
         for w in after.windows(2) {
             assert_eq!(w[1] - w[0], period_ticks, "{mode:?}: {ticks:?}");
@@ -304,7 +392,12 @@ fn depth_delay_shifts_depth_against_colour() {
         let cfg = DeviceConfig {
             depth_delay_off_color_usec: delay,
             synchronized_images_only: true,
-            ..config(ColorResolution::R720p, ImageFormat::Mjpg, DepthMode::NfovUnbinned, Fps::Fps30)
+            ..config(
+                ColorResolution::R720p,
+                ImageFormat::Mjpg,
+                DepthMode::NfovUnbinned,
+                Fps::Fps30,
+            )
         };
         d.start_cameras(&cfg).unwrap();
         let mut n = 0;
@@ -313,8 +406,15 @@ fn depth_delay_shifts_depth_against_colour() {
             let (color, ir) = (c.color.unwrap(), c.ir.unwrap());
             let diff = ir.device_timestamp_usec as i64 - color.device_timestamp_usec as i64;
             // Ticks truncate: µs → ticks → µs loses at most 12 µs.
-            assert!((diff - delay as i64).abs() <= 12, "delay {delay}: diff {diff}");
-            assert_eq!(color.device_timestamp_usec % 33_333 <= 12 || color.device_timestamp_usec % 33_334 == 0, true);
+            assert!(
+                (diff - delay as i64).abs() <= 12,
+                "delay {delay}: diff {diff}"
+            );
+            assert_eq!(
+                color.device_timestamp_usec % 33_333 <= 12
+                    || color.device_timestamp_usec % 33_334 == 0,
+                true
+            );
             n += 1;
         }
         d.stop_cameras().unwrap();
@@ -323,27 +423,65 @@ fn depth_delay_shifts_depth_against_colour() {
 
 #[test]
 fn wired_sync_subordinate_is_offset_by_its_delay() {
-    let b = EmulatedBackend::new(EmulatorSpec { units: 2, speed: Speed::Max, seed: 3, sync_cables: true, ..Default::default() });
+    let b = EmulatedBackend::new(EmulatorSpec {
+        units: 2,
+        speed: Speed::Max,
+        seed: 3,
+        sync_cables: true,
+        ..Default::default()
+    });
     let mut master = Device::open_with(&b, 0, raw_options()).unwrap();
     let mut sub = Device::open_with(&b, 1, raw_options()).unwrap();
     let delay_usec = 1000;
     let sub_cfg = DeviceConfig {
         wired_sync_mode: WiredSyncMode::Subordinate,
         subordinate_delay_off_master_usec: delay_usec,
-        ..config(ColorResolution::R720p, ImageFormat::Nv12, DepthMode::Off, Fps::Fps30)
+        ..config(
+            ColorResolution::R720p,
+            ImageFormat::Nv12,
+            DepthMode::Off,
+            Fps::Fps30,
+        )
     };
     sub.start_cameras(&sub_cfg).unwrap();
     // No master pulses yet: the subordinate delivers nothing.
-    assert!(sub.get_capture(Duration::from_millis(300)).unwrap().is_none());
-    let master_cfg = DeviceConfig { wired_sync_mode: WiredSyncMode::Master, ..sub_cfg.clone() };
-    let master_cfg = DeviceConfig { subordinate_delay_off_master_usec: 0, ..master_cfg };
+    assert!(sub
+        .get_capture(Duration::from_millis(300))
+        .unwrap()
+        .is_none());
+    let master_cfg = DeviceConfig {
+        wired_sync_mode: WiredSyncMode::Master,
+        ..sub_cfg.clone()
+    };
+    let master_cfg = DeviceConfig {
+        subordinate_delay_off_master_usec: 0,
+        ..master_cfg
+    };
     master.start_cameras(&master_cfg).unwrap();
-    let m = master.get_capture(WAIT).unwrap().expect("master capture").color.unwrap();
-    let s = sub.get_capture(WAIT).unwrap().expect("subordinate capture").color.unwrap();
+    let m = master
+        .get_capture(WAIT)
+        .unwrap()
+        .expect("master capture")
+        .color
+        .unwrap();
+    let s = sub
+        .get_capture(WAIT)
+        .unwrap()
+        .expect("subordinate capture")
+        .color
+        .unwrap();
     let period = 33_333u64;
-    assert!(m.device_timestamp_usec % period <= 12, "{}", m.device_timestamp_usec);
+    assert!(
+        m.device_timestamp_usec % period <= 12,
+        "{}",
+        m.device_timestamp_usec
+    );
     let off = s.device_timestamp_usec % period;
-    assert!(off.abs_diff(delay_usec as u64) <= 12, "{}", s.device_timestamp_usec);
+    assert!(
+        off.abs_diff(delay_usec as u64) <= 12,
+        "{}",
+        s.device_timestamp_usec
+    );
     sub.stop_cameras().unwrap();
     master.stop_cameras().unwrap();
 }
@@ -352,26 +490,73 @@ fn wired_sync_subordinate_is_offset_by_its_delay() {
 fn colour_controls_round_trip_with_the_exposure_table() {
     let b = backend(1);
     let mut d = Device::open_with(&b, 0, raw_options()).unwrap();
-    assert_eq!(d.get_color_control(ColorControl::Brightness).unwrap(), (ControlMode::Manual, 128));
-    assert_eq!(d.get_color_control(ColorControl::ExposureTimeAbsolute).unwrap(), (ControlMode::Auto, 33_330));
-    d.set_color_control(ColorControl::ExposureTimeAbsolute, ControlMode::Manual, 9000).unwrap();
+    assert_eq!(
+        d.get_color_control(ColorControl::Brightness).unwrap(),
+        (ControlMode::Manual, 128)
+    );
+    assert_eq!(
+        d.get_color_control(ColorControl::ExposureTimeAbsolute)
+            .unwrap(),
+        (ControlMode::Auto, 33_330)
+    );
+    d.set_color_control(
+        ColorControl::ExposureTimeAbsolute,
+        ControlMode::Manual,
+        9000,
+    )
+    .unwrap();
     // 9000 µs rounds up to the 60 Hz entry 16670 (UVC 166), read back as 16670.
-    assert_eq!(d.get_color_control(ColorControl::ExposureTimeAbsolute).unwrap(), (ControlMode::Manual, 16_670));
-    d.set_color_control(ColorControl::PowerlineFrequency, ControlMode::Manual, 1).unwrap();
-    d.set_color_control(ColorControl::ExposureTimeAbsolute, ControlMode::Manual, 9000).unwrap();
-    assert_eq!(d.get_color_control(ColorControl::ExposureTimeAbsolute).unwrap(), (ControlMode::Manual, 10_000));
-    d.set_color_control(ColorControl::Gain, ControlMode::Manual, 77).unwrap();
-    assert_eq!(d.get_color_control(ColorControl::Gain).unwrap(), (ControlMode::Manual, 77));
-    d.set_color_control(ColorControl::WhiteBalance, ControlMode::Manual, 5000).unwrap();
-    assert_eq!(d.get_color_control(ColorControl::WhiteBalance).unwrap(), (ControlMode::Manual, 5000));
-    assert!(d.set_color_control(ColorControl::PowerlineFrequency, ControlMode::Manual, 0).is_err());
+    assert_eq!(
+        d.get_color_control(ColorControl::ExposureTimeAbsolute)
+            .unwrap(),
+        (ControlMode::Manual, 16_670)
+    );
+    d.set_color_control(ColorControl::PowerlineFrequency, ControlMode::Manual, 1)
+        .unwrap();
+    d.set_color_control(
+        ColorControl::ExposureTimeAbsolute,
+        ControlMode::Manual,
+        9000,
+    )
+    .unwrap();
+    assert_eq!(
+        d.get_color_control(ColorControl::ExposureTimeAbsolute)
+            .unwrap(),
+        (ControlMode::Manual, 10_000)
+    );
+    d.set_color_control(ColorControl::Gain, ControlMode::Manual, 77)
+        .unwrap();
+    assert_eq!(
+        d.get_color_control(ColorControl::Gain).unwrap(),
+        (ControlMode::Manual, 77)
+    );
+    d.set_color_control(ColorControl::WhiteBalance, ControlMode::Manual, 5000)
+        .unwrap();
+    assert_eq!(
+        d.get_color_control(ColorControl::WhiteBalance).unwrap(),
+        (ControlMode::Manual, 5000)
+    );
+    assert!(d
+        .set_color_control(ColorControl::PowerlineFrequency, ControlMode::Manual, 0)
+        .is_err());
     assert!(matches!(
         d.set_color_control(ColorControl::Gain, ControlMode::Manual, 999),
         Err(DeviceError::Control(ControlError::Transfer { .. }))
     ));
     // The exposure shows up in the frames' metadata, clipped to the frame period.
-    d.set_color_control(ColorControl::ExposureTimeAbsolute, ControlMode::Manual, 20_000).unwrap();
-    d.start_cameras(&config(ColorResolution::R720p, ImageFormat::Mjpg, DepthMode::Off, Fps::Fps30)).unwrap();
+    d.set_color_control(
+        ColorControl::ExposureTimeAbsolute,
+        ControlMode::Manual,
+        20_000,
+    )
+    .unwrap();
+    d.start_cameras(&config(
+        ColorResolution::R720p,
+        ImageFormat::Mjpg,
+        DepthMode::Off,
+        Fps::Fps30,
+    ))
+    .unwrap();
     let c = d.get_capture(WAIT).unwrap().unwrap().color.unwrap();
     assert_eq!(c.exposure_usec, 20_000);
     d.stop_cameras().unwrap();

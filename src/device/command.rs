@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::protocol::command::{
-    Command, CommandError, CommandName, DeviceStatus, HostTransaction, TransactionIds, COMMAND_TIMEOUT_MS,
-    STATUS_PACKET_LEN,
+    Command, CommandError, CommandName, DeviceStatus, HostTransaction, TransactionIds,
+    COMMAND_TIMEOUT_MS, STATUS_PACKET_LEN,
 };
 use crate::transport::{EndpointQueue, TransferError, UsbInterface};
 
@@ -39,7 +39,13 @@ pub enum CommandFailure {
 impl CommandFailure {
     /// Whether the failure means the device is gone.
     pub fn is_disconnect(&self) -> bool {
-        matches!(self, CommandFailure::Transfer { source: TransferError::Disconnected, .. })
+        matches!(
+            self,
+            CommandFailure::Transfer {
+                source: TransferError::Disconnected,
+                ..
+            }
+        )
     }
 }
 
@@ -68,7 +74,11 @@ fn wait(
         Some(c) => match c.status {
             Ok(()) | Err(TransferError::Overflow) if phase != "command" => Ok(c),
             Ok(()) => Ok(c),
-            Err(source) => Err(CommandFailure::Transfer { command, phase, source }),
+            Err(source) => Err(CommandFailure::Transfer {
+                command,
+                phase,
+                source,
+            }),
         },
         None => {
             // Leave the queue clean: cancel and collect what was in flight.
@@ -91,7 +101,14 @@ impl CommandChannel {
     ) -> Result<CommandChannel, crate::transport::Error> {
         let out = interface.endpoint(out_ep)?;
         let inq = interface.endpoint(in_ep)?;
-        Ok(CommandChannel { inner: Mutex::new(Inner { out, inq, ids: TransactionIds::new() }), interface })
+        Ok(CommandChannel {
+            inner: Mutex::new(Inner {
+                out,
+                inq,
+                ids: TransactionIds::new(),
+            }),
+            interface,
+        })
     }
 
     /// The claimed interface the channel runs on.
@@ -119,7 +136,12 @@ impl CommandChannel {
             inner.inq.submit(vec![0; len], len);
             let c = wait(inner.inq.as_mut(), name, "data")?;
             if c.status == Err(TransferError::Overflow) {
-                return Err(CommandError::DataOverflow { command: name, got: c.data.len() + 1, max: len }.into());
+                return Err(CommandError::DataOverflow {
+                    command: name,
+                    got: c.data.len() + 1,
+                    max: len,
+                }
+                .into());
             }
             t.accept_data(&c.data)?;
         }
@@ -137,7 +159,10 @@ impl CommandChannel {
     }
 
     /// Runs `command` and returns the device status and the raw data phase without judging them.
-    pub fn execute_with_status<C: Command>(&self, command: C) -> Result<(DeviceStatus, Vec<u8>), CommandFailure> {
+    pub fn execute_with_status<C: Command>(
+        &self,
+        command: C,
+    ) -> Result<(DeviceStatus, Vec<u8>), CommandFailure> {
         let (t, status) = self.run(command)?;
         Ok(t.finish_with_status(&status)?)
     }

@@ -117,14 +117,20 @@ impl Controls<'_> {
             value: (c.selector as u16) << 8,
             index: self.index(c),
         };
-        let b = self.vc.control_in(setup, c.len, TIMEOUT).map_err(|source| ControlError::Transfer {
-            control: self.control,
-            request: req,
-            selector: c.selector,
-            source,
-        })?;
+        let b = self
+            .vc
+            .control_in(setup, c.len, TIMEOUT)
+            .map_err(|source| ControlError::Transfer {
+                control: self.control,
+                request: req,
+                selector: c.selector,
+                source,
+            })?;
         if b.len() < c.len as usize {
-            return Err(ControlError::Short { control: self.control, got: b.len() });
+            return Err(ControlError::Short {
+                control: self.control,
+                got: b.len(),
+            });
         }
         Ok(match c.len {
             1 => b[0] as i32,
@@ -141,12 +147,14 @@ impl Controls<'_> {
             index: self.index(c),
         };
         let bytes = v.to_le_bytes();
-        self.vc.control_out(setup, &bytes[..c.len as usize], TIMEOUT).map_err(|source| ControlError::Transfer {
-            control: self.control,
-            request: request::SET_CUR,
-            selector: c.selector,
-            source,
-        })
+        self.vc
+            .control_out(setup, &bytes[..c.len as usize], TIMEOUT)
+            .map_err(|source| ControlError::Transfer {
+                control: self.control,
+                request: request::SET_CUR,
+                selector: c.selector,
+                source,
+            })
     }
 }
 
@@ -167,36 +175,61 @@ pub(crate) fn uvc_control(c: ColorControl) -> Option<UvcControl> {
 }
 
 /// Sets a control as the SDK does; returns the new powerline setting when it changed.
-pub(crate) fn set(ctl: &Controls<'_>, mode: ControlMode, value: i32, pl: PowerLine) -> Result<Option<PowerLine>, ControlError> {
+pub(crate) fn set(
+    ctl: &Controls<'_>,
+    mode: ControlMode,
+    value: i32,
+    pl: PowerLine,
+) -> Result<Option<PowerLine>, ControlError> {
     let c = ctl.control;
     match (c, mode) {
         (ColorControl::AutoExposurePriority, _) => Ok(None),
-        (ColorControl::ExposureTimeAbsolute, ControlMode::Auto) => {
-            ctl.set(uvc::CT_AE_MODE, uvc::AE_MODE_AUTO as i32).map(|_| None)
-        }
+        (ColorControl::ExposureTimeAbsolute, ControlMode::Auto) => ctl
+            .set(uvc::CT_AE_MODE, uvc::AE_MODE_AUTO as i32)
+            .map(|_| None),
         (ColorControl::ExposureTimeAbsolute, ControlMode::Manual) => {
             ctl.set(uvc::CT_AE_MODE, uvc::AE_MODE_MANUAL as i32)?;
             let v = exposure_usec_to_uvc(value.max(0) as u32, pl);
-            ctl.set(uvc::CT_EXPOSURE_TIME_ABSOLUTE, v as i32).map(|_| None)
+            ctl.set(uvc::CT_EXPOSURE_TIME_ABSOLUTE, v as i32)
+                .map(|_| None)
         }
-        (ColorControl::WhiteBalance, ControlMode::Auto) => ctl.set(uvc::PU_WHITE_BALANCE_TEMPERATURE_AUTO, 1).map(|_| None),
+        (ColorControl::WhiteBalance, ControlMode::Auto) => ctl
+            .set(uvc::PU_WHITE_BALANCE_TEMPERATURE_AUTO, 1)
+            .map(|_| None),
         (ColorControl::WhiteBalance, ControlMode::Manual) => {
             ctl.set(uvc::PU_WHITE_BALANCE_TEMPERATURE_AUTO, 0)?;
-            ctl.set(uvc::PU_WHITE_BALANCE_TEMPERATURE, value).map(|_| None)
+            ctl.set(uvc::PU_WHITE_BALANCE_TEMPERATURE, value)
+                .map(|_| None)
         }
-        (_, ControlMode::Auto) => Err(ControlError::Refused { control: c, reason: "only manual mode is supported" }),
+        (_, ControlMode::Auto) => Err(ControlError::Refused {
+            control: c,
+            reason: "only manual mode is supported",
+        }),
         (ColorControl::PowerlineFrequency, ControlMode::Manual) => {
             let new = match value {
                 1 => PowerLine::Hz50,
                 2 => PowerLine::Hz60,
-                0 => return Err(ControlError::Refused { control: c, reason: "Can not disable Powerline Frequency Control" }),
-                _ => return Err(ControlError::Refused { control: c, reason: "value must be 1 (50 Hz) or 2 (60 Hz)" }),
+                0 => {
+                    return Err(ControlError::Refused {
+                        control: c,
+                        reason: "Can not disable Powerline Frequency Control",
+                    })
+                }
+                _ => {
+                    return Err(ControlError::Refused {
+                        control: c,
+                        reason: "value must be 1 (50 Hz) or 2 (60 Hz)",
+                    })
+                }
             };
             ctl.set(uvc::PU_POWER_LINE_FREQUENCY, value)?;
             Ok(Some(new))
         }
         (_, ControlMode::Manual) => {
-            let u = uvc_control(c).ok_or(ControlError::Refused { control: c, reason: "deprecated" })?;
+            let u = uvc_control(c).ok_or(ControlError::Refused {
+                control: c,
+                reason: "deprecated",
+            })?;
             ctl.set(u, value).map(|_| None)
         }
     }
@@ -208,17 +241,31 @@ pub(crate) fn get(ctl: &Controls<'_>, pl: PowerLine) -> Result<(ControlMode, i32
         ColorControl::AutoExposurePriority => Ok((ControlMode::Manual, 0)),
         ColorControl::ExposureTimeAbsolute => {
             let ae = ctl.get(uvc::CT_AE_MODE, request::GET_CUR)?;
-            let mode = if uvc::ae_mode_is_manual(ae as u8) { ControlMode::Manual } else { ControlMode::Auto };
+            let mode = if uvc::ae_mode_is_manual(ae as u8) {
+                ControlMode::Manual
+            } else {
+                ControlMode::Auto
+            };
             let v = ctl.get(uvc::CT_EXPOSURE_TIME_ABSOLUTE, request::GET_CUR)?;
             Ok((mode, exposure_uvc_to_usec(v.max(0) as u32, pl) as i32))
         }
         ColorControl::WhiteBalance => {
             let auto = ctl.get(uvc::PU_WHITE_BALANCE_TEMPERATURE_AUTO, request::GET_CUR)?;
             let v = ctl.get(uvc::PU_WHITE_BALANCE_TEMPERATURE, request::GET_CUR)?;
-            Ok((if auto != 0 { ControlMode::Auto } else { ControlMode::Manual }, v))
+            Ok((
+                if auto != 0 {
+                    ControlMode::Auto
+                } else {
+                    ControlMode::Manual
+                },
+                v,
+            ))
         }
         c => {
-            let u = uvc_control(c).ok_or(ControlError::Refused { control: c, reason: "deprecated" })?;
+            let u = uvc_control(c).ok_or(ControlError::Refused {
+                control: c,
+                reason: "deprecated",
+            })?;
             Ok((ControlMode::Manual, ctl.get(u, request::GET_CUR)?))
         }
     }

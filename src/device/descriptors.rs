@@ -60,7 +60,9 @@ pub struct UvcFrameDesc {
 }
 
 /// GUID suffix shared by the uncompressed formats.
-const GUID_SUFFIX: [u8; 12] = [0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71];
+const GUID_SUFFIX: [u8; 12] = [
+    0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
+];
 
 /// Builds the class-specific VS descriptors for `frames` (grouped by format, in order).
 pub fn build_vs_descriptors(frames: &[UvcFrameDesc]) -> Vec<u8> {
@@ -68,11 +70,20 @@ pub fn build_vs_descriptors(frames: &[UvcFrameDesc]) -> Vec<u8> {
     let mut i = 0;
     while i < frames.len() {
         let f = &frames[i];
-        let n = frames[i..].iter().take_while(|x| x.format_index == f.format_index).count();
+        let n = frames[i..]
+            .iter()
+            .take_while(|x| x.format_index == f.format_index)
+            .count();
         match f.format {
-            UvcFormat::Mjpeg => out.extend_from_slice(&[11, 0x24, 0x06, f.format_index, n as u8, 1, 1, 0, 0, 0, 0]),
+            UvcFormat::Mjpeg => {
+                out.extend_from_slice(&[11, 0x24, 0x06, f.format_index, n as u8, 1, 1, 0, 0, 0, 0])
+            }
             UvcFormat::Nv12 | UvcFormat::Yuy2 => {
-                let (tag, bpp) = if f.format == UvcFormat::Nv12 { (*b"NV12", 12) } else { (*b"YUY2", 16) };
+                let (tag, bpp) = if f.format == UvcFormat::Nv12 {
+                    (*b"NV12", 12)
+                } else {
+                    (*b"YUY2", 16)
+                };
                 out.extend_from_slice(&[27, 0x24, 0x04, f.format_index, n as u8]);
                 out.extend_from_slice(&tag);
                 out.extend_from_slice(&GUID_SUFFIX);
@@ -80,7 +91,11 @@ pub fn build_vs_descriptors(frames: &[UvcFrameDesc]) -> Vec<u8> {
             }
         }
         for fr in &frames[i..i + n] {
-            let sub = if fr.format == UvcFormat::Mjpeg { 0x07 } else { 0x05 };
+            let sub = if fr.format == UvcFormat::Mjpeg {
+                0x07
+            } else {
+                0x05
+            };
             let len = 26 + 4 * fr.intervals_100ns.len();
             out.extend_from_slice(&[len as u8, 0x24, sub, fr.frame_index, 0]);
             out.extend_from_slice(&fr.width.to_le_bytes());
@@ -89,7 +104,13 @@ pub fn build_vs_descriptors(frames: &[UvcFrameDesc]) -> Vec<u8> {
             out.extend_from_slice(&rate.to_le_bytes());
             out.extend_from_slice(&rate.to_le_bytes());
             out.extend_from_slice(&fr.max_frame_size.to_le_bytes());
-            out.extend_from_slice(&fr.intervals_100ns.first().copied().unwrap_or(333_333).to_le_bytes());
+            out.extend_from_slice(
+                &fr.intervals_100ns
+                    .first()
+                    .copied()
+                    .unwrap_or(333_333)
+                    .to_le_bytes(),
+            );
             out.push(fr.intervals_100ns.len() as u8);
             for iv in &fr.intervals_100ns {
                 out.extend_from_slice(&iv.to_le_bytes());
@@ -111,7 +132,11 @@ pub fn parse_vs_descriptors(config: &[u8]) -> Result<(Vec<UvcFrameDesc>, usize),
     while o + 2 <= config.len() {
         let len = config[o] as usize;
         if len < 2 || o + len > config.len() {
-            return Err(WireError::Invalid { what: "configuration descriptor", field: "bLength", value: len as u64 });
+            return Err(WireError::Invalid {
+                what: "configuration descriptor",
+                field: "bLength",
+                value: len as u64,
+            });
         }
         let d = &config[o..o + len];
         match (d[1], d.get(2).copied()) {
@@ -127,7 +152,10 @@ pub fn parse_vs_descriptors(config: &[u8]) -> Result<(Vec<UvcFrameDesc>, usize),
             (0x24, Some(0x07 | 0x05)) if len >= 26 => {
                 if let Some((format, format_index)) = fmt {
                     let n = d[25] as usize;
-                    let intervals = (0..n).filter(|k| 26 + 4 * k + 4 <= len).map(|k| u32_at(d, 26 + 4 * k)).collect();
+                    let intervals = (0..n)
+                        .filter(|k| 26 + 4 * k + 4 <= len)
+                        .map(|k| u32_at(d, 26 + 4 * k))
+                        .collect();
                     frames.push(UvcFrameDesc {
                         format,
                         format_index,
@@ -178,7 +206,10 @@ pub fn parse_string_descriptor(b: &[u8]) -> Option<String> {
         return None;
     }
     let len = (b[0] as usize).min(b.len());
-    let units: Vec<u16> = b[2..len].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = b[2..len]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     String::from_utf16(&units).ok()
 }
 
@@ -203,8 +234,24 @@ mod tests {
     #[test]
     fn vs_descriptors_round_trip() {
         let frames = vec![
-            UvcFrameDesc { format: UvcFormat::Mjpeg, format_index: 1, frame_index: 1, width: 1280, height: 720, intervals_100ns: vec![333_333, 666_666], max_frame_size: 100 },
-            UvcFrameDesc { format: UvcFormat::Nv12, format_index: 2, frame_index: 1, width: 1280, height: 720, intervals_100ns: vec![2_000_000], max_frame_size: 1_382_400 },
+            UvcFrameDesc {
+                format: UvcFormat::Mjpeg,
+                format_index: 1,
+                frame_index: 1,
+                width: 1280,
+                height: 720,
+                intervals_100ns: vec![333_333, 666_666],
+                max_frame_size: 100,
+            },
+            UvcFrameDesc {
+                format: UvcFormat::Nv12,
+                format_index: 2,
+                frame_index: 1,
+                width: 1280,
+                height: 720,
+                intervals_100ns: vec![2_000_000],
+                max_frame_size: 1_382_400,
+            },
         ];
         let mut cfg = build_vs_descriptors(&frames);
         cfg.extend_from_slice(&[7, 5, 0x81, 0x05, 0, 4, 1, 6, 0x30, 15, 2, 0x00, 0xC0]);
@@ -218,8 +265,14 @@ mod tests {
     fn container_id_and_strings() {
         let mut bos = vec![5, 0x0F, 25, 0, 1, 20, 0x10, 0x04, 0];
         bos.extend(0u8..16);
-        assert_eq!(parse_container_id(&bos), Some(core::array::from_fn(|i| i as u8)));
-        assert_eq!(parse_string_descriptor(&[6, 3, b'4', 0, b'2', 0]).as_deref(), Some("42"));
+        assert_eq!(
+            parse_container_id(&bos),
+            Some(core::array::from_fn(|i| i as u8))
+        );
+        assert_eq!(
+            parse_string_descriptor(&[6, 3, b'4', 0, b'2', 0]).as_deref(),
+            Some("42")
+        );
         assert_eq!(
             ContainerIdDisplay(&core::array::from_fn(|i| i as u8)).to_string(),
             "{03020100-0504-0706-0908-0a0b0c0d0e0f}"

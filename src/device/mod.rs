@@ -31,16 +31,20 @@ use sync::{CaptureSync, SyncParams};
 use crate::depthengine::{self, DepthEngine, DepthPipeline};
 use crate::protocol::calibration::Calibration;
 use crate::protocol::command::{
-    ComponentVersionGet, DepthFpsSet, DepthModeSet, DepthStart, DepthStop, DepthStreamStart, DepthStreamStop,
-    GetJackState, ImuStreamStart, ImuStreamStop, NvDataGet, ReadCalibrationData, ReadProductSerial, SensorMode,
-    SetSysCfg, CALIBRATION_READ_ATTEMPTS,
+    ComponentVersionGet, DepthFpsSet, DepthModeSet, DepthStart, DepthStop, DepthStreamStart,
+    DepthStreamStop, GetJackState, ImuStreamStart, ImuStreamStop, NvDataGet, ReadCalibrationData,
+    ReadProductSerial, SensorMode, SetSysCfg, CALIBRATION_READ_ATTEMPTS,
 };
 use crate::protocol::depth_raw;
 use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthModeInfo};
 use crate::protocol::payload::{check_minimum_firmware, JackState, NvTag, SyncConfig};
 use crate::protocol::uvc::{self as uvcp, PowerLine, ProbeCommit};
-use crate::transport::{self, Backend, ControlSetup, DeviceInfo, TransferError, UsbDevice, UsbInterface};
-use crate::types::{Capture, ColorResolution, DepthMode, DeviceConfig, HardwareVersion, ImageFormat, ImuSample};
+use crate::transport::{
+    self, Backend, ControlSetup, DeviceInfo, TransferError, UsbDevice, UsbInterface,
+};
+use crate::types::{
+    Capture, ColorResolution, DepthMode, DeviceConfig, HardwareVersion, ImageFormat, ImuSample,
+};
 
 /// A stream of the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -274,12 +278,20 @@ pub struct OpenOptions {
     pub max_pool_bytes: Option<usize>,
     /// Pause between readiness attempts (the SDK's 500 ms).
     pub readiness_retry_delay: Option<Duration>,
+    /// Hold raw depth frames until the depth engine has room instead of letting its 2-deep
+    /// queue drop the oldest (the SDK drops). Useful with an emulated unit at maximum speed,
+    /// which then runs at the engine's pace; a real sensor does not wait.
+    pub wait_for_depth_engine: bool,
 }
 
 /// Number of units: the larger of the depth and colour function counts (as the SDK).
 pub fn list(backend: &dyn Backend) -> Result<usize, DeviceError> {
     let all = backend.list()?;
-    let count = |pid| all.iter().filter(|d| d.vendor_id == transport::VENDOR_ID && d.product_id == pid).count();
+    let count = |pid| {
+        all.iter()
+            .filter(|d| d.vendor_id == transport::VENDOR_ID && d.product_id == pid)
+            .count()
+    };
     Ok(count(transport::PRODUCT_ID_DEPTH).max(count(transport::PRODUCT_ID_COLOR)))
 }
 
@@ -338,12 +350,21 @@ impl Device {
 
     /// Opens unit `index`: depth function by index, colour function by Container ID, then the
     /// SDK's open sequence (§2.10).
-    pub fn open_with(backend: &dyn Backend, index: usize, options: OpenOptions) -> Result<Device, DeviceError> {
+    pub fn open_with(
+        backend: &dyn Backend,
+        index: usize,
+        options: OpenOptions,
+    ) -> Result<Device, DeviceError> {
         let depths = nth(backend, transport::PRODUCT_ID_DEPTH)?;
-        let info = depths.get(index).ok_or(DeviceError::NotFound { index, count: depths.len() })?;
+        let info = depths.get(index).ok_or(DeviceError::NotFound {
+            index,
+            count: depths.len(),
+        })?;
         let depth_dev = backend.open(info)?;
         let bos = depth_dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT)?;
-        let container_id = parse_container_id(&bos).ok_or_else(|| DeviceError::NoContainerId { device: info.to_string() })?;
+        let container_id = parse_container_id(&bos).ok_or_else(|| DeviceError::NoContainerId {
+            device: info.to_string(),
+        })?;
         let depth_if: Arc<Box<dyn UsbInterface>> = Arc::new(depth_dev.claim_interface(0, true)?);
         let depth_cmd = CommandChannel::new(depth_if.clone(), 0x02, 0x81)?;
         let serial = depth_cmd.execute(ReadProductSerial)?.as_str().to_string();
@@ -351,20 +372,28 @@ impl Device {
         let mut color = None;
         for c in nth(backend, transport::PRODUCT_ID_COLOR)? {
             let Ok(dev) = backend.open(&c) else { continue };
-            let Ok(b) = dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT) else { continue };
+            let Ok(b) = dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT) else {
+                continue;
+            };
             if parse_container_id(&b) == Some(container_id) {
                 color = Some(dev);
                 break;
             }
         }
-        let color_dev = color.ok_or_else(|| DeviceError::NoColorFunction(ContainerIdDisplay(&container_id).to_string()))?;
-        let color_cmd = CommandChannel::new(Arc::new(color_dev.claim_interface(2, true)?), 0x04, 0x83)?;
+        let color_dev = color.ok_or_else(|| {
+            DeviceError::NoColorFunction(ContainerIdDisplay(&container_id).to_string())
+        })?;
+        let color_cmd =
+            CommandChannel::new(Arc::new(color_dev.claim_interface(2, true)?), 0x04, 0x83)?;
 
         let raw_calibration = read_calibration(&depth_cmd)?;
         let json_end = raw_calibration.len().saturating_sub(1);
-        let calibration = Calibration::from_json(&raw_calibration[..json_end]).map_err(|e| DeviceError::Calibration(e.to_string()))?;
+        let calibration = Calibration::from_json(&raw_calibration[..json_end])
+            .map_err(|e| DeviceError::Calibration(e.to_string()))?;
 
-        let delay = options.readiness_retry_delay.unwrap_or(Duration::from_millis(500));
+        let delay = options
+            .readiness_retry_delay
+            .unwrap_or(Duration::from_millis(500));
         let mut last = None;
         for attempt in 0..READY_ATTEMPTS {
             match depth_cmd.execute(ComponentVersionGet) {
@@ -384,11 +413,17 @@ impl Device {
             }
         }
         if let Some(last) = last {
-            return Err(DeviceError::NotReady { attempts: READY_ATTEMPTS, last });
+            return Err(DeviceError::NotReady {
+                attempts: READY_ATTEMPTS,
+                last,
+            });
         }
-        let hardware_version = depth_cmd.execute(ComponentVersionGet)?.to_hardware_version();
+        let hardware_version = depth_cmd
+            .execute(ComponentVersionGet)?
+            .to_hardware_version();
         depth_cmd.execute(ReadProductSerial)?;
-        check_minimum_firmware(&hardware_version).map_err(|e| DeviceError::FirmwareTooOld(e.to_string()))?;
+        check_minimum_firmware(&hardware_version)
+            .map_err(|e| DeviceError::FirmwareTooOld(e.to_string()))?;
         // Quiet stop in case an earlier session crashed: statuses ignored.
         let _ = depth_cmd.execute_with_status(DepthStreamStop);
         let _ = depth_cmd.execute_with_status(DepthStop);
@@ -554,16 +589,28 @@ impl Device {
         Ok(())
     }
 
-    fn start_streams(&mut self, config: &DeviceConfig, running: &mut Running, depth_on: bool, color_on: bool) -> Result<(), DeviceError> {
+    fn start_streams(
+        &mut self,
+        config: &DeviceConfig,
+        running: &mut Running,
+        depth_on: bool,
+        color_on: bool,
+    ) -> Result<(), DeviceError> {
         if depth_on {
-            let info = DepthModeInfo::for_mode(config.depth_mode)
-                .ok_or_else(|| DeviceError::State(format!("no depth mode table entry for {}", config.depth_mode.sdk_name())))?;
+            let info = DepthModeInfo::for_mode(config.depth_mode).ok_or_else(|| {
+                DeviceError::State(format!(
+                    "no depth mode table entry for {}",
+                    config.depth_mode.sdk_name()
+                ))
+            })?;
             let sensor = depth_raw::sensor_mode_for(config.depth_mode)
                 .and_then(SensorMode::from_value)
                 .ok_or_else(|| DeviceError::State("depth mode has no sensor mode".into()))?;
             self.depth_cmd.execute(DepthModeSet { mode: sensor })?;
             if self.cal_block.is_none() {
-                let block = self.depth_cmd.execute(NvDataGet { tag: NvTag::IrSensorCalibration })?;
+                let block = self.depth_cmd.execute(NvDataGet {
+                    tag: NvTag::IrSensorCalibration,
+                })?;
                 self.cal_block = Some(block);
             }
             let sink = if self.options.depth_engine == DepthEngineChoice::RawOnly {
@@ -579,19 +626,36 @@ impl Device {
                     self.cal_block.clone().unwrap_or_default(),
                     camera,
                 )
-                .map_err(|e| DeviceError::DepthEngine(format!("Depth Engine thread failed to start: {e}")))?;
+                .map_err(|e| {
+                    DeviceError::DepthEngine(format!("Depth Engine thread failed to start: {e}"))
+                })?;
                 let rx = p.receiver().clone();
                 let p = Arc::new(Mutex::new(p));
-                running.depth_forwarder = Some(streams::start_depth_forwarder(rx, self.sync.clone(), self.drops.clone())?);
+                let flow = Arc::new(streams::EngineFlow::default());
+                running.depth_forwarder = Some(streams::start_depth_forwarder(
+                    rx,
+                    flow.clone(),
+                    self.sync.clone(),
+                    self.drops.clone(),
+                )?);
                 running.pipeline = Some(p.clone());
-                DepthSink::Engine(p)
+                DepthSink::Engine {
+                    pipeline: p,
+                    flow,
+                    backpressure: self.options.wait_for_depth_engine,
+                }
             };
-            self.depth_cmd.execute(DepthFpsSet { fps: config.camera_fps })?;
+            self.depth_cmd.execute(DepthFpsSet {
+                fps: config.camera_fps,
+            })?;
             self.depth_cmd.execute(DepthStart)?;
             self.depth_cmd.execute(DepthStreamStart)?;
             let raw_size = depth_raw::raw_frame_size(sensor.value()).unwrap_or(0);
             let buffer_size = modes::round_up_1024(raw_size);
-            let pool = self.options.max_pool_bytes.unwrap_or(modes::LINUX_MAX_POOL_BYTES);
+            let pool = self
+                .options
+                .max_pool_bytes
+                .unwrap_or(modes::LINUX_MAX_POOL_BYTES);
             let queue = self.depth_if.endpoint(0x83)?;
             running.depth_reader = Some(streams::start_depth(streams::DepthReaderParams {
                 queue,
@@ -609,7 +673,11 @@ impl Device {
         Ok(())
     }
 
-    fn start_color(&mut self, config: &DeviceConfig, running: &mut Running) -> Result<(), DeviceError> {
+    fn start_color(
+        &mut self,
+        config: &DeviceConfig,
+        running: &mut Running,
+    ) -> Result<(), DeviceError> {
         let (width, height) = config.color_resolution.dimensions().unwrap_or((0, 0));
         let fps = config.camera_fps.hz();
         let want = match config.color_format {
@@ -618,8 +686,14 @@ impl Device {
             _ => UvcFormat::Mjpeg,
         };
         let cfg = self.color_dev.get_descriptor(2, 0, 0, DESCRIPTOR_TIMEOUT)?;
-        let (frames, bytes_per_interval) = parse_vs_descriptors(&cfg).map_err(|e| DeviceError::State(e.to_string()))?;
-        let no_format = || DeviceError::NoColorFormat { format: config.color_format, width, height, fps };
+        let (frames, bytes_per_interval) =
+            parse_vs_descriptors(&cfg).map_err(|e| DeviceError::State(e.to_string()))?;
+        let no_format = || DeviceError::NoColorFormat {
+            format: config.color_format,
+            width,
+            height,
+            fps,
+        };
         let frame = frames
             .iter()
             .find(|f| f.format == want && f.width as u32 == width && f.height as u32 == height)
@@ -650,17 +724,36 @@ impl Device {
         let t = Duration::from_secs(1);
         let r = uvcp::request::GET_REQUEST_TYPE;
         let w = uvcp::request::SET_REQUEST_TYPE;
-        vs.control_in(req(r, uvcp::request::GET_MAX, uvcp::VS_PROBE_CONTROL), 26, t).map_err(uvc_err("GET_MAX probe"))?;
-        vs.control_out(req(w, uvcp::request::SET_CUR, uvcp::VS_PROBE_CONTROL), &probe.encode(), t)
-            .map_err(uvc_err("SET_CUR probe"))?;
+        vs.control_in(
+            req(r, uvcp::request::GET_MAX, uvcp::VS_PROBE_CONTROL),
+            26,
+            t,
+        )
+        .map_err(uvc_err("GET_MAX probe"))?;
+        vs.control_out(
+            req(w, uvcp::request::SET_CUR, uvcp::VS_PROBE_CONTROL),
+            &probe.encode(),
+            t,
+        )
+        .map_err(uvc_err("SET_CUR probe"))?;
         let got = vs
-            .control_in(req(r, uvcp::request::GET_CUR, uvcp::VS_PROBE_CONTROL), 26, t)
+            .control_in(
+                req(r, uvcp::request::GET_CUR, uvcp::VS_PROBE_CONTROL),
+                26,
+                t,
+            )
             .map_err(uvc_err("GET_CUR probe"))?;
-        let negotiated = ProbeCommit::decode(&got).map_err(|e| DeviceError::State(format!("probe control: {e}")))?;
-        vs.control_out(req(w, uvcp::request::SET_CUR, uvcp::VS_COMMIT_CONTROL), &negotiated.encode(), t)
-            .map_err(uvc_err("SET_CUR commit"))?;
+        let negotiated = ProbeCommit::decode(&got)
+            .map_err(|e| DeviceError::State(format!("probe control: {e}")))?;
+        vs.control_out(
+            req(w, uvcp::request::SET_CUR, uvcp::VS_COMMIT_CONTROL),
+            &negotiated.encode(),
+            t,
+        )
+        .map_err(uvc_err("SET_CUR commit"))?;
         let packet_size = bytes_per_interval.max(1024);
-        let packets = ((negotiated.max_video_frame_size as usize).div_ceil(packet_size)).clamp(1, 32);
+        let packets =
+            ((negotiated.max_video_frame_size as usize).div_ceil(packet_size)).clamp(1, 32);
         vs.set_alt_setting(1)?;
         let queue = vs.iso_in_endpoint(0x81, packets, packet_size)?;
         running.color_started_at = Some(Instant::now());
@@ -680,12 +773,17 @@ impl Device {
 
     /// Stops the cameras (depth stream stop and stop, colour stream stop).
     pub fn stop_cameras(&mut self) -> Result<(), DeviceError> {
-        let Some(mut r) = self.running.take() else { return Ok(()) };
+        let Some(mut r) = self.running.take() else {
+            return Ok(());
+        };
         self.sync.stop();
         let mut first_err = None;
         if let Some(mut reader) = r.depth_reader.take() {
             reader.stop();
-            for c in [self.depth_cmd.execute(DepthStreamStop), self.depth_cmd.execute(DepthStop)] {
+            for c in [
+                self.depth_cmd.execute(DepthStreamStop),
+                self.depth_cmd.execute(DepthStop),
+            ] {
                 if let (Err(e), None) = (c, &first_err) {
                     first_err = Some(DeviceError::from(e));
                 }
@@ -694,7 +792,8 @@ impl Device {
         if let Some(p) = r.pipeline.take() {
             let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
             let c = p.drop_counts();
-            self.depth_engine_drops_base += c.queue_full + c.invalid_size + c.bad_timestamp + c.gpu_error;
+            self.depth_engine_drops_base +=
+                c.queue_full + c.invalid_size + c.bad_timestamp + c.gpu_error;
             let _ = p.stop();
         }
         if let Some(mut f) = r.depth_forwarder.take() {
@@ -723,14 +822,16 @@ impl Device {
         if self.imu_reader.is_some() {
             return Err(DeviceError::State("the IMU is already running".into()));
         }
-        let startup_filter = r.color_started_at.is_some_and(|t| t.elapsed() < Duration::from_millis(1500));
+        let startup_filter = r
+            .color_started_at
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(1500));
         self.color_cmd.execute(ImuStreamStart)?;
         let queue = self.vc_sibling_endpoint(0x82)?;
         self.imu_queue.set_running(true);
-        let calibration = self
-            .calibration
-            .as_ref()
-            .map(|c| streams::ImuCalibration { gyro: c.gyro.clone(), accel: c.accel.clone() });
+        let calibration = self.calibration.as_ref().map(|c| streams::ImuCalibration {
+            gyro: c.gyro.clone(),
+            accel: c.accel.clone(),
+        });
         self.imu_reader = Some(streams::start_imu(streams::ImuReaderParams {
             queue,
             out: self.imu_queue.clone(),
@@ -741,13 +842,18 @@ impl Device {
         Ok(())
     }
 
-    fn vc_sibling_endpoint(&self, address: u8) -> Result<Box<dyn transport::EndpointQueue>, DeviceError> {
+    fn vc_sibling_endpoint(
+        &self,
+        address: u8,
+    ) -> Result<Box<dyn transport::EndpointQueue>, DeviceError> {
         Ok(self.color_cmd.interface().endpoint(address)?)
     }
 
     /// Stops the IMU.
     pub fn stop_imu(&mut self) -> Result<(), DeviceError> {
-        let Some(mut r) = self.imu_reader.take() else { return Ok(()) };
+        let Some(mut r) = self.imu_reader.take() else {
+            return Ok(());
+        };
         r.stop();
         self.imu_queue.set_running(false);
         self.color_cmd.execute(ImuStreamStop)?;
@@ -772,13 +878,22 @@ impl Device {
     fn controls(&self, control: ColorControl) -> controls::Controls<'_> {
         controls::Controls {
             vc: self.vc.as_ref(),
-            ids: controls::Entities { camera_terminal: 1, processing_unit: 2, vc_interface: 0 },
+            ids: controls::Entities {
+                camera_terminal: 1,
+                processing_unit: 2,
+                vc_interface: 0,
+            },
             control,
         }
     }
 
     /// Sets a colour control (exposure in µs, mapped onto the 50/60 Hz table).
-    pub fn set_color_control(&mut self, control: ColorControl, mode: ControlMode, value: i32) -> Result<(), DeviceError> {
+    pub fn set_color_control(
+        &mut self,
+        control: ColorControl,
+        mode: ControlMode,
+        value: i32,
+    ) -> Result<(), DeviceError> {
         if let Some(pl) = controls::set(&self.controls(control), mode, value, self.powerline)? {
             self.powerline = pl;
         }
@@ -786,7 +901,10 @@ impl Device {
     }
 
     /// Reads a colour control's mode and value.
-    pub fn get_color_control(&self, control: ColorControl) -> Result<(ControlMode, i32), DeviceError> {
+    pub fn get_color_control(
+        &self,
+        control: ColorControl,
+    ) -> Result<(ControlMode, i32), DeviceError> {
         Ok(controls::get(&self.controls(control), self.powerline)?)
     }
 }
@@ -802,7 +920,9 @@ fn pairing_disabled_by_env() -> bool {
     std::env::var("K4A_DISABLE_SYNCHRONIZATION").is_ok_and(|v| !v.is_empty() && !v.starts_with('0'))
 }
 
-fn depth_camera(c: &crate::protocol::calibration::CameraCalibration) -> depthengine::CameraCalibration {
+fn depth_camera(
+    c: &crate::protocol::calibration::CameraCalibration,
+) -> depthengine::CameraCalibration {
     depthengine::CameraCalibration {
         rotation: c.rotation,
         translation_mm: c.translation_mm,
@@ -830,7 +950,10 @@ fn read_calibration(cmd: &CommandChannel) -> Result<Vec<u8>, DeviceError> {
     }
     Err(DeviceError::CalibrationRead {
         attempts: CALIBRATION_READ_ATTEMPTS,
-        last: last.unwrap_or(CommandFailure::Timeout { command: ReadCalibrationDataName::get(), phase: "data" }),
+        last: last.unwrap_or(CommandFailure::Timeout {
+            command: ReadCalibrationDataName::get(),
+            phase: "data",
+        }),
     })
 }
 
@@ -840,4 +963,3 @@ impl ReadCalibrationDataName {
         crate::protocol::command::CommandCode::ReadCalibrationData.into()
     }
 }
-

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use super::sync::CaptureSync;
 use super::{DropCounters, Stream, StreamError};
 use crate::depthengine::DepthPipeline;
+
+/// The depth engine pipeline's input queue (the SDK's `DEWRAPPER_QUEUE_DEPTH`).
+const ENGINE_INPUT_QUEUE_DEPTH: u64 = 2;
 use crate::protocol::calibration::ImuSensorCalibration;
 use crate::protocol::imu::{needs_reevaluation, ImuIntrinsics, ImuPacket};
 use crate::protocol::uvc::{ColorFrameMetadata, FrameAssembler};
@@ -33,14 +36,20 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    fn spawn(name: &str, f: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> Result<Reader, StreamError> {
+    fn spawn(
+        name: &str,
+        f: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> Result<Reader, StreamError> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || f(s))
             .map_err(|e| StreamError::Thread(e.to_string()))?;
-        Ok(Reader { stop, handle: Some(handle) })
+        Ok(Reader {
+            stop,
+            handle: Some(handle),
+        })
     }
 
     /// Asks the thread to stop and waits for it.
@@ -67,7 +76,11 @@ pub(crate) struct DropOldest<T> {
 
 impl<T> DropOldest<T> {
     pub fn new(capacity: usize) -> DropOldest<T> {
-        DropOldest { items: Mutex::new((VecDeque::new(), None, true)), ready: Condvar::new(), capacity }
+        DropOldest {
+            items: Mutex::new((VecDeque::new(), None, true)),
+            ready: Condvar::new(),
+            capacity,
+        }
     }
     /// Pushes; returns true when the oldest entry was dropped to make room.
     pub fn push(&self, v: T) -> bool {
@@ -113,7 +126,11 @@ impl<T> DropOldest<T> {
             if now >= deadline {
                 return Ok(None);
             }
-            g = self.ready.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .ready
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -130,7 +147,14 @@ pub struct RawDepthFrame {
 /// Where raw depth frames go.
 pub(crate) enum DepthSink {
     /// Through the depth engine into capture sync.
-    Engine(Arc<Mutex<DepthPipeline>>),
+    Engine {
+        /// The running pipeline.
+        pipeline: Arc<Mutex<DepthPipeline>>,
+        /// Frames handed to it and captures that came out (for back-pressure).
+        flow: Arc<EngineFlow>,
+        /// Wait for the engine instead of letting its input queue drop frames.
+        backpressure: bool,
+    },
     /// Into a queue of raw frames (no engine).
     Raw(Arc<DropOldest<RawDepthFrame>>),
 }
@@ -149,12 +173,22 @@ pub(crate) struct DepthReaderParams {
 /// Starts the depth reader.
 pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
     Reader::spawn("freek4a-depth-usb", move |stop| {
-        let DepthReaderParams { mut queue, raw_size, buffer_size, transfers, sink, sync, drops } = p;
+        let DepthReaderParams {
+            mut queue,
+            raw_size,
+            buffer_size,
+            transfers,
+            sink,
+            sync,
+            drops,
+        } = p;
         for _ in 0..transfers.max(1) {
             queue.submit(vec![0; buffer_size], buffer_size);
         }
         while !stop.load(Ordering::SeqCst) {
-            let Some(c) = queue.wait_next_complete(POLL) else { continue };
+            let Some(c) = queue.wait_next_complete(POLL) else {
+                continue;
+            };
             let resubmit = |q: &mut Box<dyn EndpointQueue>, mut buf: Vec<u8>| {
                 buf.resize(buffer_size, 0);
                 q.submit(buf, buffer_size);
@@ -165,15 +199,26 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
                     let fresh = vec![0; buffer_size];
                     let data = c.data;
                     match &sink {
-                        DepthSink::Engine(p) => {
-                            let p = p.lock().unwrap_or_else(|e| e.into_inner());
+                        DepthSink::Engine {
+                            pipeline,
+                            flow,
+                            backpressure,
+                        } => {
+                            if *backpressure {
+                                flow.wait_for_room(pipeline, &stop);
+                            }
+                            let p = pipeline.lock().unwrap_or_else(|e| e.into_inner());
+                            flow.pushed.fetch_add(1, Ordering::SeqCst);
                             if let Err(e) = p.push(data, ts) {
                                 sync.fail(StreamError::DepthEngine(e.to_string()));
                                 break;
                             }
                         }
                         DepthSink::Raw(q) => {
-                            if q.push(RawDepthFrame { data, system_timestamp_ns: ts }) {
+                            if q.push(RawDepthFrame {
+                                data,
+                                system_timestamp_ns: ts,
+                            }) {
                                 drops.add(&drops.depth_queue_full, 1);
                             }
                         }
@@ -191,7 +236,10 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
                 }
                 Err(TransferError::Cancelled) => {}
                 Err(source) => {
-                    let e = StreamError::Transfer { stream: Stream::Depth, source };
+                    let e = StreamError::Transfer {
+                        stream: Stream::Depth,
+                        source,
+                    };
                     if let DepthSink::Raw(q) = &sink {
                         q.fail(e.clone());
                     }
@@ -205,16 +253,48 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
     })
 }
 
+/// Counts frames into and captures out of the depth engine.
+#[derive(Default)]
+pub(crate) struct EngineFlow {
+    pushed: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
+}
+
+impl EngineFlow {
+    /// Waits while the engine's 2-deep input queue is full.
+    fn wait_for_room(&self, pipeline: &Mutex<DepthPipeline>, stop: &AtomicBool) {
+        loop {
+            let dropped = {
+                let c = pipeline
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drop_counts();
+                c.queue_full + c.invalid_size + c.bad_timestamp + c.gpu_error
+            };
+            let done = self.received.load(Ordering::SeqCst) + dropped;
+            let in_flight = self.pushed.load(Ordering::SeqCst).saturating_sub(done);
+            if in_flight < ENGINE_INPUT_QUEUE_DEPTH || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
 /// Forwards the depth engine's captures into capture sync.
 pub(crate) fn start_depth_forwarder(
     rx: crossbeam_channel::Receiver<Result<Capture, crate::depthengine::DepthEngineError>>,
+    flow: Arc<EngineFlow>,
     sync: Arc<CaptureSync>,
     drops: Arc<DropCounters>,
 ) -> Result<Reader, StreamError> {
     Reader::spawn("freek4a-depth-out", move |stop| {
         while !stop.load(Ordering::SeqCst) {
             match rx.recv_timeout(POLL) {
-                Ok(Ok(c)) => sync.push_depth(c, &drops),
+                Ok(Ok(c)) => {
+                    flow.received.fetch_add(1, Ordering::SeqCst);
+                    sync.push_depth(c, &drops)
+                }
                 Ok(Err(e)) => {
                     sync.fail(StreamError::DepthEngine(e.to_string()));
                     break;
@@ -241,7 +321,16 @@ pub(crate) struct ColorReaderParams {
 /// Starts the colour reader.
 pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
     Reader::spawn("freek4a-color-usb", move |stop| {
-        let ColorReaderParams { mut queue, transfers, transfer_bytes, format, width, height, sync, drops } = p;
+        let ColorReaderParams {
+            mut queue,
+            transfers,
+            transfer_bytes,
+            format,
+            width,
+            height,
+            sync,
+            drops,
+        } = p;
         for _ in 0..transfers.max(1) {
             queue.submit(vec![0; transfer_bytes]);
         }
@@ -249,12 +338,17 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
         let mut seen = asm.stats;
         let expected = format.image_size_bytes(width, height);
         while !stop.load(Ordering::SeqCst) {
-            let Some(c) = queue.wait_next_complete(POLL) else { continue };
+            let Some(c) = queue.wait_next_complete(POLL) else {
+                continue;
+            };
             match c.status {
                 Ok(()) => {}
                 Err(TransferError::Cancelled) => continue,
                 Err(source) => {
-                    sync.fail(StreamError::Transfer { stream: Stream::Color, source });
+                    sync.fail(StreamError::Transfer {
+                        stream: Stream::Color,
+                        source,
+                    });
                     break;
                 }
             }
@@ -325,7 +419,9 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
 
 /// Decodes an MJPEG frame to BGRA32 of the expected size (the SDK's BGRA32 colour format).
 fn decode_bgra(jpeg: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
-    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    use zune_jpeg::zune_core::{
+        bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions,
+    };
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::BGRA)
         .set_max_width(width as usize)
@@ -358,17 +454,28 @@ pub(crate) struct ImuReaderParams {
 /// Starts the IMU reader.
 pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
     Reader::spawn("freek4a-imu-usb", move |stop| {
-        let ImuReaderParams { mut queue, out, drops, calibration, mut startup_filter } = p;
+        let ImuReaderParams {
+            mut queue,
+            out,
+            drops,
+            calibration,
+            mut startup_filter,
+        } = p;
         let len = crate::protocol::modes::IMU_TRANSFER_BYTES;
         for _ in 0..crate::protocol::modes::MAX_TRANSFERS {
             queue.submit(vec![0; len], len);
         }
         let mut last_temp = 0.0f32;
-        let mut at: Option<(ImuIntrinsics, ImuIntrinsics)> = calibration
-            .as_ref()
-            .map(|c| (c.gyro.model.evaluate(c.gyro.temperature_c), c.accel.model.evaluate(c.accel.temperature_c)));
+        let mut at: Option<(ImuIntrinsics, ImuIntrinsics)> = calibration.as_ref().map(|c| {
+            (
+                c.gyro.model.evaluate(c.gyro.temperature_c),
+                c.accel.model.evaluate(c.accel.temperature_c),
+            )
+        });
         while !stop.load(Ordering::SeqCst) {
-            let Some(c) = queue.wait_next_complete(POLL) else { continue };
+            let Some(c) = queue.wait_next_complete(POLL) else {
+                continue;
+            };
             match c.status {
                 Ok(()) => {}
                 Err(TransferError::Cancelled) => continue,
@@ -380,13 +487,18 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
                     continue;
                 }
                 Err(source) => {
-                    out.fail(StreamError::Transfer { stream: Stream::Imu, source });
+                    out.fail(StreamError::Transfer {
+                        stream: Stream::Imu,
+                        source,
+                    });
                     break;
                 }
             }
             match ImuPacket::decode(&c.data) {
                 Err(_) => drops.add(&drops.imu_malformed, 1),
-                Ok(packet) if packet.gyro.len() > 8 || packet.accel.len() > 8 => drops.add(&drops.imu_malformed, 1),
+                Ok(packet) if packet.gyro.len() > 8 || packet.accel.len() > 8 => {
+                    drops.add(&drops.imu_malformed, 1)
+                }
                 Ok(packet) => {
                     for mut s in packet.samples() {
                         if startup_filter {
@@ -399,7 +511,10 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
                         if let Some(cal) = &calibration {
                             if needs_reevaluation(last_temp, s.temperature_c) {
                                 last_temp = s.temperature_c;
-                                at = Some((cal.gyro.model.evaluate(last_temp), cal.accel.model.evaluate(last_temp)));
+                                at = Some((
+                                    cal.gyro.model.evaluate(last_temp),
+                                    cal.accel.model.evaluate(last_temp),
+                                ));
                             }
                             if let Some((g, a)) = &at {
                                 s.gyro_radps = cal.gyro.model.apply(g, s.gyro_radps);

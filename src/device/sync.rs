@@ -121,15 +121,37 @@ impl CaptureSync {
 
     /// A depth capture (depth and/or IR images) arrived.
     pub fn push_depth(&self, capture: Capture, drops: &DropCounters) {
-        let ts = capture.ir.as_ref().or(capture.depth.as_ref()).map_or(0, |i| i.device_timestamp_usec) as i64;
-        self.push(true, Slot { ts_usec: ts, capture }, drops);
+        let ts = capture
+            .ir
+            .as_ref()
+            .or(capture.depth.as_ref())
+            .map_or(0, |i| i.device_timestamp_usec) as i64;
+        self.push(
+            true,
+            Slot {
+                ts_usec: ts,
+                capture,
+            },
+            drops,
+        );
     }
 
     /// A colour image arrived.
     pub fn push_color(&self, image: Image, drops: &DropCounters) {
         let ts = image.device_timestamp_usec as i64;
-        let capture = Capture { color: Some(image), temperature_c: f32::NAN, ..Default::default() };
-        self.push(false, Slot { ts_usec: ts, capture }, drops);
+        let capture = Capture {
+            color: Some(image),
+            temperature_c: f32::NAN,
+            ..Default::default()
+        };
+        self.push(
+            false,
+            Slot {
+                ts_usec: ts,
+                capture,
+            },
+            drops,
+        );
     }
 
     fn push(&self, depth: bool, slot: Slot, drops: &DropCounters) {
@@ -176,7 +198,9 @@ impl CaptureSync {
         let q = period / 4;
         let d = p.depth_delay_usec as i64;
         loop {
-            let (Some(dep), Some(col)) = (&s.depth_slot, &s.color_slot) else { return };
+            let (Some(dep), Some(col)) = (&s.depth_slot, &s.color_slot) else {
+                return;
+            };
             let (dts, cts) = (dep.ts_usec, col.ts_usec);
             enum Act {
                 DropDepth,
@@ -220,7 +244,10 @@ impl CaptureSync {
                     }
                 }
                 Act::Match => {
-                    let (Some(mut dep), Some(col)) = (s.depth_slot.take(), s.color_slot.take()) else { return };
+                    let (Some(mut dep), Some(col)) = (s.depth_slot.take(), s.color_slot.take())
+                    else {
+                        return;
+                    };
                     dep.capture.color = col.capture.color;
                     s.depth_slot = s.depth_queue.pop_front();
                     s.color_slot = s.color_queue.pop_front();
@@ -248,7 +275,11 @@ impl CaptureSync {
             if now >= deadline {
                 return Ok(None);
             }
-            s = self.ready.wait_timeout(s, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            s = self
+                .ready
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

@@ -6,7 +6,14 @@
 
 use serde_json::{json, Value};
 
-fn camera(location: &str, w: u32, h: u32, params: [f64; 14], rotation: [f64; 9], translation_m: [f64; 3]) -> Value {
+fn camera(
+    location: &str,
+    w: u32,
+    h: u32,
+    params: [f64; 14],
+    rotation: [f64; 9],
+    translation_m: [f64; 3],
+) -> Value {
     json!({
         "Intrinsics": {
             "ModelParameterCount": 14,
@@ -24,7 +31,12 @@ fn camera(location: &str, w: u32, h: u32, params: [f64; 14], rotation: [f64; 9],
     })
 }
 
-fn inertial(kind: &str, model_type_mask: u32, rotation: [f64; 9], translation_m: [f64; 3]) -> Value {
+fn inertial(
+    kind: &str,
+    model_type_mask: u32,
+    rotation: [f64; 9],
+    translation_m: [f64; 3],
+) -> Value {
     let mut mixing = [0.0f64; 36];
     for d in 0..3 {
         mixing[(3 * d + d) * 4] = 1.0;
@@ -51,7 +63,9 @@ pub fn default_json(serial: &str) -> String {
         "CALIBRATION_CameraLocationD0",
         1024,
         1024,
-        [0.5, 0.5, 0.49, 0.49, 0.6, 0.1, 0.002, 0.95, 0.25, 0.01, 0.0, 0.0, -0.00005, 0.00003],
+        [
+            0.5, 0.5, 0.49, 0.49, 0.6, 0.1, 0.002, 0.95, 0.25, 0.01, 0.0, 0.0, -0.00005, 0.00003,
+        ],
         identity,
         [0.0, 0.0, 0.0],
     );
@@ -59,8 +73,12 @@ pub fn default_json(serial: &str) -> String {
         "CALIBRATION_CameraLocationPV0",
         4096,
         3072,
-        [0.5, 0.5, 0.47, 0.62, 0.5, -2.7, 1.6, 0.4, -2.5, 1.5, 0.0, 0.0, 0.0005, -0.0002],
-        [1.0, 0.0016, -0.0003, -0.0016, 0.995, 0.104, 0.0004, -0.104, 0.995],
+        [
+            0.5, 0.5, 0.47, 0.62, 0.5, -2.7, 1.6, 0.4, -2.5, 1.5, 0.0, 0.0, 0.0005, -0.0002,
+        ],
+        [
+            1.0, 0.0016, -0.0003, -0.0016, 0.995, 0.104, 0.0004, -0.104, 0.995,
+        ],
         [-0.032, -0.002, 0.004],
     );
     let gyro = inertial(

@@ -139,7 +139,13 @@ impl Pacer {
     /// Waits until the item of `stream` at `ticks` may be delivered, or until `deadline`.
     /// Returns false on deadline, or when the timebase was reset meanwhile (`generation`
     /// differs) so the caller re-anchors its schedule.
-    pub fn wait_until(&self, stream: StreamId, ticks: u64, generation: u64, deadline: Instant) -> bool {
+    pub fn wait_until(
+        &self,
+        stream: StreamId,
+        ticks: u64,
+        generation: u64,
+        deadline: Instant,
+    ) -> bool {
         let mut s = self.lock();
         if let Some(t) = s.next_ticks.get_mut(&stream) {
             *t = ticks;
@@ -224,6 +230,11 @@ mod tests {
         p.reset();
         assert_ne!(p.generation(), g);
         assert!(p.now_ticks() < 1_000_000);
-        assert!(!p.wait_until(StreamId::Imu, 10, g, Instant::now() + Duration::from_millis(5)));
+        assert!(!p.wait_until(
+            StreamId::Imu,
+            10,
+            g,
+            Instant::now() + Duration::from_millis(5)
+        ));
     }
 }

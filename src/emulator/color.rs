@@ -9,9 +9,12 @@ use super::images;
 use super::streams::{gate, Gate, Schedule};
 use super::{ColorCam, Fault, FaultTarget, Function, Unit};
 use crate::device::descriptors::{UvcFormat, UvcFrameDesc};
-use crate::protocol::uvc::{header_bits, request as uvc_req, CaptureStats, FrameAlignInfo, PayloadHeader, ProbeCommit, CAPTURE_STATS_EXPOSURE_TIME, CAPTURE_STATS_ISO_SPEED, CAPTURE_STATS_WHITE_BALANCE};
-use crate::types::WiredSyncMode;
+use crate::protocol::uvc::{
+    header_bits, request as uvc_req, CaptureStats, FrameAlignInfo, PayloadHeader, ProbeCommit,
+    CAPTURE_STATS_EXPOSURE_TIME, CAPTURE_STATS_ISO_SPEED, CAPTURE_STATS_WHITE_BALANCE,
+};
 use crate::transport::{IsoCompletion, IsoInQueue, IsoPacket, TransferError};
+use crate::types::WiredSyncMode;
 
 /// bTerminalID of the camera terminal.
 pub const CAMERA_TERMINAL_ID: u8 = 1;
@@ -24,9 +27,16 @@ pub const BYTES_PER_INTERVAL: usize = 49_152;
 pub fn frame_table() -> Vec<UvcFrameDesc> {
     let all = vec![333_333, 666_666, 2_000_000];
     let mut v = Vec::new();
-    for (i, (w, h)) in [(1280, 720), (1920, 1080), (2560, 1440), (2048, 1536), (3840, 2160), (4096, 3072)]
-        .into_iter()
-        .enumerate()
+    for (i, (w, h)) in [
+        (1280, 720),
+        (1920, 1080),
+        (2560, 1440),
+        (2048, 1536),
+        (3840, 2160),
+        (4096, 3072),
+    ]
+    .into_iter()
+    .enumerate()
     {
         v.push(UvcFrameDesc {
             format: UvcFormat::Mjpeg,
@@ -34,7 +44,11 @@ pub fn frame_table() -> Vec<UvcFrameDesc> {
             frame_index: i as u8 + 1,
             width: w,
             height: h,
-            intervals_100ns: if h == 3072 { vec![666_666, 2_000_000] } else { all.clone() },
+            intervals_100ns: if h == 3072 {
+                vec![666_666, 2_000_000]
+            } else {
+                all.clone()
+            },
             max_frame_size: w as u32 * h as u32 * 2,
         });
     }
@@ -61,7 +75,9 @@ pub fn frame_table() -> Vec<UvcFrameDesc> {
 
 /// The frame a probe names.
 pub fn frame_for(p: &ProbeCommit) -> Option<UvcFrameDesc> {
-    frame_table().into_iter().find(|f| f.format_index == p.format_index && f.frame_index == p.frame_index)
+    frame_table()
+        .into_iter()
+        .find(|f| f.format_index == p.format_index && f.frame_index == p.frame_index)
 }
 
 /// The device's answer to a probe: the interval snapped to an offered one, sizes filled in.
@@ -92,21 +108,111 @@ struct ControlDef {
 }
 
 const CONTROLS: [ControlDef; 11] = [
-    ControlDef { entity: CAMERA_TERMINAL_ID, selector: 0x02, len: 1, min: 1, max: 8, res: 9, def: 8 },
-    ControlDef { entity: CAMERA_TERMINAL_ID, selector: 0x04, len: 4, min: 3, max: 16383, res: 1, def: 333 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x01, len: 2, min: 0, max: 1, res: 1, def: 0 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x02, len: 2, min: 0, max: 255, res: 1, def: 128 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x03, len: 2, min: 0, max: 10, res: 1, def: 5 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x04, len: 2, min: 0, max: 255, res: 1, def: 0 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x05, len: 1, min: 0, max: 2, res: 1, def: 2 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x07, len: 2, min: 0, max: 63, res: 1, def: 32 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x08, len: 2, min: 0, max: 4, res: 1, def: 2 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x0A, len: 2, min: 2500, max: 12500, res: 10, def: 4500 },
-    ControlDef { entity: PROCESSING_UNIT_ID, selector: 0x0B, len: 1, min: 0, max: 1, res: 1, def: 1 },
+    ControlDef {
+        entity: CAMERA_TERMINAL_ID,
+        selector: 0x02,
+        len: 1,
+        min: 1,
+        max: 8,
+        res: 9,
+        def: 8,
+    },
+    ControlDef {
+        entity: CAMERA_TERMINAL_ID,
+        selector: 0x04,
+        len: 4,
+        min: 3,
+        max: 16383,
+        res: 1,
+        def: 333,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x01,
+        len: 2,
+        min: 0,
+        max: 1,
+        res: 1,
+        def: 0,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x02,
+        len: 2,
+        min: 0,
+        max: 255,
+        res: 1,
+        def: 128,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x03,
+        len: 2,
+        min: 0,
+        max: 10,
+        res: 1,
+        def: 5,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x04,
+        len: 2,
+        min: 0,
+        max: 255,
+        res: 1,
+        def: 0,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x05,
+        len: 1,
+        min: 0,
+        max: 2,
+        res: 1,
+        def: 2,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x07,
+        len: 2,
+        min: 0,
+        max: 63,
+        res: 1,
+        def: 32,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x08,
+        len: 2,
+        min: 0,
+        max: 4,
+        res: 1,
+        def: 2,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x0A,
+        len: 2,
+        min: 2500,
+        max: 12500,
+        res: 10,
+        def: 4500,
+    },
+    ControlDef {
+        entity: PROCESSING_UNIT_ID,
+        selector: 0x0B,
+        len: 1,
+        min: 0,
+        max: 1,
+        res: 1,
+        def: 1,
+    },
 ];
 
 fn def(entity: u8, selector: u8) -> Option<&'static ControlDef> {
-    CONTROLS.iter().find(|c| c.entity == entity && c.selector == selector)
+    CONTROLS
+        .iter()
+        .find(|c| c.entity == entity && c.selector == selector)
 }
 
 /// Data length of a control.
@@ -118,7 +224,11 @@ pub fn control_len(entity: u8, selector: u8) -> Option<usize> {
 pub fn control_get(cam: &ColorCam, entity: u8, selector: u8, request: u8) -> Option<i32> {
     let c = def(entity, selector)?;
     Some(match request {
-        uvc_req::GET_CUR => cam.controls.get(&(entity, selector)).copied().unwrap_or(c.def),
+        uvc_req::GET_CUR => cam
+            .controls
+            .get(&(entity, selector))
+            .copied()
+            .unwrap_or(c.def),
         uvc_req::GET_MIN => c.min,
         uvc_req::GET_MAX => c.max,
         uvc_req::GET_RES => c.res,
@@ -202,7 +312,13 @@ impl ColorStream {
         }
     }
 
-    fn make_frame(&mut self, f: &UvcFrameDesc, pts_ticks: u64, exposure_usec: u64, fault: Option<Fault>) -> Option<Frame> {
+    fn make_frame(
+        &mut self,
+        f: &UvcFrameDesc,
+        pts_ticks: u64,
+        exposure_usec: u64,
+        fault: Option<Fault>,
+    ) -> Option<Frame> {
         let (w, h) = (f.width as u32, f.height as u32);
         let mut bytes = std::mem::take(&mut self.spare);
         match f.format {
@@ -215,7 +331,11 @@ impl ColorStream {
             UvcFormat::Nv12 => images::draw_nv12(w, h, self.count, &mut bytes),
             UvcFormat::Yuy2 => images::draw_yuy2(w, h, self.count, &mut bytes),
         }
-        let pts_sent = if fault == Some(Fault::Corrupt) { 0 } else { pts_ticks };
+        let pts_sent = if fault == Some(Fault::Corrupt) {
+            0
+        } else {
+            pts_ticks
+        };
         let mut metadata = Vec::with_capacity(124);
         if fault != Some(Fault::Short) {
             let align = FrameAlignInfo {
@@ -226,7 +346,9 @@ impl ColorStream {
             };
             metadata.extend_from_slice(&align.encode());
             let stats = CaptureStats {
-                flags: CAPTURE_STATS_EXPOSURE_TIME | CAPTURE_STATS_ISO_SPEED | CAPTURE_STATS_WHITE_BALANCE,
+                flags: CAPTURE_STATS_EXPOSURE_TIME
+                    | CAPTURE_STATS_ISO_SPEED
+                    | CAPTURE_STATS_WHITE_BALANCE,
                 exposure_time_100ns: exposure_usec * 10,
                 iso_speed: 100,
                 white_balance_k: 4500,
@@ -235,7 +357,12 @@ impl ColorStream {
             metadata.extend_from_slice(&stats.encode());
         }
         self.count += 1;
-        Some(Frame { bytes, offset: 0, metadata, pts_ticks })
+        Some(Frame {
+            bytes,
+            offset: 0,
+            metadata,
+            pts_ticks,
+        })
     }
 }
 
@@ -257,7 +384,11 @@ impl IsoInQueue for ColorStream {
         let fail = |pending: &mut std::collections::VecDeque<(Vec<u8>, bool)>, e: TransferError| {
             let (mut data, _) = pending.pop_front()?;
             data.clear();
-            Some(IsoCompletion { data, packets: Vec::new(), status: Err(e) })
+            Some(IsoCompletion {
+                data,
+                packets: Vec::new(),
+                status: Err(e),
+            })
         };
         if self.pending.front().is_some_and(|p| p.1) {
             return fail(&mut self.pending, TransferError::Cancelled);
@@ -267,20 +398,36 @@ impl IsoInQueue for ColorStream {
             let deadline = Instant::now() + timeout;
             let probe = std::cell::Cell::new(None);
             let exposure = std::cell::Cell::new(0u64);
-            let g = gate(&self.unit, StreamId::Color, target, &mut self.sched, deadline, |st, unit| {
-                let c = st.color.committed?;
-                if !st.color.streaming {
-                    return None;
-                }
-                if st.sync_mode == WiredSyncMode::Subordinate && !unit.bus.master_streaming.load(std::sync::atomic::Ordering::SeqCst) {
-                    return None;
-                }
-                let fps = 10_000_000 / c.frame_interval_100ns.max(1);
-                probe.set(Some(c));
-                exposure.set(exposure_usec(&st.color, fps));
-                let delay = if st.sync_mode == WiredSyncMode::Subordinate { st.subordinate_delay_ticks as i64 } else { 0 };
-                Some((TICKS_PER_SECOND / fps.max(1) as u64, delay))
-            });
+            let g = gate(
+                &self.unit,
+                StreamId::Color,
+                target,
+                &mut self.sched,
+                deadline,
+                |st, unit| {
+                    let c = st.color.committed?;
+                    if !st.color.streaming {
+                        return None;
+                    }
+                    if st.sync_mode == WiredSyncMode::Subordinate
+                        && !unit
+                            .bus
+                            .master_streaming
+                            .load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        return None;
+                    }
+                    let fps = 10_000_000 / c.frame_interval_100ns.max(1);
+                    probe.set(Some(c));
+                    exposure.set(exposure_usec(&st.color, fps));
+                    let delay = if st.sync_mode == WiredSyncMode::Subordinate {
+                        st.subordinate_delay_ticks as i64
+                    } else {
+                        0
+                    };
+                    Some((TICKS_PER_SECOND / fps.max(1) as u64, delay))
+                },
+            );
             let (s, ticks) = match g {
                 Gate::Go(s, t) => (s, t),
                 Gate::Idle => return None,
@@ -290,11 +437,16 @@ impl IsoInQueue for ColorStream {
                 sc.index = s.index + 1;
             }
             if self.unit.lock().sync_mode == WiredSyncMode::Master {
-                self.unit.bus.master_streaming.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.unit
+                    .bus
+                    .master_streaming
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let fault = self.unit.take_fault(target);
             match fault {
-                Some(Fault::Disconnect) => return fail(&mut self.pending, TransferError::Disconnected),
+                Some(Fault::Disconnect) => {
+                    return fail(&mut self.pending, TransferError::Disconnected)
+                }
                 Some(Fault::Stall) => return fail(&mut self.pending, TransferError::Stall),
                 Some(Fault::Timeout) => return None,
                 _ => {}
@@ -316,7 +468,11 @@ impl IsoInQueue for ColorStream {
         for i in 0..self.packets {
             let offset = i * self.packet_size;
             if frame.offset >= frame.bytes.len() {
-                packets.push(IsoPacket { offset, actual_len: 0, status: Ok(()) });
+                packets.push(IsoPacket {
+                    offset,
+                    actual_len: 0,
+                    status: Ok(()),
+                });
                 continue;
             }
             let first = frame.offset == 0;
@@ -337,7 +493,12 @@ impl IsoInQueue for ColorStream {
                 // Metadata too long for one header (the Oversized fault): a header whose
                 // bHeaderLength overruns the payload, which hosts must reject.
                 Err(_) => {
-                    let mut h = PayloadHeader { metadata: Vec::new(), ..header }.encode().unwrap_or_default();
+                    let mut h = PayloadHeader {
+                        metadata: Vec::new(),
+                        ..header
+                    }
+                    .encode()
+                    .unwrap_or_default();
                     h[0] = 255;
                     h.truncate(12);
                     h
@@ -345,16 +506,25 @@ impl IsoInQueue for ColorStream {
             };
             let hl = hdr.len();
             data[offset..offset + hl].copy_from_slice(&hdr);
-            data[offset + hl..offset + hl + n].copy_from_slice(&frame.bytes[frame.offset..frame.offset + n]);
+            data[offset + hl..offset + hl + n]
+                .copy_from_slice(&frame.bytes[frame.offset..frame.offset + n]);
             frame.offset += n;
-            packets.push(IsoPacket { offset, actual_len: hl + n, status: Ok(()) });
+            packets.push(IsoPacket {
+                offset,
+                actual_len: hl + n,
+                status: Ok(()),
+            });
         }
         if frame.offset >= frame.bytes.len() {
             if let Some(f) = self.frame.take() {
                 self.spare = f.bytes;
             }
         }
-        Some(IsoCompletion { data, packets, status: Ok(()) })
+        Some(IsoCompletion {
+            data,
+            packets,
+            status: Ok(()),
+        })
     }
     fn pending(&self) -> usize {
         self.pending.len()

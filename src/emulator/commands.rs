@@ -11,7 +11,8 @@
 
 use super::{Fault, FaultTarget, Function, Unit};
 use crate::protocol::command::{
-    parse_command_packet, DeviceCommand, DeviceStatus, Mcu, SensorMode, StatusPacket, STATUS_PACKET_TYPE,
+    parse_command_packet, DeviceCommand, DeviceStatus, Mcu, SensorMode, StatusPacket,
+    STATUS_PACKET_TYPE,
 };
 use crate::protocol::payload::{FirmwareVersions, JackState, NvTag};
 use crate::types::{Fps, WiredSyncMode};
@@ -30,7 +31,10 @@ struct Reply {
 }
 
 fn ok() -> Reply {
-    Reply { data: None, status: DeviceStatus::Success }
+    Reply {
+        data: None,
+        status: DeviceStatus::Success,
+    }
 }
 fn err(status: DeviceStatus) -> Reply {
     Reply { data: None, status }
@@ -42,11 +46,21 @@ fn read(cap: usize, bytes: &[u8], must_leave_room: bool) -> Reply {
         // The host asked for no data phase.
         return err(DeviceStatus::InvalidPayloadSize);
     }
-    let fits = if must_leave_room { bytes.len() < cap } else { bytes.len() <= cap };
-    if fits {
-        Reply { data: Some(bytes.to_vec()), status: DeviceStatus::Success }
+    let fits = if must_leave_room {
+        bytes.len() < cap
     } else {
-        Reply { data: Some(bytes[..cap.min(bytes.len())].to_vec()), status: DeviceStatus::InvalidPayloadSize }
+        bytes.len() <= cap
+    };
+    if fits {
+        Reply {
+            data: Some(bytes.to_vec()),
+            status: DeviceStatus::Success,
+        }
+    } else {
+        Reply {
+            data: Some(bytes[..cap.min(bytes.len())].to_vec()),
+            status: DeviceStatus::InvalidPayloadSize,
+        }
     }
 }
 
@@ -75,7 +89,9 @@ impl Unit {
             },
         };
         let fault = self.take_fault(FaultTarget::Command(code));
-        let mut status_bytes = StatusPacket::new(transaction_id, reply.status).encode().to_vec();
+        let mut status_bytes = StatusPacket::new(transaction_id, reply.status)
+            .encode()
+            .to_vec();
         let mut data = reply.data;
         match fault {
             None => {}
@@ -116,19 +132,31 @@ impl Unit {
         let mut st = self.lock();
         let d = &mut st.depth;
         let reply = match *c {
-            DeviceCommand::ComponentVersionGet { buffer_len } => {
-                read(buffer_len, &FirmwareVersions::from_hardware_version(&self.firmware).encode(), false)
-            }
+            DeviceCommand::ComponentVersionGet { buffer_len } => read(
+                buffer_len,
+                &FirmwareVersions::from_hardware_version(&self.firmware).encode(),
+                false,
+            ),
             DeviceCommand::ReadProductSerial { buffer_len } => {
                 let mut s = self.serial.as_bytes().to_vec();
                 s.push(0);
                 read(buffer_len, &s, false)
             }
-            DeviceCommand::ReadCalibrationData { buffer_len } => read(buffer_len, self.calibration_json.as_bytes(), true),
+            DeviceCommand::ReadCalibrationData { buffer_len } => {
+                read(buffer_len, self.calibration_json.as_bytes(), true)
+            }
             DeviceCommand::NvDataGet { tag, buffer_len } => match tag {
-                NvTag::IrSensorCalibration if d.mode.is_some() => read(buffer_len, &self.cal_block, false),
-                NvTag::IrSensorCalibration => Reply { data: Some(Vec::new()), status: DeviceStatus::WrongCommandState },
-                _ => Reply { data: Some(Vec::new()), status: DeviceStatus::ParamBadTag },
+                NvTag::IrSensorCalibration if d.mode.is_some() => {
+                    read(buffer_len, &self.cal_block, false)
+                }
+                NvTag::IrSensorCalibration => Reply {
+                    data: Some(Vec::new()),
+                    status: DeviceStatus::WrongCommandState,
+                },
+                _ => Reply {
+                    data: Some(Vec::new()),
+                    status: DeviceStatus::ParamBadTag,
+                },
             },
             DeviceCommand::DepthPowerOn | DeviceCommand::DepthPowerOff => ok(),
             DeviceCommand::DepthModeSet(_) if d.started => err(DeviceStatus::WrongCommandState),
@@ -137,14 +165,18 @@ impl Unit {
                 ok()
             }
             DeviceCommand::DepthFpsSet(_) if d.started => err(DeviceStatus::WrongCommandState),
-            DeviceCommand::DepthFpsSet(Fps::Fps30) if d.mode == Some(SensorMode::MegaPixel.value()) => {
+            DeviceCommand::DepthFpsSet(Fps::Fps30)
+                if d.mode == Some(SensorMode::MegaPixel.value()) =>
+            {
                 err(DeviceStatus::InvalidParameter)
             }
             DeviceCommand::DepthFpsSet(f) => {
                 d.fps = Some(f.hz());
                 ok()
             }
-            DeviceCommand::DepthStart if d.mode.is_none() || d.fps.is_none() => err(DeviceStatus::WrongCommandState),
+            DeviceCommand::DepthStart if d.mode.is_none() || d.fps.is_none() => {
+                err(DeviceStatus::WrongCommandState)
+            }
             DeviceCommand::DepthStart => {
                 d.started = true;
                 ok()
@@ -188,7 +220,10 @@ impl Unit {
                 ok()
             }
             DeviceCommand::GetJackState { buffer_len } => {
-                let jack = JackState { sync_in_connected: self.sync_in, sync_out_connected: self.sync_out };
+                let jack = JackState {
+                    sync_in_connected: self.sync_in,
+                    sync_out_connected: self.sync_out,
+                };
                 read(buffer_len, &jack.encode(), false)
             }
             _ => err(DeviceStatus::NotImplemented),

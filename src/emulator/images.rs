@@ -75,7 +75,9 @@ pub fn draw_nv12(width: u32, height: u32, n: u64, out: &mut Vec<u8>) {
     out.clear();
     out.resize(w * h * 3 / 2, 0);
     let (sx, sy, side) = square_for_frame(width, height, n);
-    let yuv: Vec<(u8, u8, u8)> = (0..width).map(|x| rgb_to_yuv(BARS_RGB[bar_at(x, width)])).collect();
+    let yuv: Vec<(u8, u8, u8)> = (0..width)
+        .map(|x| rgb_to_yuv(BARS_RGB[bar_at(x, width)]))
+        .collect();
     let (luma, chroma) = out.split_at_mut(w * h);
     for y in 0..h {
         let row = &mut luma[y * w..(y + 1) * w];
@@ -137,7 +139,11 @@ pub struct EncodedJpeg {
 pub type JpegSet = Arc<Vec<EncodedJpeg>>;
 
 /// Encodes one JPEG of the test pattern for frame `n`.
-pub fn encode_jpeg(width: u32, height: u32, n: u64) -> Result<EncodedJpeg, jpeg_encoder::EncodingError> {
+pub fn encode_jpeg(
+    width: u32,
+    height: u32,
+    n: u64,
+) -> Result<EncodedJpeg, jpeg_encoder::EncodingError> {
     let rgb = pattern_rgb(width, height, n);
     let mut bytes = Vec::with_capacity(width as usize * height as usize / 4);
     let mut enc = jpeg_encoder::Encoder::new(&mut bytes, 75);
@@ -145,20 +151,35 @@ pub fn encode_jpeg(width: u32, height: u32, n: u64) -> Result<EncodedJpeg, jpeg_
     let mut app = COUNTER_TAG.to_vec();
     app.extend_from_slice(&0u32.to_le_bytes());
     enc.add_app_segment(5, &app)?;
-    enc.encode(&rgb, width as u16, height as u16, jpeg_encoder::ColorType::Rgb)?;
+    enc.encode(
+        &rgb,
+        width as u16,
+        height as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )?;
     let counter_offset = bytes
         .windows(COUNTER_TAG.len())
         .position(|w| w == COUNTER_TAG)
         .map(|p| p + COUNTER_TAG.len())
-        .ok_or(jpeg_encoder::EncodingError::BadImageData { length: 0, required: 0 })?;
-    Ok(EncodedJpeg { bytes, counter_offset })
+        .ok_or(jpeg_encoder::EncodingError::BadImageData {
+            length: 0,
+            required: 0,
+        })?;
+    Ok(EncodedJpeg {
+        bytes,
+        counter_offset,
+    })
 }
 
 /// The process-wide cache of pre-encoded frames, filled on first use of a resolution.
 pub fn jpeg_set(width: u32, height: u32) -> Result<JpegSet, jpeg_encoder::EncodingError> {
     static CACHE: OnceLock<Mutex<HashMap<(u32, u32), JpegSet>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&(width, height)) {
+    if let Some(s) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(width, height))
+    {
         return Ok(s.clone());
     }
     // Encode outside the lock; a concurrent first use at worst encodes twice.

@@ -138,8 +138,14 @@ mod tests {
         for i in 0..100 {
             let s = m.sample(sample_ticks(0, i), i as f64 / 1666.0, &mut rng);
             for k in 0..3 {
-                assert!((s.acc_quantized_mps2[k] - s.acc_mps2[k]).abs() <= ImuModel::acc_lsb_mps2() / 2.0 + 1e-12);
-                assert!((s.gyro_quantized_radps[k] - s.gyro_radps[k]).abs() <= ImuModel::gyro_lsb_radps() / 2.0 + 1e-12);
+                assert!(
+                    (s.acc_quantized_mps2[k] - s.acc_mps2[k]).abs()
+                        <= ImuModel::acc_lsb_mps2() / 2.0 + 1e-12
+                );
+                assert!(
+                    (s.gyro_quantized_radps[k] - s.gyro_radps[k]).abs()
+                        <= ImuModel::gyro_lsb_radps() / 2.0 + 1e-12
+                );
             }
             assert!((s.acc_mps2[2] + G_MPS2).abs() < 0.2);
         }

@@ -118,11 +118,23 @@ pub struct FaultRule {
 impl FaultRule {
     /// A fault that fires on every matching event.
     pub fn always(unit: usize, target: FaultTarget, fault: Fault) -> FaultRule {
-        FaultRule { unit, target, fault, after: 0, times: None }
+        FaultRule {
+            unit,
+            target,
+            fault,
+            after: 0,
+            times: None,
+        }
     }
     /// A fault that fires once, after `after` matching events.
     pub fn once_after(unit: usize, target: FaultTarget, fault: Fault, after: u64) -> FaultRule {
-        FaultRule { unit, target, fault, after, times: Some(1) }
+        FaultRule {
+            unit,
+            target,
+            fault,
+            after,
+            times: Some(1),
+        }
     }
 }
 
@@ -152,7 +164,11 @@ pub struct EmulatorSpec {
 impl Default for EmulatorSpec {
     /// One unit in real time, current firmware, no faults.
     fn default() -> Self {
-        let v = |major, minor, iteration| Version { major, minor, iteration };
+        let v = |major, minor, iteration| Version {
+            major,
+            minor,
+            iteration,
+        };
         EmulatorSpec {
             units: 1,
             speed: Speed::RealTime,
@@ -299,9 +315,9 @@ impl Unit {
     /// Whether a `Timeout` fault is armed forever on a stream endpoint (so pacing ignores it).
     pub fn stream_silenced(&self, target: FaultTarget) -> bool {
         let faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        faults
-            .iter()
-            .any(|(r, seen)| r.target == target && r.fault == Fault::Timeout && r.times.is_none() && *seen >= r.after)
+        faults.iter().any(|(r, seen)| {
+            r.target == target && r.fault == Fault::Timeout && r.times.is_none() && *seen >= r.after
+        })
     }
 
     pub fn record_imu_truth(&self, t: ImuTruth) {
@@ -358,14 +374,20 @@ impl EmulatedBackend {
                     color_resp: ResponseChannel::default(),
                     disconnected: AtomicBool::new(false),
                     faults: Mutex::new(
-                        spec.faults.iter().filter(|f| f.unit == index).map(|f| (*f, 0)).collect(),
+                        spec.faults
+                            .iter()
+                            .filter(|f| f.unit == index)
+                            .map(|f| (*f, 0))
+                            .collect(),
                     ),
                     bus: bus.clone(),
                     imu_truth: Mutex::new(Default::default()),
                 })
             })
             .collect();
-        EmulatedBackend { units: Arc::new(units) }
+        EmulatedBackend {
+            units: Arc::new(units),
+        }
     }
 
     /// Number of units.
@@ -391,7 +413,10 @@ impl EmulatedBackend {
     /// Arms a fault on a running backend.
     pub fn inject(&self, rule: FaultRule) {
         if let Some(u) = self.units.get(rule.unit) {
-            u.faults.lock().unwrap_or_else(|e| e.into_inner()).push((rule, 0));
+            u.faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((rule, 0));
             u.notify();
         }
     }
@@ -407,7 +432,14 @@ impl EmulatedBackend {
     pub fn imu_truth(&self, index: usize) -> Vec<ImuTruth> {
         self.units
             .get(index)
-            .map(|u| u.imu_truth.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect())
+            .map(|u| {
+                u.imu_truth
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .copied()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -444,14 +476,24 @@ impl Backend for EmulatedBackend {
     }
 
     fn open(&self, device: &DeviceInfo) -> Result<Box<dyn UsbDevice>, transport::Error> {
-        let unit = self
-            .units
-            .get((device.key >> 1) as usize)
-            .ok_or_else(|| transport::Error::new(transport::ErrorKind::NotFound, format!("open {device}")))?;
+        let unit = self.units.get((device.key >> 1) as usize).ok_or_else(|| {
+            transport::Error::new(transport::ErrorKind::NotFound, format!("open {device}"))
+        })?;
         if unit.is_disconnected() {
-            return Err(transport::Error::new(transport::ErrorKind::Disconnected, format!("open {device}")));
+            return Err(transport::Error::new(
+                transport::ErrorKind::Disconnected,
+                format!("open {device}"),
+            ));
         }
-        let function = if device.key & 1 == 1 { Function::Color } else { Function::Depth };
-        Ok(Box::new(usb::EmuDevice::new(unit.clone(), function, device.clone())))
+        let function = if device.key & 1 == 1 {
+            Function::Color
+        } else {
+            Function::Depth
+        };
+        Ok(Box::new(usb::EmuDevice::new(
+            unit.clone(),
+            function,
+            device.clone(),
+        )))
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::clock::{Pacer, StreamId, TICKS_PER_SECOND};
 use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
 use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
-use crate::protocol::imu::{ImuPacket, RawImuSample};
 use crate::protocol::depth_raw::{self, RawFrameHeader};
+use crate::protocol::imu::{ImuPacket, RawImuSample};
 use crate::transport::{Completion, EndpointQueue, TransferError};
 
 /// A stream's schedule: item `index` is due at `anchor + index × period`.
@@ -27,13 +27,21 @@ impl Schedule {
             Some(s) if s.generation == generation => *s,
             Some(_) => {
                 // Timebase reset while streaming: restart at the new zero.
-                let s = Schedule { generation, anchor_ticks: 0, index: 1 };
+                let s = Schedule {
+                    generation,
+                    anchor_ticks: 0,
+                    index: 1,
+                };
                 *sched = Some(s);
                 s
             }
             None => {
                 let now = pacer.now_ticks();
-                let s = Schedule { generation, anchor_ticks: now.div_ceil(period_ticks.max(1)) * period_ticks, index: 1 };
+                let s = Schedule {
+                    generation,
+                    anchor_ticks: now.div_ceil(period_ticks.max(1)) * period_ticks,
+                    index: 1,
+                };
                 *sched = Some(s);
                 s
             }
@@ -48,20 +56,30 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub fn new() -> Pending {
-        Pending { items: VecDeque::new() }
+        Pending {
+            items: VecDeque::new(),
+        }
     }
     pub fn cancelled_front(&mut self) -> Option<Completion> {
         if self.items.front().is_some_and(|p| p.2) {
             let (mut data, _, _) = self.items.pop_front()?;
             data.clear();
-            return Some(Completion { data, actual_len: 0, status: Err(TransferError::Cancelled) });
+            return Some(Completion {
+                data,
+                actual_len: 0,
+                status: Err(TransferError::Cancelled),
+            });
         }
         None
     }
     pub fn fail_front(&mut self, e: TransferError) -> Option<Completion> {
         let (mut data, _, _) = self.items.pop_front()?;
         data.clear();
-        Some(Completion { data, actual_len: 0, status: Err(e) })
+        Some(Completion {
+            data,
+            actual_len: 0,
+            status: Err(e),
+        })
     }
 }
 
@@ -98,7 +116,11 @@ pub(crate) fn gate(
             if now >= deadline {
                 return Gate::Idle;
             }
-            drop(unit.changed.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()));
+            drop(
+                unit.changed
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
             continue;
         };
         drop(st);
@@ -129,7 +151,13 @@ pub(crate) struct DepthStream {
 
 impl DepthStream {
     pub fn new(unit: Arc<Unit>) -> DepthStream {
-        DepthStream { unit, pending: Pending::new(), sched: None, sequence: 0, template: None }
+        DepthStream {
+            unit,
+            pending: Pending::new(),
+            sched: None,
+            sequence: 0,
+            template: None,
+        }
     }
 }
 
@@ -148,7 +176,11 @@ fn delay_ticks(st: &UnitState) -> i64 {
 }
 
 fn subordinate_blocked(st: &UnitState, unit: &Unit) -> bool {
-    super::commands::is_subordinate(st.sync_mode) && !unit.bus.master_streaming.load(std::sync::atomic::Ordering::SeqCst)
+    super::commands::is_subordinate(st.sync_mode)
+        && !unit
+            .bus
+            .master_streaming
+            .load(std::sync::atomic::Ordering::SeqCst)
 }
 
 impl EndpointQueue for DepthStream {
@@ -169,15 +201,22 @@ impl EndpointQueue for DepthStream {
         let deadline = Instant::now() + timeout;
         let target = FaultTarget::Endpoint(Function::Depth, 0x83);
         let mode_cell = std::cell::Cell::new(0u32);
-        let gate = gate(&self.unit, StreamId::Depth, target, &mut self.sched, deadline, |st, unit| {
-            let d = &st.depth;
-            if !d.streaming || subordinate_blocked(st, unit) {
-                return None;
-            }
-            mode_cell.set(d.mode?);
-            let period = TICKS_PER_SECOND / d.fps? as u64;
-            Some((period, st.depth_delay_ticks as i64 + delay_ticks(st)))
-        });
+        let gate = gate(
+            &self.unit,
+            StreamId::Depth,
+            target,
+            &mut self.sched,
+            deadline,
+            |st, unit| {
+                let d = &st.depth;
+                if !d.streaming || subordinate_blocked(st, unit) {
+                    return None;
+                }
+                mode_cell.set(d.mode?);
+                let period = TICKS_PER_SECOND / d.fps? as u64;
+                Some((period, st.depth_delay_ticks as i64 + delay_ticks(st)))
+            },
+        );
         let (s, ticks) = match gate {
             Gate::Go(s, t) => (s, t),
             Gate::Idle => return None,
@@ -230,8 +269,16 @@ impl EndpointQueue for DepthStream {
         if fault == Some(Fault::Corrupt) {
             buf[..8].copy_from_slice(b"NOTFRAME");
         }
-        let status = if send > length { Err(TransferError::Overflow) } else { Ok(()) };
-        Some(Completion { actual_len: n, data: buf, status })
+        let status = if send > length {
+            Err(TransferError::Overflow)
+        } else {
+            Ok(())
+        };
+        Some(Completion {
+            actual_len: n,
+            data: buf,
+            status,
+        })
     }
     fn pending(&self) -> usize {
         self.pending.items.len()
@@ -259,7 +306,13 @@ pub(crate) struct ImuStream {
 impl ImuStream {
     pub fn new(unit: Arc<Unit>) -> ImuStream {
         let rng = Rng::new(unit.seed ^ 0x1A1A);
-        ImuStream { unit, pending: Pending::new(), sched: None, rng, started_at_ticks: None }
+        ImuStream {
+            unit,
+            pending: Pending::new(),
+            sched: None,
+            rng,
+            started_at_ticks: None,
+        }
     }
 }
 
@@ -288,9 +341,14 @@ impl EndpointQueue for ImuStream {
         let target = FaultTarget::Endpoint(Function::Color, 0x82);
         // The schedule counts packets; a packet is due when its last sample is.
         let packet_ticks = IMU_SAMPLES_PER_PACKET * TICKS_PER_SECOND / imu::SAMPLE_RATE_HZ;
-        let gate = gate(&self.unit, StreamId::Imu, target, &mut self.sched, deadline, |st, _| {
-            st.imu_streaming.then_some((packet_ticks, 0))
-        });
+        let gate = gate(
+            &self.unit,
+            StreamId::Imu,
+            target,
+            &mut self.sched,
+            deadline,
+            |st, _| st.imu_streaming.then_some((packet_ticks, 0)),
+        );
         let s = match gate {
             Gate::Go(s, _) => s,
             Gate::Idle => return None,
@@ -316,8 +374,14 @@ impl EndpointQueue for ImuStream {
             let secs = t.saturating_sub(stream_start) as f64 / TICKS_PER_SECOND as f64;
             let truth = model.sample(t, secs, &mut self.rng);
             temp_raw = truth.temperature_raw;
-            gyro.push(RawImuSample { pts_ticks: t, xyz: truth.gyro_raw });
-            accel.push(RawImuSample { pts_ticks: t, xyz: truth.acc_raw });
+            gyro.push(RawImuSample {
+                pts_ticks: t,
+                xyz: truth.gyro_raw,
+            });
+            accel.push(RawImuSample {
+                pts_ticks: t,
+                xyz: truth.acc_raw,
+            });
             self.unit.record_imu_truth(truth);
         }
         let packet = ImuPacket {
@@ -347,8 +411,16 @@ impl EndpointQueue for ImuStream {
         buf.clear();
         let n = bytes.len().min(length);
         buf.extend_from_slice(&bytes[..n]);
-        let status = if bytes.len() > length { Err(TransferError::Overflow) } else { Ok(()) };
-        Some(Completion { actual_len: n, data: buf, status })
+        let status = if bytes.len() > length {
+            Err(TransferError::Overflow)
+        } else {
+            Ok(())
+        };
+        Some(Completion {
+            actual_len: n,
+            data: buf,
+            status,
+        })
     }
     fn pending(&self) -> usize {
         self.pending.items.len()

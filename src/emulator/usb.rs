@@ -10,10 +10,12 @@ use super::commands::OutResult;
 use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
 use crate::device::descriptors as wire;
-use crate::protocol::uvc::{request as uvc_req, ProbeCommit, PROBE_LEN_UVC10, VS_COMMIT_CONTROL, VS_PROBE_CONTROL};
+use crate::protocol::uvc::{
+    request as uvc_req, ProbeCommit, PROBE_LEN_UVC10, VS_COMMIT_CONTROL, VS_PROBE_CONTROL,
+};
 use crate::transport::{
-    self, Completion, ControlSetup, DeviceInfo, EndpointQueue, ErrorKind, IsoInQueue, TransferError, UsbDevice,
-    UsbInterface,
+    self, Completion, ControlSetup, DeviceInfo, EndpointQueue, ErrorKind, IsoInQueue,
+    TransferError, UsbDevice, UsbInterface,
 };
 
 fn disconnected(context: String) -> transport::Error {
@@ -29,7 +31,11 @@ pub(crate) struct EmuDevice {
 
 impl EmuDevice {
     pub fn new(unit: Arc<Unit>, function: Function, info: DeviceInfo) -> EmuDevice {
-        EmuDevice { unit, function, info }
+        EmuDevice {
+            unit,
+            function,
+            info,
+        }
     }
 
     fn string(&self, index: u8) -> Option<String> {
@@ -56,7 +62,11 @@ fn string_descriptor(s: &str) -> Vec<u8> {
 
 fn device_descriptor(pid: u16, color: bool) -> Vec<u8> {
     let mut v = vec![18, 1, 0x20, 0x03];
-    v.extend_from_slice(if color { &[0xEF, 0x02, 0x01] } else { &[0, 0, 0] });
+    v.extend_from_slice(if color {
+        &[0xEF, 0x02, 0x01]
+    } else {
+        &[0, 0, 0]
+    });
     v.push(9);
     v.extend_from_slice(&transport::VENDOR_ID.to_le_bytes());
     v.extend_from_slice(&pid.to_le_bytes());
@@ -100,8 +110,39 @@ fn config_descriptor(function: Function) -> Vec<u8> {
             v.extend_from_slice(&[8, 0x0B, 0, 2, 0x0E, 0x03, 0, 0]);
             v.extend_from_slice(&interface(0, 0, 0, 0x0E, 0x01));
             let mut vc = vec![13, 0x24, 1, 0x00, 0x01, 0, 0, 0x80, 0x8D, 0x5B, 0x00, 1, 1];
-            vc.extend_from_slice(&[18, 0x24, 2, color::CAMERA_TERMINAL_ID, 0x01, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0x0A, 0, 0]);
-            vc.extend_from_slice(&[11, 0x24, 5, color::PROCESSING_UNIT_ID, color::CAMERA_TERMINAL_ID, 0, 0, 2, 0x7F, 0x17, 0]);
+            vc.extend_from_slice(&[
+                18,
+                0x24,
+                2,
+                color::CAMERA_TERMINAL_ID,
+                0x01,
+                0x02,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                3,
+                0x0A,
+                0,
+                0,
+            ]);
+            vc.extend_from_slice(&[
+                11,
+                0x24,
+                5,
+                color::PROCESSING_UNIT_ID,
+                color::CAMERA_TERMINAL_ID,
+                0,
+                0,
+                2,
+                0x7F,
+                0x17,
+                0,
+            ]);
             vc.extend_from_slice(&[9, 0x24, 3, 3, 0x01, 0x01, 0, color::PROCESSING_UNIT_ID, 0]);
             let n = vc.len() as u16;
             vc[5..7].copy_from_slice(&n.to_le_bytes());
@@ -111,7 +152,21 @@ fn config_descriptor(function: Function) -> Vec<u8> {
             let formats = 3u8;
             let body = wire::build_vs_descriptors(&frames);
             let hdr_len = 13 + formats as usize;
-            let mut hdr = vec![hdr_len as u8, 0x24, 1, formats, 0, 0, 0x81, 0, 3, 0, 0, 0, 1];
+            let mut hdr = vec![
+                hdr_len as u8,
+                0x24,
+                1,
+                formats,
+                0,
+                0,
+                0x81,
+                0,
+                3,
+                0,
+                0,
+                0,
+                1,
+            ];
             hdr.extend(std::iter::repeat_n(0u8, formats as usize));
             let total = (hdr.len() + body.len()) as u16;
             hdr[4..6].copy_from_slice(&total.to_le_bytes());
@@ -137,9 +192,18 @@ impl UsbDevice for EmuDevice {
         &self.info
     }
 
-    fn get_descriptor(&self, descriptor_type: u8, index: u8, _lang: u16, _t: Duration) -> Result<Vec<u8>, transport::Error> {
+    fn get_descriptor(
+        &self,
+        descriptor_type: u8,
+        index: u8,
+        _lang: u16,
+        _t: Duration,
+    ) -> Result<Vec<u8>, transport::Error> {
         if self.unit.is_disconnected() {
-            return Err(disconnected(format!("get descriptor {descriptor_type} of {}", self.info)));
+            return Err(disconnected(format!(
+                "get descriptor {descriptor_type} of {}",
+                self.info
+            )));
         }
         let pid = self.info.product_id;
         match (descriptor_type, index) {
@@ -149,7 +213,12 @@ impl UsbDevice for EmuDevice {
             (3, i) => self
                 .string(i)
                 .map(|s| string_descriptor(&s))
-                .ok_or_else(|| transport::Error::new(ErrorKind::NotFound, format!("string {i} of {}", self.info))),
+                .ok_or_else(|| {
+                    transport::Error::new(
+                        ErrorKind::NotFound,
+                        format!("string {i} of {}", self.info),
+                    )
+                }),
             (15, 0) => Ok(bos_descriptor(&self.unit.container_id)),
             _ => Err(transport::Error::new(
                 ErrorKind::NotFound,
@@ -158,7 +227,11 @@ impl UsbDevice for EmuDevice {
         }
     }
 
-    fn claim_interface(&self, number: u8, _detach: bool) -> Result<Box<dyn UsbInterface>, transport::Error> {
+    fn claim_interface(
+        &self,
+        number: u8,
+        _detach: bool,
+    ) -> Result<Box<dyn UsbInterface>, transport::Error> {
         let ctx = format!("claim interface {number} of {}", self.info);
         if self.unit.is_disconnected() {
             return Err(disconnected(ctx));
@@ -173,7 +246,11 @@ impl UsbDevice for EmuDevice {
         if !self.unit.lock().claimed.insert((self.function, number)) {
             return Err(transport::Error::new(ErrorKind::Busy, ctx));
         }
-        Ok(Box::new(EmuInterface { unit: self.unit.clone(), function: self.function, number }))
+        Ok(Box::new(EmuInterface {
+            unit: self.unit.clone(),
+            function: self.function,
+            number,
+        }))
     }
 }
 
@@ -210,7 +287,12 @@ impl UsbInterface for EmuInterface {
         self.number
     }
 
-    fn control_in(&self, setup: ControlSetup, length: u16, _t: Duration) -> Result<Vec<u8>, TransferError> {
+    fn control_in(
+        &self,
+        setup: ControlSetup,
+        length: u16,
+        _t: Duration,
+    ) -> Result<Vec<u8>, TransferError> {
         if self.unit.is_disconnected() {
             return Err(TransferError::Disconnected);
         }
@@ -228,8 +310,16 @@ impl UsbInterface for EmuInterface {
                         st.color.probe
                     }
                 }
-                uvc_req::GET_MIN | uvc_req::GET_DEF => color::negotiate(&ProbeCommit { format_index: 1, frame_index: 1, ..Default::default() }),
-                uvc_req::GET_MAX => color::negotiate(&ProbeCommit { format_index: 1, frame_index: 6, ..Default::default() }),
+                uvc_req::GET_MIN | uvc_req::GET_DEF => color::negotiate(&ProbeCommit {
+                    format_index: 1,
+                    frame_index: 1,
+                    ..Default::default()
+                }),
+                uvc_req::GET_MAX => color::negotiate(&ProbeCommit {
+                    format_index: 1,
+                    frame_index: 6,
+                    ..Default::default()
+                }),
                 _ => return Err(TransferError::Stall),
             };
             let mut b = p.encode();
@@ -239,7 +329,8 @@ impl UsbInterface for EmuInterface {
         if self.is_vc() {
             let entity = (setup.index >> 8) as u8;
             let st = self.unit.lock();
-            let v = color::control_get(&st.color, entity, selector, setup.request).ok_or(TransferError::Stall)?;
+            let v = color::control_get(&st.color, entity, selector, setup.request)
+                .ok_or(TransferError::Stall)?;
             let len = color::control_len(entity, selector).ok_or(TransferError::Stall)?;
             let mut b = v.to_le_bytes()[..len].to_vec();
             b.truncate(length as usize);
@@ -248,7 +339,12 @@ impl UsbInterface for EmuInterface {
         Err(TransferError::Stall)
     }
 
-    fn control_out(&self, setup: ControlSetup, data: &[u8], _t: Duration) -> Result<(), TransferError> {
+    fn control_out(
+        &self,
+        setup: ControlSetup,
+        data: &[u8],
+        _t: Duration,
+    ) -> Result<(), TransferError> {
         if self.unit.is_disconnected() {
             return Err(TransferError::Disconnected);
         }
@@ -273,7 +369,8 @@ impl UsbInterface for EmuInterface {
         if self.is_vc() {
             let entity = (setup.index >> 8) as u8;
             let mut st = self.unit.lock();
-            return color::control_set(&mut st.color, entity, selector, data).ok_or(TransferError::Stall);
+            return color::control_set(&mut st.color, entity, selector, data)
+                .ok_or(TransferError::Stall);
         }
         Err(TransferError::Stall)
     }
@@ -284,14 +381,21 @@ impl UsbInterface for EmuInterface {
             return Err(disconnected(ctx));
         }
         if !self.is_vs() {
-            return if alt == 0 { Ok(()) } else { Err(transport::Error::new(ErrorKind::NotFound, ctx)) };
+            return if alt == 0 {
+                Ok(())
+            } else {
+                Err(transport::Error::new(ErrorKind::NotFound, ctx))
+            };
         }
         let mut st = self.unit.lock();
         match alt {
             0 => st.color.streaming = false,
             1 => {
                 if st.color.committed.is_none() {
-                    return Err(transport::Error::new(ErrorKind::Other, format!("{ctx}: no committed format")));
+                    return Err(transport::Error::new(
+                        ErrorKind::Other,
+                        format!("{ctx}: no committed format"),
+                    ));
                 }
                 st.color.streaming = true;
             }
@@ -314,29 +418,49 @@ impl UsbInterface for EmuInterface {
         }
         let u = self.unit.clone();
         Ok(match (self.function, self.number, address) {
-            (Function::Depth, 0, 0x02) | (Function::Color, 2, 0x04) => {
-                Box::new(CommandOut { unit: u, function: self.function, address, pending: VecDeque::new() })
-            }
-            (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => {
-                Box::new(ResponseIn { unit: u, function: self.function, address, pending: VecDeque::new() })
-            }
+            (Function::Depth, 0, 0x02) | (Function::Color, 2, 0x04) => Box::new(CommandOut {
+                unit: u,
+                function: self.function,
+                address,
+                pending: VecDeque::new(),
+            }),
+            (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => Box::new(ResponseIn {
+                unit: u,
+                function: self.function,
+                address,
+                pending: VecDeque::new(),
+            }),
             (Function::Depth, 0, 0x83) => Box::new(DepthStream::new(u)),
             (Function::Color, 2, 0x82) => Box::new(ImuStream::new(u)),
             _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx())),
         })
     }
 
-    fn iso_in_endpoint(&self, address: u8, packets: usize, packet_size: usize) -> Result<Box<dyn IsoInQueue>, transport::Error> {
+    fn iso_in_endpoint(
+        &self,
+        address: u8,
+        packets: usize,
+        packet_size: usize,
+    ) -> Result<Box<dyn IsoInQueue>, transport::Error> {
         if self.unit.is_disconnected() {
             return Err(disconnected(format!("iso endpoint 0x{address:02X}")));
         }
-        if !self.is_vs() || address != 0x81 || packet_size > color::BYTES_PER_INTERVAL || packet_size < 256 || packets == 0 {
+        if !self.is_vs()
+            || address != 0x81
+            || packet_size > color::BYTES_PER_INTERVAL
+            || packet_size < 256
+            || packets == 0
+        {
             return Err(transport::Error::new(
                 ErrorKind::NotFound,
                 format!("iso endpoint 0x{address:02X} ({packets} × {packet_size} bytes) of interface {}", self.number),
             ));
         }
-        Ok(Box::new(ColorStream::new(self.unit.clone(), packets, packet_size)))
+        Ok(Box::new(ColorStream::new(
+            self.unit.clone(),
+            packets,
+            packet_size,
+        )))
     }
 }
 
@@ -362,16 +486,28 @@ impl EndpointQueue for CommandOut {
         let (data, len) = self.pending.pop_front()?;
         let len = len.min(data.len());
         if self.unit.is_disconnected() {
-            return Some(Completion { data, actual_len: 0, status: Err(TransferError::Disconnected) });
+            return Some(Completion {
+                data,
+                actual_len: 0,
+                status: Err(TransferError::Disconnected),
+            });
         }
         let status = match self.unit.handle_command(self.function, &data[..len]) {
             OutResult::Ok => Ok(()),
             OutResult::Stall => Err(TransferError::Stall),
         };
         if self.unit.is_disconnected() {
-            return Some(Completion { data, actual_len: 0, status: Err(TransferError::Disconnected) });
+            return Some(Completion {
+                data,
+                actual_len: 0,
+                status: Err(TransferError::Disconnected),
+            });
         }
-        Some(Completion { data, actual_len: len, status })
+        Some(Completion {
+            data,
+            actual_len: len,
+            status,
+        })
     }
     fn pending(&self) -> usize {
         self.pending.len()
@@ -401,7 +537,15 @@ impl EndpointQueue for ResponseIn {
         let (_, _, cancelled) = self.pending.front()?;
         if *cancelled {
             let (data, _, _) = self.pending.pop_front()?;
-            return Some(Completion { data: { let mut d = data; d.clear(); d }, actual_len: 0, status: Err(TransferError::Cancelled) });
+            return Some(Completion {
+                data: {
+                    let mut d = data;
+                    d.clear();
+                    d
+                },
+                actual_len: 0,
+                status: Err(TransferError::Cancelled),
+            });
         }
         let chan = match self.function {
             Function::Depth => &self.unit.depth_resp,
@@ -414,7 +558,11 @@ impl EndpointQueue for ResponseIn {
                 drop(q);
                 let (mut data, _, _) = self.pending.pop_front()?;
                 data.clear();
-                return Some(Completion { data, actual_len: 0, status: Err(TransferError::Disconnected) });
+                return Some(Completion {
+                    data,
+                    actual_len: 0,
+                    status: Err(TransferError::Disconnected),
+                });
             }
             if let Some(msg) = q.pop_front() {
                 drop(q);
@@ -422,14 +570,26 @@ impl EndpointQueue for ResponseIn {
                 data.clear();
                 let n = msg.len().min(length);
                 data.extend_from_slice(&msg[..n]);
-                let status = if msg.len() > length { Err(TransferError::Overflow) } else { Ok(()) };
-                return Some(Completion { data, actual_len: n, status });
+                let status = if msg.len() > length {
+                    Err(TransferError::Overflow)
+                } else {
+                    Ok(())
+                };
+                return Some(Completion {
+                    data,
+                    actual_len: n,
+                    status,
+                });
             }
             let now = Instant::now();
             if now >= deadline {
                 return None;
             }
-            q = chan.ready.wait_timeout(q, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            q = chan
+                .ready
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
     fn pending(&self) -> usize {
