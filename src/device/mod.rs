@@ -9,7 +9,6 @@
 
 mod command;
 pub mod controls;
-pub mod descriptors;
 mod streams;
 mod sync;
 
@@ -24,7 +23,6 @@ pub use streams::{monotonic_ns, RawDepthFrame, IMU_QUEUE_DEPTH};
 pub use sync::{OUTPUT_QUEUE_DEPTH, STREAM_BACKLOG};
 
 use command::CommandChannel;
-use descriptors::{parse_container_id, parse_vs_descriptors, ContainerIdDisplay, UvcFormat};
 use streams::{DepthSink, DropOldest, Reader};
 use sync::{CaptureSync, SyncParams};
 
@@ -36,6 +34,10 @@ use crate::protocol::command::{
     ReadProductSerial, SensorMode, SetSysCfg, CALIBRATION_READ_ATTEMPTS,
 };
 use crate::protocol::depth_raw;
+use crate::protocol::descriptors::{
+    container_id_text, parse_container_id, Configuration, UvcFormatKind, GUID_NV12, GUID_YUY2,
+    UVC_CAMERA_TERMINAL_ID, UVC_CONTROL_INTERFACE, UVC_PROCESSING_UNIT_ID, UVC_STREAMING_INTERFACE,
+};
 use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthModeInfo};
 use crate::protocol::payload::{check_minimum_firmware, JackState, NvTag, SyncConfig};
 use crate::protocol::uvc::{self as uvcp, PowerLine, ProbeCommit};
@@ -362,9 +364,13 @@ impl Device {
         })?;
         let depth_dev = backend.open(info)?;
         let bos = depth_dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT)?;
-        let container_id = parse_container_id(&bos).ok_or_else(|| DeviceError::NoContainerId {
-            device: info.to_string(),
-        })?;
+        let container_id =
+            parse_container_id(&bos)
+                .ok()
+                .flatten()
+                .ok_or_else(|| DeviceError::NoContainerId {
+                    device: info.to_string(),
+                })?;
         let depth_if: Arc<Box<dyn UsbInterface>> = Arc::new(depth_dev.claim_interface(0, true)?);
         let depth_cmd = CommandChannel::new(depth_if.clone(), 0x02, 0x81)?;
         let serial = depth_cmd.execute(ReadProductSerial)?.as_str().to_string();
@@ -375,14 +381,13 @@ impl Device {
             let Ok(b) = dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT) else {
                 continue;
             };
-            if parse_container_id(&b) == Some(container_id) {
+            if parse_container_id(&b).ok().flatten() == Some(container_id) {
                 color = Some(dev);
                 break;
             }
         }
-        let color_dev = color.ok_or_else(|| {
-            DeviceError::NoColorFunction(ContainerIdDisplay(&container_id).to_string())
-        })?;
+        let color_dev =
+            color.ok_or_else(|| DeviceError::NoColorFunction(container_id_text(&container_id)))?;
         let color_cmd =
             CommandChannel::new(Arc::new(color_dev.claim_interface(2, true)?), 0x04, 0x83)?;
 
@@ -427,7 +432,7 @@ impl Device {
         // Quiet stop in case an earlier session crashed: statuses ignored.
         let _ = depth_cmd.execute_with_status(DepthStreamStop);
         let _ = depth_cmd.execute_with_status(DepthStop);
-        let vc = color_dev.claim_interface(0, true)?;
+        let vc = color_dev.claim_interface(UVC_CONTROL_INTERFACE, true)?;
         let _ = color_cmd.execute_with_status(ImuStreamStop);
 
         Ok(Device {
@@ -681,22 +686,28 @@ impl Device {
         let (width, height) = config.color_resolution.dimensions().unwrap_or((0, 0));
         let fps = config.camera_fps.hz();
         let want = match config.color_format {
-            ImageFormat::Nv12 => UvcFormat::Nv12,
-            ImageFormat::Yuy2 => UvcFormat::Yuy2,
-            _ => UvcFormat::Mjpeg,
+            ImageFormat::Nv12 => UvcFormatKind::Uncompressed(GUID_NV12),
+            ImageFormat::Yuy2 => UvcFormatKind::Uncompressed(GUID_YUY2),
+            _ => UvcFormatKind::Mjpeg,
         };
-        let cfg = self.color_dev.get_descriptor(2, 0, 0, DESCRIPTOR_TIMEOUT)?;
-        let (frames, bytes_per_interval) =
-            parse_vs_descriptors(&cfg).map_err(|e| DeviceError::State(e.to_string()))?;
+        let bytes = self.color_dev.get_descriptor(2, 0, 0, DESCRIPTOR_TIMEOUT)?;
+        let descriptors = Configuration::decode(&bytes)
+            .map_err(|e| DeviceError::State(format!("colour configuration descriptor: {e}")))?;
+        let formats = descriptors.uvc_formats();
         let no_format = || DeviceError::NoColorFormat {
             format: config.color_format,
             width,
             height,
             fps,
         };
-        let frame = frames
+        let uvc_format = formats
             .iter()
-            .find(|f| f.format == want && f.width as u32 == width && f.height as u32 == height)
+            .find(|f| f.kind == want)
+            .ok_or_else(no_format)?;
+        let frame = uvc_format
+            .frames
+            .iter()
+            .find(|f| f.width as u32 == width && f.height as u32 == height)
             .ok_or_else(no_format)?;
         let interval = *frame
             .intervals_100ns
@@ -705,12 +716,14 @@ impl Device {
             .ok_or_else(no_format)?;
         let vs = match self.vs.take() {
             Some(v) => v,
-            None => self.color_dev.claim_interface(1, true)?,
+            None => self
+                .color_dev
+                .claim_interface(UVC_STREAMING_INTERFACE, true)?,
         };
         let probe = ProbeCommit {
             hint: 1,
-            format_index: frame.format_index,
-            frame_index: frame.frame_index,
+            format_index: uvc_format.index,
+            frame_index: frame.index,
             frame_interval_100ns: interval,
             ..Default::default()
         };
@@ -718,7 +731,7 @@ impl Device {
             request_type,
             request,
             value: (selector as u16) << 8,
-            index: 1,
+            index: UVC_STREAMING_INTERFACE as u16,
         };
         let uvc_err = |what| move |source| DeviceError::Uvc { what, source };
         let t = Duration::from_secs(1);
@@ -751,10 +764,29 @@ impl Device {
             t,
         )
         .map_err(uvc_err("SET_CUR commit"))?;
-        let packet_size = bytes_per_interval.max(1024);
+        // libuvc: the first alternate setting whose bytes per interval cover the payload size.
+        let (alt, packet_size) = descriptors
+            .interfaces
+            .iter()
+            .filter(|i| i.number == UVC_STREAMING_INTERFACE && i.alternate > 0)
+            .filter_map(|i| {
+                let bpi = i
+                    .endpoints
+                    .iter()
+                    .find_map(|e| e.companion)?
+                    .bytes_per_interval;
+                Some((i.alternate, bpi as usize))
+            })
+            .find(|(_, bpi)| *bpi >= negotiated.max_payload_transfer_size as usize)
+            .ok_or_else(|| {
+                DeviceError::State(format!(
+                    "no streaming alternate setting carries {} bytes per interval",
+                    negotiated.max_payload_transfer_size
+                ))
+            })?;
         let packets =
             ((negotiated.max_video_frame_size as usize).div_ceil(packet_size)).clamp(1, 32);
-        vs.set_alt_setting(1)?;
+        vs.set_alt_setting(alt)?;
         let queue = vs.iso_in_endpoint(0x81, packets, packet_size)?;
         running.color_started_at = Some(Instant::now());
         running.color_reader = Some(streams::start_color(streams::ColorReaderParams {
@@ -879,9 +911,9 @@ impl Device {
         controls::Controls {
             vc: self.vc.as_ref(),
             ids: controls::Entities {
-                camera_terminal: 1,
-                processing_unit: 2,
-                vc_interface: 0,
+                camera_terminal: UVC_CAMERA_TERMINAL_ID,
+                processing_unit: UVC_PROCESSING_UNIT_ID,
+                vc_interface: UVC_CONTROL_INTERFACE,
             },
             control,
         }

@@ -117,6 +117,15 @@ impl Pacer {
         self.changed.notify_all();
     }
 
+    /// In Max speed, moves the clock forward by `ticks` (time that passes between sessions,
+    /// which an idle virtual clock would otherwise not see). No effect in real time.
+    pub fn advance_idle(&self, ticks: u64) {
+        if self.speed == Speed::Max {
+            let mut s = self.lock();
+            s.virtual_now_ticks += ticks;
+        }
+    }
+
     /// Timebase generation (changes at every reset).
     pub fn generation(&self) -> u64 {
         self.lock().generation

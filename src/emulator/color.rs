@@ -8,7 +8,10 @@ use super::clock::{StreamId, TICKS_PER_SECOND};
 use super::images;
 use super::streams::{gate, Gate, Schedule};
 use super::{ColorCam, Fault, FaultTarget, Function, Unit};
-use crate::device::descriptors::{UvcFormat, UvcFrameDesc};
+use crate::protocol::descriptors::{
+    color_configuration, UvcFormatKind, GUID_NV12, GUID_YUY2, UVC_ALT_BYTES_PER_INTERVAL,
+    UVC_CAMERA_TERMINAL_ID, UVC_PROCESSING_UNIT_ID,
+};
 use crate::protocol::uvc::{
     header_bits, request as uvc_req, CaptureStats, FrameAlignInfo, PayloadHeader, ProbeCommit,
     CAPTURE_STATS_EXPOSURE_TIME, CAPTURE_STATS_ISO_SPEED, CAPTURE_STATS_WHITE_BALANCE,
@@ -17,67 +20,69 @@ use crate::transport::{IsoCompletion, IsoInQueue, IsoPacket, TransferError};
 use crate::types::WiredSyncMode;
 
 /// bTerminalID of the camera terminal.
-pub const CAMERA_TERMINAL_ID: u8 = 1;
+pub const CAMERA_TERMINAL_ID: u8 = UVC_CAMERA_TERMINAL_ID;
 /// bUnitID of the processing unit.
-pub const PROCESSING_UNIT_ID: u8 = 2;
-/// SuperSpeed bytes per service interval of the streaming endpoint (1024 × 16 bursts × 3).
+pub const PROCESSING_UNIT_ID: u8 = UVC_PROCESSING_UNIT_ID;
+/// Largest bytes per service interval of the streaming endpoint.
 pub const BYTES_PER_INTERVAL: usize = 49_152;
 
-/// Every (format, frame) the camera offers.
-pub fn frame_table() -> Vec<UvcFrameDesc> {
-    let all = vec![333_333, 666_666, 2_000_000];
-    let mut v = Vec::new();
-    for (i, (w, h)) in [
-        (1280, 720),
-        (1920, 1080),
-        (2560, 1440),
-        (2048, 1536),
-        (3840, 2160),
-        (4096, 3072),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        v.push(UvcFrameDesc {
-            format: UvcFormat::Mjpeg,
-            format_index: 1,
-            frame_index: i as u8 + 1,
-            width: w,
-            height: h,
-            intervals_100ns: if h == 3072 {
-                vec![666_666, 2_000_000]
-            } else {
-                all.clone()
-            },
-            max_frame_size: w as u32 * h as u32 * 2,
-        });
-    }
-    v.push(UvcFrameDesc {
-        format: UvcFormat::Nv12,
-        format_index: 2,
-        frame_index: 1,
-        width: 1280,
-        height: 720,
-        intervals_100ns: all.clone(),
-        max_frame_size: 1280 * 720 * 3 / 2,
-    });
-    v.push(UvcFrameDesc {
-        format: UvcFormat::Yuy2,
-        format_index: 3,
-        frame_index: 1,
-        width: 1280,
-        height: 720,
-        intervals_100ns: all,
-        max_frame_size: 1280 * 720 * 2,
-    });
-    v
+/// Pixel format of a UVC format descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pixels {
+    /// Motion JPEG.
+    Mjpeg,
+    /// NV12.
+    Nv12,
+    /// YUY2.
+    Yuy2,
 }
 
-/// The frame a probe names.
-pub fn frame_for(p: &ProbeCommit) -> Option<UvcFrameDesc> {
-    frame_table()
-        .into_iter()
-        .find(|f| f.format_index == p.format_index && f.frame_index == p.frame_index)
+/// One frame the camera offers.
+#[derive(Clone, Debug)]
+pub struct FrameDesc {
+    /// Pixel format.
+    pub pixels: Pixels,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Offered intervals (100 ns).
+    pub intervals_100ns: Vec<u32>,
+    /// dwMaxVideoFrameBufferSize.
+    pub max_frame_size: u32,
+}
+
+/// Number of streaming alternate settings besides 0.
+pub fn alt_settings() -> usize {
+    UVC_ALT_BYTES_PER_INTERVAL.len()
+}
+
+/// Bytes per interval of streaming alternate setting `alt` (0 for none).
+pub fn bytes_per_interval(alt: u8) -> usize {
+    (alt as usize)
+        .checked_sub(1)
+        .and_then(|i| UVC_ALT_BYTES_PER_INTERVAL.get(i))
+        .map_or(0, |b| *b as usize)
+}
+
+/// The frame a probe names, from the descriptors the camera presents.
+pub fn frame_for(p: &ProbeCommit) -> Option<FrameDesc> {
+    let formats = color_configuration().uvc_formats();
+    let fmt = formats.iter().find(|f| f.index == p.format_index)?;
+    let pixels = match fmt.kind {
+        UvcFormatKind::Mjpeg => Pixels::Mjpeg,
+        UvcFormatKind::Uncompressed(g) if g == GUID_NV12 => Pixels::Nv12,
+        UvcFormatKind::Uncompressed(g) if g == GUID_YUY2 => Pixels::Yuy2,
+        UvcFormatKind::Uncompressed(_) => return None,
+    };
+    let fr = fmt.frames.iter().find(|f| f.index == p.frame_index)?;
+    Some(FrameDesc {
+        pixels,
+        width: fr.width,
+        height: fr.height,
+        intervals_100ns: fr.intervals_100ns.clone(),
+        max_frame_size: fr.max_frame_bytes,
+    })
 }
 
 /// The device's answer to a probe: the interval snapped to an offered one, sizes filled in.
@@ -314,22 +319,22 @@ impl ColorStream {
 
     fn make_frame(
         &mut self,
-        f: &UvcFrameDesc,
+        f: &FrameDesc,
         pts_ticks: u64,
         exposure_usec: u64,
         fault: Option<Fault>,
     ) -> Option<Frame> {
         let (w, h) = (f.width as u32, f.height as u32);
         let mut bytes = std::mem::take(&mut self.spare);
-        match f.format {
-            UvcFormat::Mjpeg => {
+        match f.pixels {
+            Pixels::Mjpeg => {
                 if self.jpegs.as_ref().is_none_or(|(d, _)| *d != (w, h)) {
                     self.jpegs = Some(((w, h), images::jpeg_set(w, h).ok()?));
                 }
                 images::mjpeg_frame(&self.jpegs.as_ref()?.1, self.count, &mut bytes);
             }
-            UvcFormat::Nv12 => images::draw_nv12(w, h, self.count, &mut bytes),
-            UvcFormat::Yuy2 => images::draw_yuy2(w, h, self.count, &mut bytes),
+            Pixels::Nv12 => images::draw_nv12(w, h, self.count, &mut bytes),
+            Pixels::Yuy2 => images::draw_yuy2(w, h, self.count, &mut bytes),
         }
         let pts_sent = if fault == Some(Fault::Corrupt) {
             0

@@ -213,6 +213,8 @@ pub(crate) struct ColorCam {
     pub probe: crate::protocol::uvc::ProbeCommit,
     pub committed: Option<crate::protocol::uvc::ProbeCommit>,
     pub streaming: bool,
+    /// Selected alternate setting of the streaming interface.
+    pub alt: u8,
     /// Control values by (entity id, selector).
     pub controls: std::collections::HashMap<(u8, u8), i32>,
 }

@@ -9,7 +9,10 @@ use super::color::{self, ColorStream};
 use super::commands::OutResult;
 use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
-use crate::device::descriptors as wire;
+use crate::protocol::descriptors::{
+    bos_descriptor, color_configuration, depth_configuration, string_descriptor, string_languages,
+    DeviceDescriptor,
+};
 use crate::protocol::uvc::{
     request as uvc_req, ProbeCommit, PROBE_LEN_UVC10, VS_COMMIT_CONTROL, VS_PROBE_CONTROL,
 };
@@ -51,142 +54,6 @@ impl EmuDevice {
     }
 }
 
-fn string_descriptor(s: &str) -> Vec<u8> {
-    let mut v = vec![0, 3];
-    for u in s.encode_utf16() {
-        v.extend_from_slice(&u.to_le_bytes());
-    }
-    v[0] = v.len() as u8;
-    v
-}
-
-fn device_descriptor(pid: u16, color: bool) -> Vec<u8> {
-    let mut v = vec![18, 1, 0x20, 0x03];
-    v.extend_from_slice(if color {
-        &[0xEF, 0x02, 0x01]
-    } else {
-        &[0, 0, 0]
-    });
-    v.push(9);
-    v.extend_from_slice(&transport::VENDOR_ID.to_le_bytes());
-    v.extend_from_slice(&pid.to_le_bytes());
-    v.extend_from_slice(&0x0100u16.to_le_bytes());
-    v.extend_from_slice(&[1, 2, 3, 1]);
-    v
-}
-
-fn bos_descriptor(container_id: &[u8; 16]) -> Vec<u8> {
-    let mut v = vec![5, 0x0F, 0, 0, 2];
-    v.extend_from_slice(&[7, 0x10, 0x02, 0x06, 0, 0, 0]);
-    v.extend_from_slice(&[20, 0x10, 0x04, 0]);
-    v.extend_from_slice(container_id);
-    let n = v.len() as u16;
-    v[2..4].copy_from_slice(&n.to_le_bytes());
-    v
-}
-
-fn interface(number: u8, alt: u8, endpoints: u8, class: u8, subclass: u8) -> [u8; 9] {
-    [9, 4, number, alt, endpoints, class, subclass, 0, 0]
-}
-
-fn bulk_endpoint(v: &mut Vec<u8>, address: u8) {
-    v.extend_from_slice(&[7, 5, address, 2, 0x00, 0x04, 0]);
-    v.extend_from_slice(&[6, 0x30, 15, 0, 0, 0]);
-}
-
-fn config_descriptor(function: Function) -> Vec<u8> {
-    let mut v = vec![9, 2, 0, 0, 0, 1, 0, 0x80, 0x32];
-    match function {
-        Function::Depth => {
-            v[4] = 1;
-            v.extend_from_slice(&interface(0, 0, 3, 0xFF, 0));
-            for ep in [0x02, 0x81, 0x83] {
-                bulk_endpoint(&mut v, ep);
-            }
-        }
-        Function::Color => {
-            v[4] = 3;
-            // Interface association for the video function.
-            v.extend_from_slice(&[8, 0x0B, 0, 2, 0x0E, 0x03, 0, 0]);
-            v.extend_from_slice(&interface(0, 0, 0, 0x0E, 0x01));
-            let mut vc = vec![13, 0x24, 1, 0x00, 0x01, 0, 0, 0x80, 0x8D, 0x5B, 0x00, 1, 1];
-            vc.extend_from_slice(&[
-                18,
-                0x24,
-                2,
-                color::CAMERA_TERMINAL_ID,
-                0x01,
-                0x02,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                3,
-                0x0A,
-                0,
-                0,
-            ]);
-            vc.extend_from_slice(&[
-                11,
-                0x24,
-                5,
-                color::PROCESSING_UNIT_ID,
-                color::CAMERA_TERMINAL_ID,
-                0,
-                0,
-                2,
-                0x7F,
-                0x17,
-                0,
-            ]);
-            vc.extend_from_slice(&[9, 0x24, 3, 3, 0x01, 0x01, 0, color::PROCESSING_UNIT_ID, 0]);
-            let n = vc.len() as u16;
-            vc[5..7].copy_from_slice(&n.to_le_bytes());
-            v.extend_from_slice(&vc);
-            v.extend_from_slice(&interface(1, 0, 0, 0x0E, 0x02));
-            let frames = color::frame_table();
-            let formats = 3u8;
-            let body = wire::build_vs_descriptors(&frames);
-            let hdr_len = 13 + formats as usize;
-            let mut hdr = vec![
-                hdr_len as u8,
-                0x24,
-                1,
-                formats,
-                0,
-                0,
-                0x81,
-                0,
-                3,
-                0,
-                0,
-                0,
-                1,
-            ];
-            hdr.extend(std::iter::repeat_n(0u8, formats as usize));
-            let total = (hdr.len() + body.len()) as u16;
-            hdr[4..6].copy_from_slice(&total.to_le_bytes());
-            v.extend_from_slice(&hdr);
-            v.extend_from_slice(&body);
-            v.extend_from_slice(&interface(1, 1, 1, 0x0E, 0x02));
-            v.extend_from_slice(&[7, 5, 0x81, 0x05, 0x00, 0x04, 1]);
-            let bpi = color::BYTES_PER_INTERVAL as u16;
-            v.extend_from_slice(&[6, 0x30, 15, 2, bpi as u8, (bpi >> 8) as u8]);
-            v.extend_from_slice(&interface(2, 0, 3, 0xFF, 0));
-            for ep in [0x04, 0x83, 0x82] {
-                bulk_endpoint(&mut v, ep);
-            }
-        }
-    }
-    let n = v.len() as u16;
-    v[2..4].copy_from_slice(&n.to_le_bytes());
-    v
-}
-
 impl UsbDevice for EmuDevice {
     fn info(&self) -> &DeviceInfo {
         &self.info
@@ -207,9 +74,12 @@ impl UsbDevice for EmuDevice {
         }
         let pid = self.info.product_id;
         match (descriptor_type, index) {
-            (1, 0) => Ok(device_descriptor(pid, self.function == Function::Color)),
-            (2, 0) => Ok(config_descriptor(self.function)),
-            (3, 0) => Ok(vec![4, 3, 0x09, 0x04]),
+            (1, 0) => Ok(DeviceDescriptor::for_product(pid).encode()),
+            (2, 0) => Ok(match self.function {
+                Function::Depth => depth_configuration().encode(),
+                Function::Color => color_configuration().encode(),
+            }),
+            (3, 0) => Ok(string_languages()),
             (3, i) => self
                 .string(i)
                 .map(|s| string_descriptor(&s))
@@ -219,7 +89,7 @@ impl UsbDevice for EmuDevice {
                         format!("string {i} of {}", self.info),
                     )
                 }),
-            (15, 0) => Ok(bos_descriptor(&self.unit.container_id)),
+            (15, 0) => Ok(bos_descriptor(self.unit.container_id)),
             _ => Err(transport::Error::new(
                 ErrorKind::NotFound,
                 format!("descriptor {descriptor_type}/{index} of {}", self.info),
@@ -390,7 +260,7 @@ impl UsbInterface for EmuInterface {
         let mut st = self.unit.lock();
         match alt {
             0 => st.color.streaming = false,
-            1 => {
+            a if (a as usize) <= color::alt_settings() => {
                 if st.color.committed.is_none() {
                     return Err(transport::Error::new(
                         ErrorKind::Other,
@@ -398,6 +268,7 @@ impl UsbInterface for EmuInterface {
                     ));
                 }
                 st.color.streaming = true;
+                st.color.alt = alt;
             }
             _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx)),
         }
@@ -454,6 +325,15 @@ impl UsbInterface for EmuInterface {
             return Err(transport::Error::new(
                 ErrorKind::NotFound,
                 format!("iso endpoint 0x{address:02X} ({packets} × {packet_size} bytes) of interface {}", self.number),
+            ));
+        }
+        let alt = self.unit.lock().color.alt;
+        if packet_size > color::bytes_per_interval(alt) {
+            return Err(transport::Error::new(
+                ErrorKind::Other,
+                format!(
+                    "iso endpoint 0x81: {packet_size}-byte packets exceed alternate setting {alt}"
+                ),
             ));
         }
         Ok(Box::new(ColorStream::new(
