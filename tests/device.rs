@@ -4,11 +4,14 @@
 use std::time::{Duration, Instant};
 
 use freek4a::device::{
-    self, ColorControl, ControlError, ControlMode, DepthEngineChoice, Device, DeviceError,
-    OpenOptions,
+    self, ColorControl, CommandFailure, ControlError, ControlMode, DepthEngineChoice, Device,
+    DeviceError, OpenOptions, Stream, StreamError,
 };
-use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Speed};
+use freek4a::emulator::{
+    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed,
+};
 use freek4a::protocol::depth_raw::{self, RawFrameHeader};
+use freek4a::transport::TransferError;
 use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat, WiredSyncMode};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -560,4 +563,338 @@ fn colour_controls_round_trip_with_the_exposure_table() {
     let c = d.get_capture(WAIT).unwrap().unwrap().color.unwrap();
     assert_eq!(c.exposure_usec, 20_000);
     d.stop_cameras().unwrap();
+}
+
+/// Runs `f` on its own thread and fails if it does not finish in `secs` (a hang is a bug).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs)).expect("no hang")
+}
+
+fn faulty(rules: Vec<FaultRule>) -> EmulatedBackend {
+    EmulatedBackend::new(EmulatorSpec {
+        units: 1,
+        speed: Speed::Max,
+        seed: 11,
+        faults: rules,
+        ..Default::default()
+    })
+}
+
+fn fast_raw() -> OpenOptions {
+    OpenOptions {
+        depth_engine: DepthEngineChoice::RawOnly,
+        readiness_retry_delay: Some(Duration::from_millis(1)),
+        ..Default::default()
+    }
+}
+
+const SERIAL: u32 = 0x115;
+const VERSIONS: u32 = 0x201;
+const CALIBRATION: u32 = 0x111;
+const MODE_SET: u32 = 0xE1;
+const STREAM_START: u32 = 0xF1;
+const SET_SYS_CFG: u32 = 0x8000_0001;
+
+#[test]
+fn command_faults_give_typed_errors_naming_the_command() {
+    use freek4a::protocol::command::CommandError as CE;
+    let open_err = |rule: FaultRule| {
+        within(30, move || {
+            Device::open_with(&faulty(vec![rule]), 0, fast_raw())
+                .err()
+                .expect("open fails")
+        })
+    };
+    let cmd = |c| FaultTarget::Command(c);
+    // Never answered: the status phase times out (2 s, as the SDK).
+    match open_err(FaultRule::always(0, cmd(SERIAL), Fault::Timeout)) {
+        DeviceError::Command(CommandFailure::Timeout { command, phase }) => {
+            assert_eq!(command.code, SERIAL);
+            assert_eq!(phase, "data");
+        }
+        e => panic!("{e}"),
+    }
+    match open_err(FaultRule::always(0, cmd(SERIAL), Fault::Stall)) {
+        DeviceError::Command(CommandFailure::Transfer {
+            source: TransferError::Stall,
+            phase: "command",
+            ..
+        }) => {}
+        e => panic!("{e}"),
+    }
+    match open_err(FaultRule::always(0, cmd(SERIAL), Fault::WrongMagic)) {
+        DeviceError::Command(CommandFailure::Protocol(CE::WrongMagic { command, .. })) => {
+            assert_eq!(command.code, SERIAL)
+        }
+        e => panic!("{e}"),
+    }
+    match open_err(FaultRule::always(0, cmd(SERIAL), Fault::Corrupt)) {
+        DeviceError::Command(CommandFailure::Protocol(CE::BadResponse { command, .. })) => {
+            assert_eq!(command.code, SERIAL)
+        }
+        e => panic!("{e}"),
+    }
+    // The readiness wait retries COMPONENT_VERSION_GET 20 times.
+    match open_err(FaultRule::always(
+        0,
+        cmd(VERSIONS),
+        Fault::WrongTransactionId,
+    )) {
+        DeviceError::NotReady {
+            attempts: 20,
+            last: CommandFailure::Protocol(CE::TransactionIdMismatch { .. }),
+        } => {}
+        e => panic!("{e}"),
+    }
+    match open_err(FaultRule::always(0, cmd(VERSIONS), Fault::Short)) {
+        DeviceError::NotReady { attempts: 20, .. } => {}
+        e => panic!("{e}"),
+    }
+    // Calibration: ten growing attempts, then a typed error.
+    match open_err(FaultRule::always(
+        0,
+        cmd(CALIBRATION),
+        Fault::BadStatus(0x63),
+    )) {
+        DeviceError::CalibrationRead {
+            attempts: 10,
+            last: CommandFailure::Protocol(CE::Status { .. }),
+        } => {}
+        e => panic!("{e}"),
+    }
+    // Garbage after the JSON still fits the buffer: the parser refuses it.
+    assert!(matches!(
+        open_err(FaultRule::always(0, cmd(CALIBRATION), Fault::Oversized)),
+        DeviceError::Calibration(_)
+    ));
+    match open_err(FaultRule::always(0, cmd(SERIAL), Fault::Oversized)) {
+        DeviceError::Command(CommandFailure::Protocol(CE::DataOverflow {
+            command,
+            max: 255,
+            ..
+        })) => {
+            assert_eq!(command.code, SERIAL)
+        }
+        e => panic!("{e}"),
+    }
+    assert!(matches!(
+        open_err(FaultRule::always(0, cmd(SERIAL), Fault::Disconnect)),
+        DeviceError::Command(_)
+    ));
+    // Transient faults are absorbed by the SDK's retries.
+    within(30, move || {
+        let b = faulty(vec![
+            FaultRule::once_after(0, cmd(VERSIONS), Fault::BadStatus(0x07), 0),
+            FaultRule::once_after(0, cmd(CALIBRATION), Fault::BadStatus(0x63), 0),
+        ]);
+        Device::open_with(&b, 0, fast_raw()).unwrap();
+    });
+    // Faults during start name the command.
+    let start_err = |rule: FaultRule| {
+        within(30, move || {
+            let b = faulty(vec![rule]);
+            let mut d = Device::open_with(&b, 0, fast_raw()).unwrap();
+            d.start_cameras(&config(
+                ColorResolution::R720p,
+                ImageFormat::Mjpg,
+                DepthMode::NfovUnbinned,
+                Fps::Fps30,
+            ))
+            .unwrap_err()
+        })
+    };
+    match start_err(FaultRule::always(0, cmd(SET_SYS_CFG), Fault::Oversized)) {
+        DeviceError::Command(CommandFailure::Protocol(CE::WrongLength {
+            command,
+            got: 24,
+            ..
+        })) => {
+            assert_eq!(command.code, SET_SYS_CFG)
+        }
+        e => panic!("{e}"),
+    }
+    match start_err(FaultRule::always(0, cmd(MODE_SET), Fault::BadStatus(0x101))) {
+        e @ DeviceError::Command(CommandFailure::Protocol(CE::Status { .. })) => {
+            assert!(e.to_string().contains("DEPTH_MODE_SET"), "{e}")
+        }
+        e => panic!("{e}"),
+    }
+    match start_err(FaultRule::always(0, cmd(STREAM_START), Fault::Stall)) {
+        DeviceError::Command(CommandFailure::Transfer { command, .. }) => {
+            assert_eq!(command.code, STREAM_START)
+        }
+        e => panic!("{e}"),
+    }
+}
+
+/// Starts NFOV + MJPEG 720p + IMU on a faulty unit and streams until `captures` captures
+/// arrived or a stream failed.
+fn stream_with(
+    rules: Vec<FaultRule>,
+    captures: usize,
+) -> (Result<(), DeviceError>, device::Drops, usize, usize) {
+    within(60, move || {
+        let b = faulty(rules);
+        let mut d = Device::open_with(&b, 0, fast_raw()).unwrap();
+        let cfg = config(
+            ColorResolution::R720p,
+            ImageFormat::Mjpg,
+            DepthMode::NfovUnbinned,
+            Fps::Fps30,
+        );
+        d.start_cameras(&cfg).unwrap();
+        d.start_imu().unwrap();
+        let end = Instant::now() + WAIT;
+        let (mut seen, mut raws, mut imus) = (0, 0, 0);
+        let mut result = Ok(());
+        while seen < captures {
+            assert!(Instant::now() < end, "stream stalled: {:?}", d.drops());
+            match d.get_capture(Duration::from_millis(10)) {
+                Ok(Some(_)) => seen += 1,
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            while let Ok(Some(r)) = d.get_raw_depth(Duration::ZERO) {
+                assert_eq!(r.data.len(), depth_raw::raw_frame_size(4).unwrap());
+                raws += 1;
+            }
+            while let Ok(Some(_)) = d.get_imu_sample(Duration::ZERO) {
+                imus += 1;
+            }
+        }
+        let drops = d.drops();
+        let _ = d.stop_imu();
+        let _ = d.stop_cameras();
+        (result, drops, raws, imus)
+    })
+}
+
+#[test]
+fn stream_faults_are_counted_drops() {
+    let depth = FaultTarget::Endpoint(Function::Depth, 0x83);
+    let color = FaultTarget::Endpoint(Function::Color, 0x81);
+    let imu = FaultTarget::Endpoint(Function::Color, 0x82);
+    let (r, d, raws, _) = stream_with(
+        vec![
+            FaultRule::once_after(0, depth, Fault::Short, 2),
+            FaultRule::once_after(0, depth, Fault::Oversized, 4),
+        ],
+        20,
+    );
+    r.unwrap();
+    assert_eq!(d.depth_invalid_size, 2, "{d:?} raws {raws}");
+    assert!(raws > 0);
+    let (r, d, _, _) = stream_with(
+        vec![
+            FaultRule::once_after(0, color, Fault::Corrupt, 1),
+            FaultRule::once_after(0, color, Fault::Short, 3),
+            FaultRule::once_after(0, color, Fault::Oversized, 5),
+        ],
+        20,
+    );
+    r.unwrap();
+    // PTS 0, no metadata, and a metadata item overrunning the metadata.
+    assert_eq!(d.color_no_timestamp, 3, "{d:?}");
+    let (r, d, _, imus) = stream_with(
+        vec![
+            FaultRule::once_after(0, imu, Fault::Short, 3),
+            FaultRule::once_after(0, imu, Fault::Corrupt, 5),
+            FaultRule::once_after(0, imu, Fault::Oversized, 7),
+        ],
+        20,
+    );
+    r.unwrap();
+    assert_eq!(d.imu_malformed, 3, "{d:?}");
+    assert!(imus > 0);
+    // A silent depth endpoint: colour keeps flowing, nothing hangs.
+    let (r, _, raws, _) = stream_with(vec![FaultRule::always(0, depth, Fault::Timeout)], 10);
+    r.unwrap();
+    assert_eq!(raws, 0);
+}
+
+#[test]
+fn stream_failures_end_the_stream_with_typed_errors() {
+    let depth = FaultTarget::Endpoint(Function::Depth, 0x83);
+    let color = FaultTarget::Endpoint(Function::Color, 0x81);
+    for (target, fault, stream, source) in [
+        (depth, Fault::Stall, Stream::Depth, TransferError::Stall),
+        (color, Fault::Stall, Stream::Color, TransferError::Stall),
+        (
+            depth,
+            Fault::Disconnect,
+            Stream::Depth,
+            TransferError::Disconnected,
+        ),
+        (
+            color,
+            Fault::Disconnect,
+            Stream::Color,
+            TransferError::Disconnected,
+        ),
+    ] {
+        let (r, _, _, _) = stream_with(vec![FaultRule::once_after(0, target, fault, 3)], 1000);
+        match r {
+            Err(DeviceError::Stream(StreamError::Transfer {
+                stream: s,
+                source: e,
+            })) => {
+                assert_eq!((s, e), (stream, source), "{target:?} {fault:?}")
+            }
+            other => panic!("{target:?} {fault:?}: {other:?}"),
+        }
+    }
+    // The IMU queue reports its own failure.
+    let imu = FaultTarget::Endpoint(Function::Color, 0x82);
+    within(30, move || {
+        let b = faulty(vec![FaultRule::once_after(0, imu, Fault::Stall, 2)]);
+        let mut d = Device::open_with(&b, 0, fast_raw()).unwrap();
+        d.start_cameras(&config(
+            ColorResolution::R720p,
+            ImageFormat::Mjpg,
+            DepthMode::Off,
+            Fps::Fps30,
+        ))
+        .unwrap();
+        d.start_imu().unwrap();
+        let end = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < end);
+            match d.get_imu_sample(Duration::from_millis(50)) {
+                Ok(_) => continue,
+                Err(DeviceError::Stream(StreamError::Transfer {
+                    stream: Stream::Imu,
+                    source: TransferError::Stall,
+                })) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    // Unplugging mid-stream: every later call fails cleanly, stop does not hang.
+    within(30, || {
+        let b = faulty(vec![]);
+        let mut d = Device::open_with(&b, 0, fast_raw()).unwrap();
+        d.start_cameras(&config(
+            ColorResolution::R720p,
+            ImageFormat::Nv12,
+            DepthMode::NfovUnbinned,
+            Fps::Fps30,
+        ))
+        .unwrap();
+        d.get_capture(WAIT).unwrap().unwrap();
+        b.disconnect(0);
+        let end = Instant::now() + WAIT;
+        while d.get_capture(Duration::from_millis(50)).is_ok() {
+            assert!(Instant::now() < end, "disconnect not reported");
+        }
+        assert!(d.stop_cameras().is_err());
+        assert_eq!(device::list(&b).unwrap(), 0);
+        assert!(Device::open(&b, 0).is_err());
+    });
 }

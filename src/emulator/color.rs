@@ -458,9 +458,9 @@ impl IsoInQueue for ColorStream {
             }
             let f = frame_for(&probe.get()?)?;
             let mut frame = self.make_frame(&f, ticks, exposure.get(), fault)?;
-            if fault == Some(Fault::Oversized) {
-                // A header claiming more bytes than the payload holds.
-                frame.metadata.resize(200, 0);
+            if fault == Some(Fault::Oversized) && frame.metadata.len() >= 8 {
+                // A metadata item claiming more bytes than the metadata holds.
+                frame.metadata[4..8].copy_from_slice(&4000u32.to_le_bytes());
             }
             self.frame = Some(frame);
             self.fid ^= 1;

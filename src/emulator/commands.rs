@@ -184,6 +184,9 @@ impl Unit {
             DeviceCommand::DepthStreamStart if !d.started => err(DeviceStatus::WrongCommandState),
             DeviceCommand::DepthStreamStart => {
                 d.streaming = true;
+                // A new session: in Max speed, let the idle virtual clock move on as real
+                // time would, so this session's frames never carry the last session's stamps.
+                self.pacer.advance_idle(10 * super::TICKS_PER_SECOND);
                 ok()
             }
             DeviceCommand::DepthStreamStop => {

@@ -147,7 +147,6 @@ pub(crate) struct DepthStream {
     sched: Option<Schedule>,
     sequence: u32,
     template: Option<(u32, Vec<u8>)>,
-    idle_advanced: bool,
 }
 
 impl DepthStream {
@@ -158,7 +157,6 @@ impl DepthStream {
             sched: None,
             sequence: 0,
             template: None,
-            idle_advanced: false,
         }
     }
 }
@@ -203,11 +201,6 @@ impl EndpointQueue for DepthStream {
         let deadline = Instant::now() + timeout;
         let target = FaultTarget::Endpoint(Function::Depth, 0x83);
         let mode_cell = std::cell::Cell::new(0u32);
-        if self.sched.is_none() && !self.idle_advanced {
-            // A new session: some seconds of device time pass before its first frame.
-            self.unit.pacer.advance_idle(10 * TICKS_PER_SECOND);
-            self.idle_advanced = true;
-        }
         let gate = gate(
             &self.unit,
             StreamId::Depth,
