@@ -95,7 +95,7 @@ fn engine_options() -> OpenOptions {
     OpenOptions {
         depth_engine: DepthEngineChoice::Emulated,
         readiness_retry_delay: Some(Duration::from_millis(5)),
-        wait_for_depth_engine: true,
+        backpressure: true,
         ..Default::default()
     }
 }
@@ -897,4 +897,39 @@ fn stream_failures_end_the_stream_with_typed_errors() {
         assert_eq!(device::list(&b).unwrap(), 0);
         assert!(Device::open(&b, 0).is_err());
     });
+}
+
+#[test]
+fn real_time_and_factor_speeds_are_paced_by_the_clock() {
+    for (speed, factor) in [(Speed::RealTime, 1.0), (Speed::Factor(4.0), 4.0)] {
+        let b = EmulatedBackend::new(EmulatorSpec {
+            units: 1,
+            speed,
+            seed: 5,
+            ..Default::default()
+        });
+        let mut d = Device::open_with(&b, 0, raw_options()).unwrap();
+        d.start_cameras(&config(
+            ColorResolution::R720p,
+            ImageFormat::Mjpg,
+            DepthMode::Off,
+            Fps::Fps30,
+        ))
+        .unwrap();
+        let first = d.get_capture(WAIT).unwrap().unwrap().color.unwrap();
+        let t0 = Instant::now();
+        let mut last = first.clone();
+        for _ in 0..12 {
+            last = d.get_capture(WAIT).unwrap().unwrap().color.unwrap();
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let device = (last.device_timestamp_usec - first.device_timestamp_usec) as f64 / 1e6;
+        assert!((device - 12.0 / 30.0).abs() < 0.001, "{device}");
+        let expected = device / factor;
+        assert!(
+            wall > expected * 0.7 && wall < expected * 1.5 + 0.1,
+            "{speed:?}: {wall} s for {device} s"
+        );
+        d.stop_cameras().unwrap();
+    }
 }

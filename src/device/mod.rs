@@ -280,10 +280,11 @@ pub struct OpenOptions {
     pub max_pool_bytes: Option<usize>,
     /// Pause between readiness attempts (the SDK's 500 ms).
     pub readiness_retry_delay: Option<Duration>,
-    /// Hold raw depth frames until the depth engine has room instead of letting its 2-deep
-    /// queue drop the oldest (the SDK drops). Useful with an emulated unit at maximum speed,
-    /// which then runs at the engine's pace; a real sensor does not wait.
-    pub wait_for_depth_engine: bool,
+    /// Wait instead of dropping when a host-side queue is full (depth engine input, output
+    /// captures, raw frames, IMU samples); the SDK drops the oldest. With an emulated unit at
+    /// maximum speed this makes the whole unit run at the application's pace, losslessly; a
+    /// real sensor does not wait, so leave it off for hardware.
+    pub backpressure: bool,
 }
 
 /// Number of units: the larger of the depth and colour function counts (as the SDK).
@@ -570,7 +571,11 @@ impl Device {
             config.disable_streaming_indicator,
         );
         self.color_cmd.execute(SetSysCfg { config: sys })?;
-        let pairing = depth_on && color_on && !pairing_disabled_by_env();
+        // Raw-only depth never reaches capture sync, so there is nothing to pair.
+        let pairing = depth_on
+            && color_on
+            && self.options.depth_engine != DepthEngineChoice::RawOnly
+            && !pairing_disabled_by_env();
         self.sync.start(SyncParams {
             pairing,
             synchronized_only: config.synchronized_images_only,
@@ -642,12 +647,13 @@ impl Device {
                     flow.clone(),
                     self.sync.clone(),
                     self.drops.clone(),
+                    self.options.backpressure,
                 )?);
                 running.pipeline = Some(p.clone());
                 DepthSink::Engine {
                     pipeline: p,
                     flow,
-                    backpressure: self.options.wait_for_depth_engine,
+                    backpressure: self.options.backpressure,
                 }
             };
             self.depth_cmd.execute(DepthFpsSet {
@@ -670,6 +676,7 @@ impl Device {
                 sink,
                 sync: self.sync.clone(),
                 drops: self.drops.clone(),
+                backpressure: self.options.backpressure,
             })?);
         }
         if color_on {
@@ -798,6 +805,7 @@ impl Device {
             height,
             sync: self.sync.clone(),
             drops: self.drops.clone(),
+            backpressure: self.options.backpressure,
         })?);
         self.vs = Some(vs);
         Ok(())
@@ -870,6 +878,7 @@ impl Device {
             drops: self.drops.clone(),
             calibration,
             startup_filter,
+            backpressure: self.options.backpressure,
         })?);
         Ok(())
     }

@@ -109,6 +109,18 @@ impl<T> DropOldest<T> {
         }
         self.ready.notify_all();
     }
+    /// Waits until there is room (back-pressure), the queue stops or fails, or `stop` is set.
+    pub fn wait_for_room(&self, stop: &AtomicBool) {
+        let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        while g.0.len() >= self.capacity && g.1.is_none() && g.2 && !stop.load(Ordering::SeqCst) {
+            g = self
+                .ready
+                .wait_timeout(g, POLL)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     pub fn pop(&self, timeout: Duration) -> Result<Option<T>, StreamError> {
         let deadline = Instant::now() + timeout;
         let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,6 +129,7 @@ impl<T> DropOldest<T> {
                 return Err(e.clone());
             }
             if let Some(v) = g.0.pop_front() {
+                self.ready.notify_all();
                 return Ok(Some(v));
             }
             if !g.2 {
@@ -168,6 +181,7 @@ pub(crate) struct DepthReaderParams {
     pub sink: DepthSink,
     pub sync: Arc<CaptureSync>,
     pub drops: Arc<DropCounters>,
+    pub backpressure: bool,
 }
 
 /// Starts the depth reader.
@@ -181,6 +195,7 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
             sink,
             sync,
             drops,
+            backpressure,
         } = p;
         for _ in 0..transfers.max(1) {
             queue.submit(vec![0; buffer_size], buffer_size);
@@ -215,6 +230,9 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
                             }
                         }
                         DepthSink::Raw(q) => {
+                            if backpressure {
+                                q.wait_for_room(&stop);
+                            }
                             if q.push(RawDepthFrame {
                                 data,
                                 system_timestamp_ns: ts,
@@ -287,12 +305,16 @@ pub(crate) fn start_depth_forwarder(
     flow: Arc<EngineFlow>,
     sync: Arc<CaptureSync>,
     drops: Arc<DropCounters>,
+    backpressure: bool,
 ) -> Result<Reader, StreamError> {
     Reader::spawn("freek4a-depth-out", move |stop| {
         while !stop.load(Ordering::SeqCst) {
             match rx.recv_timeout(POLL) {
                 Ok(Ok(c)) => {
                     flow.received.fetch_add(1, Ordering::SeqCst);
+                    if backpressure {
+                        sync.wait_for_room(&stop);
+                    }
                     sync.push_depth(c, &drops)
                 }
                 Ok(Err(e)) => {
@@ -316,6 +338,7 @@ pub(crate) struct ColorReaderParams {
     pub height: u32,
     pub sync: Arc<CaptureSync>,
     pub drops: Arc<DropCounters>,
+    pub backpressure: bool,
 }
 
 /// Starts the colour reader.
@@ -330,6 +353,7 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
             height,
             sync,
             drops,
+            backpressure,
         } = p;
         for _ in 0..transfers.max(1) {
             queue.submit(vec![0; transfer_bytes]);
@@ -397,6 +421,9 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
                         exposure_usec: meta.and_then(|m| m.exposure_usec).unwrap_or(0),
                         data,
                     };
+                    if backpressure {
+                        sync.wait_for_room(&stop);
+                    }
                     sync.push_color(image, &drops);
                 }
             }
@@ -449,6 +476,8 @@ pub(crate) struct ImuReaderParams {
     pub calibration: Option<ImuCalibration>,
     /// Drop samples above 1.5 s until the first one below (colour started recently).
     pub startup_filter: bool,
+    /// Wait for room in the IMU queue instead of dropping.
+    pub backpressure: bool,
 }
 
 /// Starts the IMU reader.
@@ -460,6 +489,7 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
             drops,
             calibration,
             mut startup_filter,
+            backpressure,
         } = p;
         let len = crate::protocol::modes::IMU_TRANSFER_BYTES;
         for _ in 0..crate::protocol::modes::MAX_TRANSFERS {
@@ -520,6 +550,9 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
                                 s.gyro_radps = cal.gyro.model.apply(g, s.gyro_radps);
                                 s.acc_mps2 = cal.accel.model.apply(a, s.acc_mps2);
                             }
+                        }
+                        if backpressure {
+                            out.wait_for_room(&stop);
                         }
                         if out.push(s) {
                             drops.add(&drops.imu_queue_full, 1);

@@ -257,6 +257,23 @@ impl CaptureSync {
         }
     }
 
+    /// Waits until the output queue has room for a few captures (back-pressure), the session
+    /// ends, or `stop` is set.
+    pub fn wait_for_room(&self, stop: &std::sync::atomic::AtomicBool) {
+        let mut s = self.lock();
+        while s.output.len() + 3 > OUTPUT_QUEUE_DEPTH
+            && s.params.is_some()
+            && s.error.is_none()
+            && !stop.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            s = self
+                .ready
+                .wait_timeout(s, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Pops the oldest capture, waiting up to `timeout`. `Ok(None)` on timeout.
     pub fn pop(&self, timeout: Duration) -> Result<Option<Capture>, StreamError> {
         let deadline = Instant::now() + timeout;
@@ -266,6 +283,7 @@ impl CaptureSync {
                 return Err(e.clone());
             }
             if let Some(c) = s.output.pop_front() {
+                self.ready.notify_all();
                 return Ok(Some(c));
             }
             if s.params.is_none() {
