@@ -221,6 +221,9 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
                         } => {
                             if *backpressure {
                                 flow.wait_for_room(pipeline, &stop);
+                                if stop.load(Ordering::SeqCst) {
+                                    break;
+                                }
                             }
                             let p = pipeline.lock().unwrap_or_else(|e| e.into_inner());
                             flow.pushed.fetch_add(1, Ordering::SeqCst);
@@ -232,6 +235,9 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
                         DepthSink::Raw(q) => {
                             if backpressure {
                                 q.wait_for_room(&stop);
+                                if stop.load(Ordering::SeqCst) {
+                                    break;
+                                }
                             }
                             if q.push(RawDepthFrame {
                                 data,
@@ -553,6 +559,9 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
                         }
                         if backpressure {
                             out.wait_for_room(&stop);
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
                         }
                         if out.push(s) {
                             drops.add(&drops.imu_queue_full, 1);

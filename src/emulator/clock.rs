@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// After this long without a request from its host, a stream stops holding others back.
+const STALE: Duration = Duration::from_millis(40);
+
 /// Device timestamp rate.
 pub const TICKS_PER_SECOND: u64 = 90_000;
 
@@ -42,8 +45,9 @@ struct PacerState {
     epoch_ticks: u64,
     /// Bumped at every timebase reset so streams re-anchor their schedules.
     generation: u64,
-    /// Next item tick of every stream taking part in lock-step (Max speed).
-    next_ticks: HashMap<StreamId, u64>,
+    /// Next item tick of every stream taking part in lock-step (Max speed), and when its host
+    /// last asked for data.
+    next_ticks: HashMap<StreamId, (u64, Instant)>,
     /// Highest tick handed out since the last reset (the clock in Max speed).
     virtual_now_ticks: u64,
 }
@@ -112,7 +116,7 @@ impl Pacer {
         s.virtual_now_ticks = 0;
         s.generation += 1;
         for t in s.next_ticks.values_mut() {
-            *t = 0;
+            t.0 = 0;
         }
         self.changed.notify_all();
     }
@@ -134,7 +138,7 @@ impl Pacer {
     /// Registers a stream for lock-step with its first item tick.
     pub fn join(&self, stream: StreamId, first_ticks: u64) {
         let mut s = self.lock();
-        s.next_ticks.insert(stream, first_ticks);
+        s.next_ticks.insert(stream, (first_ticks, Instant::now()));
         self.changed.notify_all();
     }
 
@@ -156,11 +160,7 @@ impl Pacer {
         deadline: Instant,
     ) -> bool {
         let mut s = self.lock();
-        if let Some(t) = s.next_ticks.get_mut(&stream) {
-            *t = ticks;
-        } else {
-            s.next_ticks.insert(stream, ticks);
-        }
+        s.next_ticks.insert(stream, (ticks, Instant::now()));
         self.changed.notify_all();
         loop {
             if s.generation != generation {
@@ -169,11 +169,16 @@ impl Pacer {
             let now = Instant::now();
             match self.speed {
                 Speed::Max => {
+                    s.next_ticks.insert(stream, (ticks, now));
+                    // A stream whose host stopped asking for data (not draining it) does
+                    // not hold the others back.
                     let slowest = s
                         .next_ticks
                         .iter()
-                        .filter(|(id, _)| **id != stream)
-                        .map(|(_, t)| *t)
+                        .filter(|(id, (_, seen))| {
+                            **id != stream && now.duration_since(*seen) < STALE
+                        })
+                        .map(|(_, (t, _))| *t)
                         .min();
                     if slowest.is_none_or(|m| ticks <= m.saturating_add(self.window_ticks)) {
                         s.virtual_now_ticks = s.virtual_now_ticks.max(ticks);
@@ -184,7 +189,7 @@ impl Pacer {
                     }
                     let (g, _) = self
                         .changed
-                        .wait_timeout(s, deadline - now)
+                        .wait_timeout(s, (deadline - now).min(STALE / 4))
                         .unwrap_or_else(|e| e.into_inner());
                     s = g;
                 }
