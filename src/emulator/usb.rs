@@ -318,8 +318,7 @@ impl UsbInterface for EmuInterface {
         }
         if !self.is_vs()
             || address != 0x81
-            || packet_size > color::BYTES_PER_INTERVAL
-            || packet_size < 256
+            || !(256..=color::BYTES_PER_INTERVAL).contains(&packet_size)
             || packets == 0
         {
             return Err(transport::Error::new(
