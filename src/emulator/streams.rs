@@ -1,0 +1,434 @@
+//! The depth (0x83) and IMU (0x82) bulk streams.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::clock::{Pacer, StreamId, TICKS_PER_SECOND};
+use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
+use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
+use crate::protocol::depth_raw::{self, RawFrameHeader};
+use crate::protocol::imu::{ImuPacket, RawImuSample};
+use crate::transport::{Completion, EndpointQueue, TransferError};
+
+/// A stream's schedule: item `index` is due at `anchor + index × period`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Schedule {
+    pub generation: u64,
+    pub anchor_ticks: u64,
+    pub index: u64,
+}
+
+impl Schedule {
+    /// Re-anchors when the stream just started or the timebase was reset.
+    pub fn refresh(sched: &mut Option<Schedule>, pacer: &Pacer, period_ticks: u64) -> Schedule {
+        let generation = pacer.generation();
+        match sched {
+            Some(s) if s.generation == generation => *s,
+            Some(_) => {
+                // Timebase reset while streaming: restart at the new zero.
+                let s = Schedule {
+                    generation,
+                    anchor_ticks: 0,
+                    index: 1,
+                };
+                *sched = Some(s);
+                s
+            }
+            None => {
+                let now = pacer.now_ticks();
+                let s = Schedule {
+                    generation,
+                    anchor_ticks: now.div_ceil(period_ticks.max(1)) * period_ticks,
+                    index: 1,
+                };
+                *sched = Some(s);
+                s
+            }
+        }
+    }
+}
+
+/// Pending host transfers of a bulk IN stream.
+pub(crate) struct Pending {
+    pub items: VecDeque<(Vec<u8>, usize, bool)>,
+}
+
+impl Pending {
+    pub fn new() -> Pending {
+        Pending {
+            items: VecDeque::new(),
+        }
+    }
+    pub fn cancelled_front(&mut self) -> Option<Completion> {
+        if self.items.front().is_some_and(|p| p.2) {
+            let (mut data, _, _) = self.items.pop_front()?;
+            data.clear();
+            return Some(Completion {
+                data,
+                actual_len: 0,
+                status: Err(TransferError::Cancelled),
+            });
+        }
+        None
+    }
+    pub fn fail_front(&mut self, e: TransferError) -> Option<Completion> {
+        let (mut data, _, _) = self.items.pop_front()?;
+        data.clear();
+        Some(Completion {
+            data,
+            actual_len: 0,
+            status: Err(e),
+        })
+    }
+}
+
+/// Outcome of waiting for a stream's next item.
+pub(crate) enum Gate {
+    /// Item due: carries a snapshot of the state needed to make it.
+    Go(Schedule, u64),
+    /// Nothing this time (deadline).
+    Idle,
+    /// Gone.
+    Disconnected,
+}
+
+/// Waits until the stream may deliver its next item; `active` says whether the stream runs and
+/// returns (period in ticks, extra delay in ticks) from the unit's state.
+pub(crate) fn gate(
+    unit: &Unit,
+    stream: StreamId,
+    target: FaultTarget,
+    sched: &mut Option<Schedule>,
+    deadline: Instant,
+    active: impl Fn(&UnitState, &Unit) -> Option<(u64, i64)>,
+) -> Gate {
+    loop {
+        if unit.is_disconnected() {
+            unit.pacer.leave(stream);
+            return Gate::Disconnected;
+        }
+        let st = unit.lock();
+        let Some((period, delay)) = active(&st, unit) else {
+            *sched = None;
+            unit.pacer.leave(stream);
+            let now = Instant::now();
+            if now >= deadline {
+                return Gate::Idle;
+            }
+            drop(
+                unit.changed
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            continue;
+        };
+        drop(st);
+        if unit.stream_silenced(target) {
+            unit.pacer.leave(stream);
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            return Gate::Idle;
+        }
+        let s = Schedule::refresh(sched, &unit.pacer, period);
+        let ticks = (s.anchor_ticks as i64 + (s.index * period) as i64 + delay).max(0) as u64;
+        if unit.pacer.wait_until(stream, ticks, s.generation, deadline) {
+            return Gate::Go(s, ticks);
+        }
+        if unit.pacer.generation() == s.generation {
+            return Gate::Idle;
+        }
+    }
+}
+
+/// Depth frames on endpoint 0x83.
+pub(crate) struct DepthStream {
+    unit: Arc<Unit>,
+    pending: Pending,
+    sched: Option<Schedule>,
+    sequence: u32,
+    template: Option<(u32, Vec<u8>)>,
+}
+
+impl DepthStream {
+    pub fn new(unit: Arc<Unit>) -> DepthStream {
+        DepthStream {
+            unit,
+            pending: Pending::new(),
+            sched: None,
+            sequence: 0,
+            template: None,
+        }
+    }
+}
+
+impl Drop for DepthStream {
+    fn drop(&mut self) {
+        self.unit.pacer.leave(StreamId::Depth);
+    }
+}
+
+fn delay_ticks(st: &UnitState) -> i64 {
+    if super::commands::is_subordinate(st.sync_mode) {
+        st.subordinate_delay_ticks as i64
+    } else {
+        0
+    }
+}
+
+fn subordinate_blocked(st: &UnitState, unit: &Unit) -> bool {
+    super::commands::is_subordinate(st.sync_mode)
+        && !unit
+            .bus
+            .master_streaming
+            .load(std::sync::atomic::Ordering::SeqCst)
+}
+
+impl EndpointQueue for DepthStream {
+    fn address(&self) -> u8 {
+        0x83
+    }
+    fn max_packet_size(&self) -> usize {
+        1024
+    }
+    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
+        self.pending.items.push_back((buffer, length, false));
+    }
+    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
+        self.pending.items.front()?;
+        if let Some(c) = self.pending.cancelled_front() {
+            return Some(c);
+        }
+        let deadline = Instant::now() + timeout;
+        let target = FaultTarget::Endpoint(Function::Depth, 0x83);
+        let mode_cell = std::cell::Cell::new(0u32);
+        let gate = gate(
+            &self.unit,
+            StreamId::Depth,
+            target,
+            &mut self.sched,
+            deadline,
+            |st, unit| {
+                let d = &st.depth;
+                if !d.streaming || subordinate_blocked(st, unit) {
+                    return None;
+                }
+                mode_cell.set(d.mode?);
+                let period = TICKS_PER_SECOND / d.fps? as u64;
+                Some((period, st.depth_delay_ticks as i64 + delay_ticks(st)))
+            },
+        );
+        let (s, ticks) = match gate {
+            Gate::Go(s, t) => (s, t),
+            Gate::Idle => return None,
+            Gate::Disconnected => return self.pending.fail_front(TransferError::Disconnected),
+        };
+        if let Some(sc) = &mut self.sched {
+            sc.index = s.index + 1;
+        }
+        let mode = mode_cell.get();
+        let size = depth_raw::raw_frame_size(mode)?;
+        self.sequence = self.sequence.wrapping_add(1);
+        let fault = self.unit.take_fault(target);
+        match fault {
+            Some(Fault::Disconnect) => return self.pending.fail_front(TransferError::Disconnected),
+            Some(Fault::Stall) => return self.pending.fail_front(TransferError::Stall),
+            Some(Fault::Timeout) => return None,
+            _ => {}
+        }
+        let (mut buf, length, _) = self.pending.items.pop_front()?;
+        let seconds = ticks as f64 / TICKS_PER_SECOND as f64;
+        let header = RawFrameHeader {
+            sensor_mode: mode,
+            sequence: self.sequence,
+            center_of_exposure_ticks: ticks,
+            usb_sof_tick: ticks + 45,
+            sensor_temp_c: 38.0 + (seconds / 600.0).min(4.0) as f32,
+            laser_temp_c: [36.0, 36.5],
+            scene: self.unit.scene,
+        };
+        // The filler after the header carries nothing (depth_raw): fill it once per mode and
+        // copy it, which keeps the heaviest modes well above real time.
+        if self.template.as_ref().is_none_or(|(m, _)| *m != mode) {
+            let mut t = vec![0u8; size];
+            depth_raw::fill_frame(&header, &mut t);
+            self.template = Some((mode, t));
+        }
+        let template = &self.template.as_ref()?.1;
+        let send = match fault {
+            Some(Fault::Short) => size / 2,
+            Some(Fault::Oversized) => size + 200,
+            _ => size,
+        };
+        let n = send.min(length);
+        buf.clear();
+        buf.extend_from_slice(&template[..n.min(size)]);
+        buf.resize(n, 0xEE);
+        if n >= depth_raw::HEADER_LEN {
+            header.encode_into(&mut buf);
+        }
+        if fault == Some(Fault::Corrupt) {
+            buf[..8].copy_from_slice(b"NOTFRAME");
+        }
+        let status = if send > length {
+            Err(TransferError::Overflow)
+        } else {
+            Ok(())
+        };
+        Some(Completion {
+            actual_len: n,
+            data: buf,
+            status,
+        })
+    }
+    fn pending(&self) -> usize {
+        self.pending.items.len()
+    }
+    fn cancel_all(&mut self) {
+        for p in self.pending.items.iter_mut() {
+            p.2 = true;
+        }
+        self.unit.pacer.leave(StreamId::Depth);
+    }
+}
+
+/// Samples per IMU packet.
+pub const IMU_SAMPLES_PER_PACKET: u64 = 8;
+
+/// IMU packets on endpoint 0x82.
+pub(crate) struct ImuStream {
+    unit: Arc<Unit>,
+    pending: Pending,
+    sched: Option<Schedule>,
+    rng: Rng,
+    started_at_ticks: Option<(u64, u64)>,
+}
+
+impl ImuStream {
+    pub fn new(unit: Arc<Unit>) -> ImuStream {
+        let rng = Rng::new(unit.seed ^ 0x1A1A);
+        ImuStream {
+            unit,
+            pending: Pending::new(),
+            sched: None,
+            rng,
+            started_at_ticks: None,
+        }
+    }
+}
+
+impl Drop for ImuStream {
+    fn drop(&mut self) {
+        self.unit.pacer.leave(StreamId::Imu);
+    }
+}
+
+impl EndpointQueue for ImuStream {
+    fn address(&self) -> u8 {
+        0x82
+    }
+    fn max_packet_size(&self) -> usize {
+        1024
+    }
+    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
+        self.pending.items.push_back((buffer, length, false));
+    }
+    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
+        self.pending.items.front()?;
+        if let Some(c) = self.pending.cancelled_front() {
+            return Some(c);
+        }
+        let deadline = Instant::now() + timeout;
+        let target = FaultTarget::Endpoint(Function::Color, 0x82);
+        // The schedule counts packets; a packet is due when its last sample is.
+        let packet_ticks = IMU_SAMPLES_PER_PACKET * TICKS_PER_SECOND / imu::SAMPLE_RATE_HZ;
+        let gate = gate(
+            &self.unit,
+            StreamId::Imu,
+            target,
+            &mut self.sched,
+            deadline,
+            |st, _| st.imu_streaming.then_some((packet_ticks, 0)),
+        );
+        let s = match gate {
+            Gate::Go(s, _) => s,
+            Gate::Idle => return None,
+            Gate::Disconnected => return self.pending.fail_front(TransferError::Disconnected),
+        };
+        if let Some(sc) = &mut self.sched {
+            sc.index = s.index + 1;
+        }
+        let first = (s.index - 1) * IMU_SAMPLES_PER_PACKET;
+        let stream_start = match self.started_at_ticks {
+            Some((g, t)) if g == s.generation => t,
+            _ => {
+                self.started_at_ticks = Some((s.generation, s.anchor_ticks));
+                s.anchor_ticks
+            }
+        };
+        let model = self.unit.imu_model;
+        let mut gyro = Vec::with_capacity(8);
+        let mut accel = Vec::with_capacity(8);
+        let mut temp_raw = 0;
+        for i in first..first + IMU_SAMPLES_PER_PACKET {
+            let t = imu::sample_ticks(s.anchor_ticks, i + 1);
+            let secs = t.saturating_sub(stream_start) as f64 / TICKS_PER_SECOND as f64;
+            let truth = model.sample(t, secs, &mut self.rng);
+            temp_raw = truth.temperature_raw;
+            gyro.push(RawImuSample {
+                pts_ticks: t,
+                xyz: truth.gyro_raw,
+            });
+            accel.push(RawImuSample {
+                pts_ticks: t,
+                xyz: truth.acc_raw,
+            });
+            self.unit.record_imu_truth(truth);
+        }
+        let packet = ImuPacket {
+            temperature_reporting_rate_usec: imu::TEMPERATURE_PERIOD_USEC,
+            temperature_sensitivity: imu::TEMPERATURE_SENSITIVITY,
+            temperature_raw: temp_raw,
+            gyro_sensitivity: GYRO_SENSITIVITY_UDPS,
+            gyro_sample_rate_usec: imu::SAMPLE_PERIOD_USEC,
+            gyro,
+            accel_sensitivity: ACCEL_SENSITIVITY_UG,
+            accel_sample_rate_usec: imu::SAMPLE_PERIOD_USEC,
+            accel,
+        };
+        // At most 8 samples per packet by construction, so encoding cannot fail.
+        let mut bytes = packet.encode().unwrap_or_default();
+        let fault = self.unit.take_fault(target);
+        match fault {
+            Some(Fault::Disconnect) => return self.pending.fail_front(TransferError::Disconnected),
+            Some(Fault::Stall) => return self.pending.fail_front(TransferError::Stall),
+            Some(Fault::Timeout) => return None,
+            Some(Fault::Short) => bytes.truncate(40),
+            Some(Fault::Oversized) => bytes.resize(400, 0),
+            Some(Fault::Corrupt) => bytes[14] = 0xC8,
+            _ => {}
+        }
+        let (mut buf, length, _) = self.pending.items.pop_front()?;
+        buf.clear();
+        let n = bytes.len().min(length);
+        buf.extend_from_slice(&bytes[..n]);
+        let status = if bytes.len() > length {
+            Err(TransferError::Overflow)
+        } else {
+            Ok(())
+        };
+        Some(Completion {
+            actual_len: n,
+            data: buf,
+            status,
+        })
+    }
+    fn pending(&self) -> usize {
+        self.pending.items.len()
+    }
+    fn cancel_all(&mut self) {
+        for p in self.pending.items.iter_mut() {
+            p.2 = true;
+        }
+        self.unit.pacer.leave(StreamId::Imu);
+    }
+}

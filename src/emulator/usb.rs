@@ -1,0 +1,482 @@
+//! The emulated functions as transport devices: descriptors, interfaces, control requests
+//! and the command/response endpoint queues.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::color::{self, ColorStream};
+use super::commands::OutResult;
+use super::streams::{DepthStream, ImuStream};
+use super::{Function, Unit};
+use crate::protocol::descriptors::{
+    bos_descriptor, color_configuration, depth_configuration, string_descriptor, string_languages,
+    DeviceDescriptor,
+};
+use crate::protocol::uvc::{
+    request as uvc_req, ProbeCommit, PROBE_LEN_UVC10, VS_COMMIT_CONTROL, VS_PROBE_CONTROL,
+};
+use crate::transport::{
+    self, Completion, ControlSetup, DeviceInfo, EndpointQueue, ErrorKind, IsoInQueue,
+    TransferError, UsbDevice, UsbInterface,
+};
+
+fn disconnected(context: String) -> transport::Error {
+    transport::Error::new(ErrorKind::Disconnected, context)
+}
+
+/// One opened function of a unit.
+pub(crate) struct EmuDevice {
+    unit: Arc<Unit>,
+    function: Function,
+    info: DeviceInfo,
+}
+
+impl EmuDevice {
+    pub fn new(unit: Arc<Unit>, function: Function, info: DeviceInfo) -> EmuDevice {
+        EmuDevice {
+            unit,
+            function,
+            info,
+        }
+    }
+
+    fn string(&self, index: u8) -> Option<String> {
+        match index {
+            1 => Some("Microsoft".into()),
+            2 => Some(match self.function {
+                Function::Depth => "Azure Kinect Depth Camera".into(),
+                Function::Color => "Azure Kinect 4K Camera".into(),
+            }),
+            3 => Some(self.unit.serial.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl UsbDevice for EmuDevice {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn get_descriptor(
+        &self,
+        descriptor_type: u8,
+        index: u8,
+        _lang: u16,
+        _t: Duration,
+    ) -> Result<Vec<u8>, transport::Error> {
+        if self.unit.is_disconnected() {
+            return Err(disconnected(format!(
+                "get descriptor {descriptor_type} of {}",
+                self.info
+            )));
+        }
+        let pid = self.info.product_id;
+        match (descriptor_type, index) {
+            (1, 0) => Ok(DeviceDescriptor::for_product(pid).encode()),
+            (2, 0) => Ok(match self.function {
+                Function::Depth => depth_configuration().encode(),
+                Function::Color => color_configuration().encode(),
+            }),
+            (3, 0) => Ok(string_languages()),
+            (3, i) => self
+                .string(i)
+                .map(|s| string_descriptor(&s))
+                .ok_or_else(|| {
+                    transport::Error::new(
+                        ErrorKind::NotFound,
+                        format!("string {i} of {}", self.info),
+                    )
+                }),
+            (15, 0) => Ok(bos_descriptor(self.unit.container_id)),
+            _ => Err(transport::Error::new(
+                ErrorKind::NotFound,
+                format!("descriptor {descriptor_type}/{index} of {}", self.info),
+            )),
+        }
+    }
+
+    fn claim_interface(
+        &self,
+        number: u8,
+        _detach: bool,
+    ) -> Result<Box<dyn UsbInterface>, transport::Error> {
+        let ctx = format!("claim interface {number} of {}", self.info);
+        if self.unit.is_disconnected() {
+            return Err(disconnected(ctx));
+        }
+        let valid = match self.function {
+            Function::Depth => number == 0,
+            Function::Color => number <= 2,
+        };
+        if !valid {
+            return Err(transport::Error::new(ErrorKind::NotFound, ctx));
+        }
+        if !self.unit.lock().claimed.insert((self.function, number)) {
+            return Err(transport::Error::new(ErrorKind::Busy, ctx));
+        }
+        Ok(Box::new(EmuInterface {
+            unit: self.unit.clone(),
+            function: self.function,
+            number,
+        }))
+    }
+}
+
+/// A claimed interface.
+pub(crate) struct EmuInterface {
+    unit: Arc<Unit>,
+    function: Function,
+    number: u8,
+}
+
+impl Drop for EmuInterface {
+    fn drop(&mut self) {
+        let mut st = self.unit.lock();
+        st.claimed.remove(&(self.function, self.number));
+        if self.function == Function::Color && self.number == 1 && st.color.streaming {
+            st.color.streaming = false;
+            drop(st);
+            self.unit.notify();
+        }
+    }
+}
+
+impl EmuInterface {
+    fn is_vs(&self) -> bool {
+        self.function == Function::Color && self.number == 1
+    }
+    fn is_vc(&self) -> bool {
+        self.function == Function::Color && self.number == 0
+    }
+}
+
+impl UsbInterface for EmuInterface {
+    fn number(&self) -> u8 {
+        self.number
+    }
+
+    fn control_in(
+        &self,
+        setup: ControlSetup,
+        length: u16,
+        _t: Duration,
+    ) -> Result<Vec<u8>, TransferError> {
+        if self.unit.is_disconnected() {
+            return Err(TransferError::Disconnected);
+        }
+        let selector = (setup.value >> 8) as u8;
+        if self.is_vs() && (setup.index & 0xFF) == 1 {
+            if selector != VS_PROBE_CONTROL && selector != VS_COMMIT_CONTROL {
+                return Err(TransferError::Stall);
+            }
+            let st = self.unit.lock();
+            let p = match setup.request {
+                uvc_req::GET_CUR => {
+                    if selector == VS_COMMIT_CONTROL {
+                        st.color.committed.unwrap_or(st.color.probe)
+                    } else {
+                        st.color.probe
+                    }
+                }
+                uvc_req::GET_MIN | uvc_req::GET_DEF => color::negotiate(&ProbeCommit {
+                    format_index: 1,
+                    frame_index: 1,
+                    ..Default::default()
+                }),
+                uvc_req::GET_MAX => color::negotiate(&ProbeCommit {
+                    format_index: 1,
+                    frame_index: 6,
+                    ..Default::default()
+                }),
+                _ => return Err(TransferError::Stall),
+            };
+            let mut b = p.encode();
+            b.truncate(length as usize);
+            return Ok(b);
+        }
+        if self.is_vc() {
+            let entity = (setup.index >> 8) as u8;
+            let st = self.unit.lock();
+            let v = color::control_get(&st.color, entity, selector, setup.request)
+                .ok_or(TransferError::Stall)?;
+            let len = color::control_len(entity, selector).ok_or(TransferError::Stall)?;
+            let mut b = v.to_le_bytes()[..len].to_vec();
+            b.truncate(length as usize);
+            return Ok(b);
+        }
+        Err(TransferError::Stall)
+    }
+
+    fn control_out(
+        &self,
+        setup: ControlSetup,
+        data: &[u8],
+        _t: Duration,
+    ) -> Result<(), TransferError> {
+        if self.unit.is_disconnected() {
+            return Err(TransferError::Disconnected);
+        }
+        let selector = (setup.value >> 8) as u8;
+        if setup.request != uvc_req::SET_CUR {
+            return Err(TransferError::Stall);
+        }
+        if self.is_vs() {
+            let p = ProbeCommit::decode(data).map_err(|_| TransferError::Stall)?;
+            if data.len() < PROBE_LEN_UVC10 || color::frame_for(&p).is_none() {
+                return Err(TransferError::Stall);
+            }
+            let mut st = self.unit.lock();
+            let n = color::negotiate(&p);
+            match selector {
+                VS_PROBE_CONTROL => st.color.probe = n,
+                VS_COMMIT_CONTROL => st.color.committed = Some(n),
+                _ => return Err(TransferError::Stall),
+            }
+            return Ok(());
+        }
+        if self.is_vc() {
+            let entity = (setup.index >> 8) as u8;
+            let mut st = self.unit.lock();
+            return color::control_set(&mut st.color, entity, selector, data)
+                .ok_or(TransferError::Stall);
+        }
+        Err(TransferError::Stall)
+    }
+
+    fn set_alt_setting(&self, alt: u8) -> Result<(), transport::Error> {
+        let ctx = format!("set alternate setting {alt} of interface {}", self.number);
+        if self.unit.is_disconnected() {
+            return Err(disconnected(ctx));
+        }
+        if !self.is_vs() {
+            return if alt == 0 {
+                Ok(())
+            } else {
+                Err(transport::Error::new(ErrorKind::NotFound, ctx))
+            };
+        }
+        let mut st = self.unit.lock();
+        match alt {
+            0 => st.color.streaming = false,
+            a if (a as usize) <= color::alt_settings() => {
+                if st.color.committed.is_none() {
+                    return Err(transport::Error::new(
+                        ErrorKind::Other,
+                        format!("{ctx}: no committed format"),
+                    ));
+                }
+                st.color.streaming = true;
+                st.color.alt = alt;
+            }
+            _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx)),
+        }
+        let starting = st.color.streaming;
+        drop(st);
+        if starting {
+            // Starting the colour camera resets the device timebase (as the SDK assumes).
+            self.unit.pacer.reset();
+        }
+        self.unit.notify();
+        Ok(())
+    }
+
+    fn endpoint(&self, address: u8) -> Result<Box<dyn EndpointQueue>, transport::Error> {
+        let ctx = || format!("endpoint 0x{address:02X} of interface {}", self.number);
+        if self.unit.is_disconnected() {
+            return Err(disconnected(ctx()));
+        }
+        let u = self.unit.clone();
+        Ok(match (self.function, self.number, address) {
+            (Function::Depth, 0, 0x02) | (Function::Color, 2, 0x04) => Box::new(CommandOut {
+                unit: u,
+                function: self.function,
+                address,
+                pending: VecDeque::new(),
+            }),
+            (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => Box::new(ResponseIn {
+                unit: u,
+                function: self.function,
+                address,
+                pending: VecDeque::new(),
+            }),
+            (Function::Depth, 0, 0x83) => Box::new(DepthStream::new(u)),
+            (Function::Color, 2, 0x82) => Box::new(ImuStream::new(u)),
+            _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx())),
+        })
+    }
+
+    fn iso_in_endpoint(
+        &self,
+        address: u8,
+        packets: usize,
+        packet_size: usize,
+    ) -> Result<Box<dyn IsoInQueue>, transport::Error> {
+        if self.unit.is_disconnected() {
+            return Err(disconnected(format!("iso endpoint 0x{address:02X}")));
+        }
+        if !self.is_vs()
+            || address != 0x81
+            || !(256..=color::BYTES_PER_INTERVAL).contains(&packet_size)
+            || packets == 0
+        {
+            return Err(transport::Error::new(
+                ErrorKind::NotFound,
+                format!("iso endpoint 0x{address:02X} ({packets} × {packet_size} bytes) of interface {}", self.number),
+            ));
+        }
+        let alt = self.unit.lock().color.alt;
+        if packet_size > color::bytes_per_interval(alt) {
+            return Err(transport::Error::new(
+                ErrorKind::Other,
+                format!(
+                    "iso endpoint 0x81: {packet_size}-byte packets exceed alternate setting {alt}"
+                ),
+            ));
+        }
+        Ok(Box::new(ColorStream::new(
+            self.unit.clone(),
+            packets,
+            packet_size,
+        )))
+    }
+}
+
+/// Command OUT endpoint: each transfer is one command packet, handled when collected.
+struct CommandOut {
+    unit: Arc<Unit>,
+    function: Function,
+    address: u8,
+    pending: VecDeque<(Vec<u8>, usize)>,
+}
+
+impl EndpointQueue for CommandOut {
+    fn address(&self) -> u8 {
+        self.address
+    }
+    fn max_packet_size(&self) -> usize {
+        1024
+    }
+    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
+        self.pending.push_back((buffer, length));
+    }
+    fn wait_next_complete(&mut self, _timeout: Duration) -> Option<Completion> {
+        let (data, len) = self.pending.pop_front()?;
+        let len = len.min(data.len());
+        if self.unit.is_disconnected() {
+            return Some(Completion {
+                data,
+                actual_len: 0,
+                status: Err(TransferError::Disconnected),
+            });
+        }
+        let status = match self.unit.handle_command(self.function, &data[..len]) {
+            OutResult::Ok => Ok(()),
+            OutResult::Stall => Err(TransferError::Stall),
+        };
+        if self.unit.is_disconnected() {
+            return Some(Completion {
+                data,
+                actual_len: 0,
+                status: Err(TransferError::Disconnected),
+            });
+        }
+        Some(Completion {
+            data,
+            actual_len: len,
+            status,
+        })
+    }
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+    fn cancel_all(&mut self) {}
+}
+
+/// Response IN endpoint: delivers queued data phases and status packets in order.
+struct ResponseIn {
+    unit: Arc<Unit>,
+    function: Function,
+    address: u8,
+    pending: VecDeque<(Vec<u8>, usize, bool)>,
+}
+
+impl EndpointQueue for ResponseIn {
+    fn address(&self) -> u8 {
+        self.address
+    }
+    fn max_packet_size(&self) -> usize {
+        1024
+    }
+    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
+        self.pending.push_back((buffer, length, false));
+    }
+    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
+        let (_, _, cancelled) = self.pending.front()?;
+        if *cancelled {
+            let (data, _, _) = self.pending.pop_front()?;
+            return Some(Completion {
+                data: {
+                    let mut d = data;
+                    d.clear();
+                    d
+                },
+                actual_len: 0,
+                status: Err(TransferError::Cancelled),
+            });
+        }
+        let chan = match self.function {
+            Function::Depth => &self.unit.depth_resp,
+            Function::Color => &self.unit.color_resp,
+        };
+        let deadline = Instant::now() + timeout;
+        let mut q = chan.queue.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.unit.is_disconnected() {
+                drop(q);
+                let (mut data, _, _) = self.pending.pop_front()?;
+                data.clear();
+                return Some(Completion {
+                    data,
+                    actual_len: 0,
+                    status: Err(TransferError::Disconnected),
+                });
+            }
+            if let Some(msg) = q.pop_front() {
+                drop(q);
+                let (mut data, length, _) = self.pending.pop_front()?;
+                data.clear();
+                let n = msg.len().min(length);
+                data.extend_from_slice(&msg[..n]);
+                let status = if msg.len() > length {
+                    Err(TransferError::Overflow)
+                } else {
+                    Ok(())
+                };
+                return Some(Completion {
+                    data,
+                    actual_len: n,
+                    status,
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            q = chan
+                .ready
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+    fn cancel_all(&mut self) {
+        for p in self.pending.iter_mut() {
+            p.2 = true;
+        }
+    }
+}
