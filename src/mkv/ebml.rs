@@ -318,7 +318,8 @@ mod tests {
         put_uint(&mut c, ids::DOC_TYPE_READ_VERSION, 2);
         let mut v = Vec::new();
         put_master(&mut v, ids::EBML, &c);
-        let mut want = hex("1A 45 DF A3 A3 42 86 81 01 42 F7 81 01 42 F2 81 04 42 F3 81 08 42 82 88");
+        let mut want =
+            hex("1A 45 DF A3 A3 42 86 81 01 42 F7 81 01 42 F2 81 04 42 F3 81 08 42 82 88");
         want.extend_from_slice(b"matroska");
         want.extend(hex("42 87 81 02 42 85 81 02"));
         assert_eq!(v, want);
@@ -383,7 +384,10 @@ mod tests {
     #[test]
     fn crc_element_is_little_endian_ieee() {
         // crc32("123456789") = 0xCBF43926.
-        assert_eq!(crc32_element(b"123456789"), [0xBF, 0x84, 0x26, 0x39, 0xF4, 0xCB]);
+        assert_eq!(
+            crc32_element(b"123456789"),
+            [0xBF, 0x84, 0x26, 0x39, 0xF4, 0xCB]
+        );
         let mut v = Vec::new();
         put_master_crc(&mut v, ids::TAGS, b"123456789");
         assert_eq!(&v[..4], &hex("12 54 C3 67")[..]);
