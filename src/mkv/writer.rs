@@ -313,8 +313,10 @@ pub struct K4aWriter<W: Write + Seek> {
     muxing_app: String,
     date_ns_2001: i64,
     calibration_uid: Option<u64>,
-    /// SDK tags + ours, without the start offset.
+    /// SDK tags + ours, without the start offset and drop counts.
     tag_entries: Vec<TagEntry>,
+    /// How many of `tag_entries` the SDK would write too.
+    sdk_tag_count: usize,
     dropped: DropCounts,
     attachments_pos: Option<u64>,
     tags_pos: u64,
@@ -381,6 +383,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         let calibration_uid = settings.device.as_ref().map(|_| uids.next());
 
         let mut tag_entries = layout::sdk_tags(&settings, &tracks, calibration_uid);
+        let sdk_tag_count = tag_entries.len();
         tag_entries.push(TagEntry::new(
             Target::Global,
             "FREEK4A_VERSION",
@@ -401,6 +404,7 @@ impl<W: Write + Seek> K4aWriter<W> {
             date_ns_2001: ebml::ebml_date_from_unix_sec(since_epoch.as_secs() as i64),
             calibration_uid,
             tag_entries,
+            sdk_tag_count,
             dropped: DropCounts::default(),
             attachments_pos: None,
             tags_pos: 0,
@@ -514,9 +518,13 @@ impl<W: Write + Seek> K4aWriter<W> {
                 imu: u64::MAX,
             },
         ));
-        let growth = (widest.len() - tags.len()) as u64;
-        let void_len = TAGS_VOID.max(growth + 2);
-        self.tags_region_end = self.tags_pos + tags.len() as u64 + void_len;
+        // The SDK's Tags + Void end 1027 bytes after its own tags; ours sit inside that room so
+        // clusters land where the SDK puts them, unless the room is too small.
+        let sdk_len = layout::tags(&self.tag_entries[..self.sdk_tag_count]).len() as u64;
+        let sdk_end = self.tags_pos + sdk_len + TAGS_VOID;
+        let needed_end = self.tags_pos + widest.len() as u64 + 2;
+        self.tags_region_end = sdk_end.max(needed_end);
+        let void_len = self.tags_region_end - self.tags_pos - tags.len() as u64;
 
         // SeekHead region (no Cues yet) and Info region, both valid from the start.
         let sh = layout::seek_head(&self.seek_entries(None));
