@@ -558,7 +558,11 @@ fn comparable(p: &Value) -> Value {
 
 /// The masked element tree, with equal-timestamp SimpleBlocks put in a canonical order (the SDK
 /// orders them arbitrarily; it does not change any size).
-fn tree(py: &Path, file: &Path, ours: bool) -> Vec<String> {
+///
+/// With device info, the reference recorder's global `K4A_CALIBRATION_FILE` (it has no device
+/// handle to target the attachment) makes its Tags shorter than k4arecorder's and shifts every
+/// later offset; for those cases offsets and positions are masked and everything else compared.
+fn tree(py: &Path, file: &Path, ours: bool, mask_offsets: bool) -> Vec<String> {
     let mut args = vec![file.to_str().unwrap(), "--mask"];
     // The reference recorder cannot target the calibration tag at the attachment (no device
     // handle); that tag is compared through playback instead.
@@ -568,7 +572,28 @@ fn tree(py: &Path, file: &Path, ours: bool) -> Vec<String> {
     }
     let (ok, out) = oracle(py, "ebml_tree.py", &args);
     assert!(ok, "ebml_tree.py failed on {}: {out}", file.display());
-    let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| {
+            if !mask_offsets {
+                return l.to_owned();
+            }
+            let rest = l.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
+            let body = rest.trim_start();
+            let indent = &rest[..rest.len() - body.len()];
+            let body = match body.split_once(" = ") {
+                Some((head, _))
+                    if head.starts_with("SeekPosition")
+                        || head.starts_with("CueClusterPosition") =>
+                {
+                    format!("{head} = *")
+                }
+                _ if body.starts_with("Segment") => "Segment *".to_owned(),
+                _ => body.to_owned(),
+            };
+            format!("* {indent}{body}")
+        })
+        .collect();
     let mut norm = Vec::with_capacity(lines.len());
     let mut i = 0;
     while i < lines.len() {
@@ -606,6 +631,7 @@ fn sdk_playback_and_element_tree_match_libk4arecord() {
     let dir = out_dir("compare");
     let only = std::env::var("FREEK4A_WRITER_CASE").ok();
     let mut failures = Vec::new();
+    let mut exact_offsets_skipped = 0;
     for c in cases() {
         if only.as_deref().is_some_and(|o| o != c.name) {
             continue;
@@ -623,7 +649,23 @@ fn sdk_playback_and_element_tree_match_libk4arecord() {
             "{}: playback differs between our file and libk4arecord's",
             c.name
         );
-        let (a, b) = (tree(py, &ours, true), tree(py, &theirs, false));
+        // libk4arecord's TrackUIDs are random below 2^60, so their decimal K4A_*_TRACK values
+        // have 17 to 19 digits and shift every later offset; ours always have 18. Offsets are
+        // compared exactly when the SDK's UIDs have 18 digits too.
+        let sdk_uids_18 = [
+            "K4A_COLOR_TRACK",
+            "K4A_DEPTH_TRACK",
+            "K4A_IR_TRACK",
+            "K4A_IMU_TRACK",
+        ]
+        .iter()
+        .filter_map(|t| p_theirs["tags"][t].as_str())
+        .all(|v| v.len() == 18);
+        let mask = c.device || !sdk_uids_18;
+        if mask {
+            exact_offsets_skipped += 1;
+        }
+        let (a, b) = (tree(py, &ours, true, mask), tree(py, &theirs, false, mask));
         if a != b {
             let diff: Vec<String> = a
                 .iter()
@@ -644,6 +686,7 @@ fn sdk_playback_and_element_tree_match_libk4arecord() {
         let _ = std::fs::remove_file(&ours);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    eprintln!("element trees compared with masked offsets in {exact_offsets_skipped} cases");
 }
 
 fn tool(cmd: &str, args: &[&str]) -> Option<(bool, String)> {
