@@ -414,7 +414,7 @@ mod tests {
             (ids::TRACKS, 1286),
             (ids::ATTACHMENTS, 1800),
             (ids::TAGS, 5800),
-            (ids::CUES, 3_428_265),
+            (ids::CUES, 60_370_906),
         ]);
         assert_eq!(s.len(), 82);
     }
