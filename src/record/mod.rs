@@ -1,1 +1,444 @@
-//! record layer (see DESIGN.md).
+//! record layer (see DESIGN.md): device stream → capture queue → writer thread.
+//!
+//! [`RecordingWriter`] owns a [`K4aWriter`] on its own thread behind a queue bounded in bytes.
+//! Producers never block: when the queue is full the item is dropped and counted per stream, and
+//! the counts end up in the file's `FREEK4A_DROPPED_*` tags.
+
+use std::io::{Seek, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+pub use crate::mkv::writer::DropCounts;
+use crate::mkv::writer::{FileSummary, K4aWriter, RecordingSettings, TrackKind, WriteError};
+use crate::types::{Capture, ImuSample};
+
+/// Errors of the recording writer thread.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file header could not be written.
+    #[error("creating the recording failed: {0}")]
+    Create(#[source] WriteError),
+    /// Writing stopped (the file was finalised in place as far as possible).
+    #[error("recording stopped: {source}")]
+    Write {
+        /// What failed.
+        #[source]
+        source: WriteError,
+        /// What had been written before.
+        stats: WriterStats,
+    },
+    /// The writer thread could not be started.
+    #[error("starting the writer thread failed: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The writer thread panicked (a bug).
+    #[error("the writer thread panicked")]
+    Panicked,
+}
+
+/// What a finished recording holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Captures handed to the file.
+    pub captures_written: u64,
+    /// IMU samples handed to the file.
+    pub imu_samples_written: u64,
+    /// File size in bytes.
+    pub bytes_written: u64,
+    /// Items dropped: queue full, refused as too late, or after a write error.
+    pub drops: DropCounts,
+    /// Of `drops`, those refused by the writer because they arrived too late.
+    pub late: DropCounts,
+    /// Clusters in the file.
+    pub clusters: u64,
+}
+
+enum Msg {
+    Capture(Capture, usize),
+    Imu(ImuSample),
+}
+
+struct Shared {
+    queued_bytes: AtomicUsize,
+    stopped: AtomicBool,
+    drops: [AtomicU64; 4],
+}
+
+impl Shared {
+    fn drop_item(&self, kind: TrackKind) {
+        let i = match kind {
+            TrackKind::Color => 0,
+            TrackKind::Depth => 1,
+            TrackKind::Ir => 2,
+            TrackKind::Imu => 3,
+        };
+        self.drops[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn drop_capture(&self, c: &Capture) {
+        for (img, kind) in [
+            (&c.color, TrackKind::Color),
+            (&c.depth, TrackKind::Depth),
+            (&c.ir, TrackKind::Ir),
+        ] {
+            if img.is_some() {
+                self.drop_item(kind);
+            }
+        }
+    }
+
+    fn drops(&self) -> DropCounts {
+        let g = |i: usize| self.drops[i].load(Ordering::Relaxed);
+        DropCounts {
+            color: g(0),
+            depth: g(1),
+            ir: g(2),
+            imu: g(3),
+        }
+    }
+}
+
+/// Bytes an IMU sample is charged in the queue.
+const IMU_QUEUE_BYTES: usize = 64;
+
+fn capture_bytes(c: &Capture) -> usize {
+    [&c.color, &c.depth, &c.ir]
+        .iter()
+        .filter_map(|i| i.as_ref())
+        .map(|i| i.data.len() + 128)
+        .sum::<usize>()
+        + 64
+}
+
+/// A recording written on its own thread. See the module docs.
+pub struct RecordingWriter {
+    tx: Option<Sender<Msg>>,
+    shared: Arc<Shared>,
+    limit_bytes: usize,
+    thread: Option<JoinHandle<Result<(FileSummary, WriterStats), RecordError>>>,
+}
+
+impl RecordingWriter {
+    /// Writes the header to `file` and starts the writer thread. `queue_limit_bytes` bounds the
+    /// image and sample bytes waiting for the thread.
+    pub fn spawn<W: Write + Seek + Send + 'static>(
+        file: W,
+        settings: RecordingSettings,
+        queue_limit_bytes: usize,
+    ) -> Result<RecordingWriter, RecordError> {
+        let writer = K4aWriter::create(file, settings).map_err(RecordError::Create)?;
+        let shared = Arc::new(Shared {
+            queued_bytes: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+            drops: Default::default(),
+        });
+        let (tx, rx) = unbounded();
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("freek4a-writer".into())
+            .spawn(move || run(writer, rx, sh))
+            .map_err(RecordError::Spawn)?;
+        Ok(RecordingWriter {
+            tx: Some(tx),
+            shared,
+            limit_bytes: queue_limit_bytes,
+            thread: Some(thread),
+        })
+    }
+
+    fn reserve(&self, bytes: usize) -> bool {
+        if self.shared.stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut cur = self.shared.queued_bytes.load(Ordering::Relaxed);
+        loop {
+            if cur + bytes > self.limit_bytes {
+                return false;
+            }
+            match self.shared.queued_bytes.compare_exchange_weak(
+                cur,
+                cur + bytes,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Queues a capture without blocking; `false` (and the images counted as dropped) when the
+    /// queue is full or writing has stopped.
+    pub fn submit_capture(&self, capture: Capture) -> bool {
+        let bytes = capture_bytes(&capture);
+        if !self.reserve(bytes) {
+            self.shared.drop_capture(&capture);
+            return false;
+        }
+        match self
+            .tx
+            .as_ref()
+            .map(|t| t.send(Msg::Capture(capture, bytes)))
+        {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                if let Msg::Capture(c, b) = e.0 {
+                    self.shared.queued_bytes.fetch_sub(b, Ordering::AcqRel);
+                    self.shared.drop_capture(&c);
+                }
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Queues an IMU sample without blocking; `false` (counted as dropped) when full or stopped.
+    pub fn submit_imu(&self, sample: ImuSample) -> bool {
+        if !self.reserve(IMU_QUEUE_BYTES) {
+            self.shared.drop_item(TrackKind::Imu);
+            return false;
+        }
+        match self.tx.as_ref().map(|t| t.send(Msg::Imu(sample))) {
+            Some(Ok(())) => true,
+            _ => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(IMU_QUEUE_BYTES, Ordering::AcqRel);
+                self.shared.drop_item(TrackKind::Imu);
+                false
+            }
+        }
+    }
+
+    /// Items dropped so far (queue full, late, or after a write error).
+    pub fn drops(&self) -> DropCounts {
+        self.shared.drops()
+    }
+
+    /// Whether the writer thread stopped on an error (later submissions are dropped).
+    pub fn has_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Drains the queue, closes the file and returns what was written. A write error is
+    /// returned after the file has been finalised in place as far as possible.
+    pub fn finish(mut self) -> Result<WriterStats, RecordError> {
+        self.tx.take();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r.map(|(_, s)| s),
+            _ => Err(RecordError::Panicked),
+        }
+    }
+}
+
+impl Drop for RecordingWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run<W: Write + Seek>(
+    mut writer: K4aWriter<W>,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+) -> Result<(FileSummary, WriterStats), RecordError> {
+    let mut stats = WriterStats::default();
+    let mut failure = None;
+    for msg in rx.iter() {
+        match msg {
+            Msg::Capture(c, bytes) => {
+                if failure.is_some() {
+                    shared.drop_capture(&c);
+                } else {
+                    let kinds: Vec<TrackKind> = [
+                        (c.color.is_some(), TrackKind::Color),
+                        (c.depth.is_some(), TrackKind::Depth),
+                        (c.ir.is_some(), TrackKind::Ir),
+                    ]
+                    .iter()
+                    .filter(|x| x.0)
+                    .map(|x| x.1)
+                    .collect();
+                    match writer.write_capture_owned(c) {
+                        Ok(()) => stats.captures_written += 1,
+                        Err(WriteError::TooLate { .. })
+                        | Err(WriteError::WrongImage { .. })
+                        | Err(WriteError::StreamDisabled(_)) => {
+                            for k in kinds {
+                                shared.drop_item(k);
+                                stats.late.count(k);
+                            }
+                        }
+                        Err(e) => {
+                            for k in kinds {
+                                shared.drop_item(k);
+                            }
+                            shared.stopped.store(true, Ordering::Relaxed);
+                            failure = Some(e);
+                        }
+                    }
+                }
+                shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            }
+            Msg::Imu(s) => {
+                if failure.is_some() {
+                    shared.drop_item(TrackKind::Imu);
+                } else {
+                    match writer.write_imu(&s) {
+                        Ok(()) => stats.imu_samples_written += 1,
+                        Err(WriteError::TooLate { .. }) | Err(WriteError::StreamDisabled(_)) => {
+                            shared.drop_item(TrackKind::Imu);
+                            stats.late.count(TrackKind::Imu);
+                        }
+                        Err(e) => {
+                            shared.drop_item(TrackKind::Imu);
+                            shared.stopped.store(true, Ordering::Relaxed);
+                            failure = Some(e);
+                        }
+                    }
+                }
+                shared
+                    .queued_bytes
+                    .fetch_sub(IMU_QUEUE_BYTES, Ordering::AcqRel);
+            }
+        }
+    }
+    stats.drops = shared.drops();
+    let summary_before = writer.summary();
+    let result = writer.finish(stats.drops);
+    match (failure, result) {
+        (None, Ok((_, summary))) => {
+            stats.bytes_written = summary.bytes;
+            stats.clusters = summary.clusters;
+            Ok((summary, stats))
+        }
+        (Some(e), _) | (None, Err(e)) => {
+            stats.bytes_written = summary_before.bytes;
+            stats.clusters = summary_before.clusters;
+            Err(RecordError::Write { source: e, stats })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, Cursor, Seek, SeekFrom, Write};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::types::{ColorResolution, DepthMode, DeviceConfig, Image, ImageFormat};
+
+    /// A file that fails like a full disk once it would grow past `limit`.
+    #[derive(Clone)]
+    struct SmallDisk {
+        data: Arc<Mutex<Cursor<Vec<u8>>>>,
+        limit: u64,
+    }
+
+    impl Write for SmallDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut c = self.data.lock().unwrap();
+            if c.position() + buf.len() as u64 > self.limit {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+            }
+            c.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Seek for SmallDisk {
+        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+            self.data.lock().unwrap().seek(pos)
+        }
+    }
+
+    fn capture(ts: u64, n: usize) -> Capture {
+        Capture {
+            color: Some(Image {
+                format: ImageFormat::Mjpg,
+                width: 1280,
+                height: 720,
+                stride_bytes: 0,
+                device_timestamp_usec: ts,
+                system_timestamp_nsec: 0,
+                exposure_usec: 0,
+                data: vec![1; n],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn settings() -> RecordingSettings {
+        let cfg = DeviceConfig {
+            color_resolution: ColorResolution::R720p,
+            depth_mode: DepthMode::Off,
+            ..Default::default()
+        };
+        RecordingSettings::new(cfg, true)
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts() {
+        let disk = SmallDisk {
+            data: Arc::new(Mutex::new(Cursor::new(Vec::new()))),
+            limit: u64::MAX,
+        };
+        // Room for less than one capture: every capture is dropped, IMU samples fit.
+        let w = RecordingWriter::spawn(disk.clone(), settings(), 1000).unwrap();
+        assert!(!w.submit_capture(capture(1_000_000, 5000)));
+        assert!(w.submit_imu(ImuSample {
+            temperature_c: 0.0,
+            acc_mps2: [0.0; 3],
+            acc_timestamp_usec: 1_000_000,
+            gyro_radps: [0.0; 3],
+            gyro_timestamp_usec: 1_000_000,
+        }));
+        assert_eq!(w.drops().color, 1);
+        let stats = w.finish().unwrap();
+        assert_eq!(stats.drops.color, 1);
+        assert_eq!(stats.imu_samples_written, 1);
+        assert_eq!(stats.captures_written, 0);
+        let bytes = disk.data.lock().unwrap().get_ref().clone();
+        assert!(bytes.windows(21).any(|w| w == b"FREEK4A_DROPPED_COLOR"));
+        assert_eq!(stats.bytes_written, bytes.len() as u64);
+    }
+
+    #[test]
+    fn disk_full_stops_and_finalises_in_place() {
+        let disk = SmallDisk {
+            data: Arc::new(Mutex::new(Cursor::new(Vec::new()))),
+            limit: 400_000,
+        };
+        let w = RecordingWriter::spawn(disk.clone(), settings(), 64 << 20).unwrap();
+        for i in 0..200 {
+            w.submit_capture(capture(1_000_000 + i * 33_333, 50_000));
+        }
+        let err = w.finish().unwrap_err();
+        let RecordError::Write { source, stats } = err else {
+            panic!("expected a write error");
+        };
+        assert!(
+            matches!(
+                source,
+                WriteError::Io {
+                    what: "Cluster",
+                    ..
+                }
+            ),
+            "{source}"
+        );
+        assert!(stats.drops.color > 0);
+        let bytes = disk.data.lock().unwrap().get_ref().clone();
+        // The Segment ends after the last complete cluster.
+        let size = u64::from_be_bytes(bytes[44..52].try_into().unwrap()) & 0x00FF_FFFF_FFFF_FFFF;
+        assert_eq!(size + 52, stats.bytes_written);
+        assert!(stats.bytes_written <= 400_000 && stats.bytes_written > 300_000);
+    }
+}

@@ -1,0 +1,180 @@
+use std::io::Cursor;
+
+use super::*;
+use crate::types::{ColorResolution, DepthMode, Fps};
+
+fn settings(color: ColorResolution, depth: DepthMode, imu: bool) -> RecordingSettings {
+    let cfg = DeviceConfig {
+        color_resolution: color,
+        depth_mode: depth,
+        camera_fps: Fps::Fps30,
+        ..Default::default()
+    };
+    let mut s = RecordingSettings::new(cfg, imu);
+    s.uid_seed = Some(7);
+    s
+}
+
+fn imu(ts_usec: u64) -> ImuSample {
+    ImuSample {
+        temperature_c: f32::NAN,
+        acc_mps2: [1.0, 2.0, 3.0],
+        acc_timestamp_usec: ts_usec,
+        gyro_radps: [4.0, 5.0, 6.0],
+        gyro_timestamp_usec: ts_usec,
+    }
+}
+
+fn color(ts_usec: u64, n: usize) -> Capture {
+    Capture {
+        color: Some(Image {
+            format: ImageFormat::Mjpg,
+            width: 1280,
+            height: 720,
+            stride_bytes: 0,
+            device_timestamp_usec: ts_usec,
+            system_timestamp_nsec: 0,
+            exposure_usec: 0,
+            data: vec![0xFF; n],
+        }),
+        ..Default::default()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn header_is_valid_while_recording() {
+    let mut w = K4aWriter::create(
+        Cursor::new(Vec::new()),
+        settings(ColorResolution::R720p, DepthMode::Off, true),
+    )
+    .unwrap();
+    let bytes = w.w.get_ref().clone();
+    // Segment size unknown, SeekHead at seg+0, Info at seg+1027, Tracks at seg+1286.
+    assert_eq!(&bytes[44..52], &ebml::UNKNOWN_SIZE_8);
+    assert_eq!(&bytes[52..56], &[0x11, 0x4D, 0x9B, 0x74]);
+    assert_eq!(&bytes[1079..1083], &[0x15, 0x49, 0xA9, 0x66]);
+    assert_eq!(&bytes[1338..1342], &[0x16, 0x54, 0xAE, 0x6B]);
+    // No Cues entry in the SeekHead yet.
+    assert!(find(&bytes[52..1079], &[0x1C, 0x53, 0xBB, 0x6B]).is_none());
+    assert!(find(&bytes, b"K4A_START_OFFSET_NS").is_none());
+    // The first cluster puts the start offset into the Tags before it is written.
+    w.write_capture(&color(995_000, 100)).unwrap();
+    w.write_imu(&imu(995_000)).unwrap();
+    w.write_capture(&color(4_000_000, 100)).unwrap();
+    let bytes = w.w.get_ref().clone();
+    assert!(find(&bytes, b"K4A_START_OFFSET_NS").is_some());
+    assert!(find(&bytes, b"995000000").is_some());
+    assert_eq!(w.summary().clusters, 1);
+    // Tags + Void still end where the first cluster begins.
+    let cluster = find(&bytes, &[0x1F, 0x43, 0xB6, 0x75]).unwrap() as u64;
+    assert_eq!(cluster, w.tags_region_end);
+    let (cur, summary) = w.finish(DropCounts::default()).unwrap();
+    let bytes = cur.into_inner();
+    assert_eq!(summary.clusters, 2);
+    assert_eq!(bytes[44], 0x01);
+    assert_eq!(
+        u64::from_be_bytes(bytes[44..52].try_into().unwrap()) & 0x00FF_FFFF_FFFF_FFFF,
+        bytes.len() as u64 - 52
+    );
+    assert!(find(&bytes[52..1079], &[0x1C, 0x53, 0xBB, 0x6B]).is_some());
+}
+
+#[test]
+fn imu_run_bytes_match_reference_example() {
+    // §3.4a: 8 samples 625 µs apart from 995 000 000 ns, IMU on track 4, cluster time 0.
+    let mut s = settings(ColorResolution::R720p, DepthMode::NfovUnbinned, true);
+    s.config.depth_mode = DepthMode::Nfov2x2Binned;
+    let mut w = K4aWriter::create(Cursor::new(Vec::new()), s).unwrap();
+    for k in 0..8 {
+        w.write_imu(&imu(995_000 + k * 625)).unwrap();
+    }
+    let (cur, _) = w.finish(DropCounts::default()).unwrap();
+    let bytes = cur.into_inner();
+    let bg = find(
+        &bytes,
+        &[
+            0xA0, 0x41, 0x4C, 0xA1, 0x41, 0x45, 0x84, 0x00, 0x00, 0x04, 0x07,
+        ],
+    );
+    let bg = bg.expect("laced BlockGroup header");
+    assert_eq!(&bytes[bg + 11..bg + 19], &995_000_000u64.to_le_bytes());
+    assert_eq!(
+        &bytes[bg + 11 + 320..bg + 11 + 324],
+        &[0x9B, 0x82, 0x11, 0x18]
+    );
+    // Cluster: CRC-32 over everything after it.
+    let c = find(&bytes, &[0x1F, 0x43, 0xB6, 0x75]).unwrap();
+    let width = bytes[c + 4].leading_zeros() as usize + 1;
+    let mut size = (bytes[c + 4] as usize) & (0xFF >> width);
+    for b in &bytes[c + 5..c + 4 + width] {
+        size = (size << 8) | *b as usize;
+    }
+    let d = c + 4 + width;
+    // No colour block, so no cue point: the cluster ends the file.
+    assert_eq!(d + size, bytes.len());
+    assert_eq!(&bytes[d..d + 2], &[0xBF, 0x84]);
+    let crc = u32::from_le_bytes(bytes[d + 2..d + 6].try_into().unwrap());
+    assert_eq!(crc, crc32fast::hash(&bytes[d + 6..d + size]));
+    assert_eq!(&bytes[d + 6..d + 9], &[0xE7, 0x81, 0x00]);
+}
+
+#[test]
+fn late_items_and_wrong_images_are_refused() {
+    let mut w = K4aWriter::create(
+        Cursor::new(Vec::new()),
+        settings(ColorResolution::R720p, DepthMode::Off, true),
+    )
+    .unwrap();
+    w.write_imu(&imu(1_000_000)).unwrap();
+    w.write_imu(&imu(3_100_000)).unwrap();
+    assert_eq!(w.summary().clusters, 1);
+    assert!(matches!(
+        w.write_imu(&imu(1_000_100)),
+        Err(WriteError::TooLate {
+            kind: TrackKind::Imu,
+            ..
+        })
+    ));
+    let mut bad = color(3_100_000, 10);
+    bad.color.as_mut().unwrap().width = 1920;
+    assert!(matches!(
+        w.write_capture(&bad),
+        Err(WriteError::WrongImage {
+            kind: TrackKind::Color,
+            ..
+        })
+    ));
+    let mut depth = color(3_100_000, 10);
+    depth.depth = depth.color.take();
+    assert!(matches!(
+        w.write_capture(&depth),
+        Err(WriteError::StreamDisabled(TrackKind::Depth))
+    ));
+}
+
+#[test]
+fn pending_data_is_bounded_in_bytes() {
+    let mut s = settings(ColorResolution::R720p, DepthMode::Off, false);
+    s.pending_limit_bytes = 1 << 20;
+    let mut w = K4aWriter::create(Cursor::new(Vec::new()), s).unwrap();
+    for i in 0..30 {
+        w.write_capture(&color(1_000_000 + i * 33_333, 300_000))
+            .unwrap();
+        assert!(w.pending_bytes <= (1 << 20) + 300_000);
+    }
+    assert!(w.summary().clusters >= 25);
+}
+
+#[test]
+fn invalid_user_tag_name_is_refused() {
+    let mut s = settings(ColorResolution::R720p, DepthMode::Off, false);
+    s.tags.push(("lower case".into(), "x".into()));
+    assert!(matches!(
+        K4aWriter::create(Cursor::new(Vec::new()), s),
+        Err(WriteError::InvalidTagName(_))
+    ));
+}
