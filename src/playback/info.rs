@@ -1,0 +1,1 @@
+//! Recording summary for `freek4a info`.

@@ -1,0 +1,1 @@
+//! Repair of unclosed or truncated recordings.
