@@ -1,1 +1,406 @@
 //! Integration tests: playback.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use freek4a::playback::{Diagnostic, Origin, Playback, TagTarget, TrackKind};
+use freek4a::types::{ColorResolution, DepthMode, Fps, ImageFormat};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).expect("fixture present")
+}
+
+const REAL: &str = "sdk141-mjpg720-nfov-1capture.mkv";
+
+/// Counts captures and images, first/last device timestamps per stream, and IMU samples.
+#[derive(Debug, Default, PartialEq)]
+struct Summary {
+    captures: usize,
+    color: usize,
+    depth: usize,
+    ir: usize,
+    first: [Option<u64>; 3],
+    last: [Option<u64>; 3],
+    imu: usize,
+}
+
+fn summarise<R: std::io::Read + std::io::Seek>(pb: &mut Playback<R>) -> Summary {
+    let mut s = Summary::default();
+    while let Some(c) = pb.next_capture().expect("capture") {
+        s.captures += 1;
+        for (i, img) in [&c.color, &c.depth, &c.ir].into_iter().enumerate() {
+            if let Some(img) = img {
+                [&mut s.color, &mut s.depth, &mut s.ir][i].add_assign_one();
+                s.first[i].get_or_insert(img.device_timestamp_usec);
+                s.last[i] = Some(img.device_timestamp_usec);
+            }
+        }
+    }
+    pb.seek(0, Origin::Begin).unwrap();
+    while pb.next_imu_sample().unwrap().is_some() {
+        s.imu += 1;
+    }
+    s
+}
+
+trait AddOne {
+    fn add_assign_one(&mut self);
+}
+impl AddOne for &mut usize {
+    fn add_assign_one(&mut self) {
+        **self += 1;
+    }
+}
+
+#[test]
+fn real_recording_reads_back_known_values() {
+    let mut pb = Playback::open(fixture(REAL)).unwrap();
+    let expect = [
+        ("K4A_COLOR_MODE", "MJPG_720P"),
+        ("K4A_DEPTH_MODE", "NFOV_UNBINNED"),
+        ("K4A_IR_MODE", "ACTIVE"),
+        ("K4A_IMU_MODE", "ON"),
+        ("K4A_DEPTH_DELAY_NS", "0"),
+        ("K4A_WIRED_SYNC_MODE", "STANDALONE"),
+        ("K4A_COLOR_FIRMWARE_VERSION", "1.6.110"),
+        ("K4A_DEPTH_FIRMWARE_VERSION", "1.6.79"),
+        ("K4A_DEVICE_SERIAL_NUMBER", "001514394512"),
+        ("K4A_START_OFFSET_NS", "336277000"),
+    ];
+    for (name, value) in expect {
+        assert_eq!(pb.tag(name), Some(value), "{name}");
+    }
+    // Track-scoped mode tags point at their tracks.
+    let color_uid = pb
+        .tracks()
+        .iter()
+        .find(|t| t.kind == TrackKind::Color)
+        .unwrap()
+        .uid;
+    let t = pb
+        .tags()
+        .iter()
+        .find(|t| t.name == "K4A_COLOR_MODE")
+        .unwrap();
+    assert_eq!(t.target, TagTarget::Track(color_uid));
+    assert_eq!(pb.tags().last().unwrap().name, "K4A_START_OFFSET_NS");
+
+    let c = pb.config().clone();
+    assert_eq!(c.color_format, Some(ImageFormat::Mjpg));
+    assert_eq!(c.color_resolution, ColorResolution::R720p);
+    assert_eq!(c.depth_mode, DepthMode::NfovUnbinned);
+    assert_eq!(c.camera_fps, Fps::Fps5);
+    assert!(c.color_track_enabled && c.depth_track_enabled && c.ir_track_enabled);
+    assert!(c.imu_track_enabled);
+    assert_eq!(c.start_timestamp_offset_usec, 336_277);
+    assert_eq!(pb.calibration().unwrap().len(), 3900);
+    assert!(pb
+        .calibration()
+        .unwrap()
+        .starts_with(b"{\"CalibrationInformation\""));
+    assert_eq!(pb.recording_length_usec().unwrap(), 463_945);
+    assert!(pb.diagnostics().is_empty(), "{:?}", pb.diagnostics());
+
+    let cap = pb.next_capture().unwrap().expect("one capture");
+    let color = cap.color.as_ref().unwrap();
+    assert_eq!(color.device_timestamp_usec, 800_222);
+    assert_eq!(color.data.len(), 217_095);
+    assert_eq!(&color.data[..2], &[0xFF, 0xD8]);
+    for img in [cap.depth.as_ref().unwrap(), cap.ir.as_ref().unwrap()] {
+        assert_eq!(img.device_timestamp_usec, 800_222);
+        assert_eq!((img.width, img.height, img.data.len()), (640, 576, 737_280));
+        assert_eq!(img.stride_bytes, 1280);
+    }
+    let depth = cap.depth.as_ref().unwrap();
+    let px: Vec<u16> = depth
+        .data
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .filter(|v| *v != 0)
+        .collect();
+    assert_eq!(px.len(), 281_945);
+    assert_eq!(px.iter().min(), Some(&165));
+    assert_eq!(px.iter().max(), Some(&3690));
+    assert!(pb.next_capture().unwrap().is_none());
+    // Going back returns the same capture.
+    let back = pb.previous_capture().unwrap().unwrap();
+    assert_eq!(back.color.unwrap().device_timestamp_usec, 800_222);
+    assert!(pb.previous_capture().unwrap().is_none());
+
+    let s = pb.next_imu_sample().unwrap().expect("one IMU sample");
+    assert_eq!(s.acc_timestamp_usec, 336_277);
+    assert!(s.temperature_c.is_nan());
+    let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+    assert!(close(s.acc_mps2[0], -2.8882) && close(s.acc_mps2[1], -0.1938));
+    assert!(close(s.acc_mps2[2], -9.4371));
+    assert!(close(s.gyro_radps[0], -0.001015) && close(s.gyro_radps[1], -0.001948));
+    assert!(close(s.gyro_radps[2], 0.006023));
+    assert!(pb.next_imu_sample().unwrap().is_none());
+    let again = pb.previous_imu_sample().unwrap().unwrap();
+    assert_eq!(
+        (again.acc_timestamp_usec, again.acc_mps2),
+        (s.acc_timestamp_usec, s.acc_mps2)
+    );
+}
+
+/// Values Microsoft's playback library 1.4.2 reported for the reference files
+/// (tests/fixtures/oracle/*.json, produced by the command in tests/fixtures/README.md).
+struct Oracle {
+    file: &'static str,
+    length_usec: u64,
+    captures: usize,
+    counts: [usize; 3],
+    first: [Option<u64>; 3],
+    last: [Option<u64>; 3],
+    imu: usize,
+    fps: Fps,
+    depth: DepthMode,
+    color: ColorResolution,
+    calibration_bytes: usize,
+}
+
+const ORACLES: &[Oracle] = &[
+    Oracle {
+        file: "sdk142-mjpg720-off-imu-30fps.mkv",
+        length_usec: 999_157,
+        captures: 30,
+        counts: [30, 0, 0],
+        first: [Some(1_000_000), None, None],
+        last: [Some(1_966_657), None, None],
+        imu: 1590,
+        fps: Fps::Fps30,
+        depth: DepthMode::Off,
+        color: ColorResolution::R720p,
+        calibration_bytes: 7764,
+    },
+    Oracle {
+        file: "sdk142-off-nfovbin-imu-5fps.mkv",
+        length_usec: 399_375,
+        captures: 2,
+        counts: [0, 2, 2],
+        first: [None, Some(1_000_000), Some(1_000_000)],
+        last: [None, Some(1_200_000), Some(1_200_000)],
+        imu: 640,
+        fps: Fps::Fps5,
+        depth: DepthMode::Nfov2x2Binned,
+        color: ColorResolution::Off,
+        calibration_bytes: 0,
+    },
+    Oracle {
+        file: "sdk142-mjpg720-nfovbin-15fps.mkv",
+        length_usec: 66_666,
+        captures: 2,
+        counts: [2, 2, 2],
+        first: [Some(1_000_000), Some(1_000_000), Some(1_000_000)],
+        last: [Some(1_066_666), Some(1_066_666), Some(1_066_666)],
+        imu: 0,
+        fps: Fps::Fps15,
+        depth: DepthMode::Nfov2x2Binned,
+        color: ColorResolution::R720p,
+        calibration_bytes: 0,
+    },
+];
+
+#[test]
+fn sdk_written_files_match_microsoft_playback() {
+    for o in ORACLES {
+        let mut pb = Playback::open(fixture(o.file)).unwrap();
+        assert_eq!(
+            pb.recording_length_usec().unwrap(),
+            o.length_usec,
+            "{}",
+            o.file
+        );
+        let c = pb.config().clone();
+        assert_eq!(
+            (c.camera_fps, c.depth_mode, c.color_resolution),
+            (o.fps, o.depth, o.color),
+            "{}",
+            o.file
+        );
+        assert_eq!(c.start_timestamp_offset_usec, 1_000_000);
+        assert_eq!(
+            pb.calibration().map_or(0, <[u8]>::len),
+            o.calibration_bytes,
+            "{}",
+            o.file
+        );
+        let s = summarise(&mut pb);
+        assert_eq!(s.captures, o.captures, "{}", o.file);
+        assert_eq!([s.color, s.depth, s.ir], o.counts, "{}", o.file);
+        assert_eq!(s.first, o.first, "{}", o.file);
+        assert_eq!(s.last, o.last, "{}", o.file);
+        assert_eq!(s.imu, o.imu, "{}", o.file);
+    }
+}
+
+#[test]
+fn backwards_iteration_mirrors_forwards() {
+    let mut pb = Playback::open(fixture("sdk142-mjpg720-off-imu-30fps.mkv")).unwrap();
+    let mut fwd = Vec::new();
+    while let Some(c) = pb.next_capture().unwrap() {
+        fwd.push(c.color.unwrap().device_timestamp_usec);
+    }
+    let mut back = Vec::new();
+    while let Some(c) = pb.previous_capture().unwrap() {
+        back.push(c.color.unwrap().device_timestamp_usec);
+    }
+    back.reverse();
+    assert_eq!(fwd, back);
+    let mut imu_fwd = Vec::new();
+    while let Some(s) = pb.next_imu_sample().unwrap() {
+        imu_fwd.push(s.acc_timestamp_usec);
+    }
+    let mut imu_back = Vec::new();
+    while let Some(s) = pb.previous_imu_sample().unwrap() {
+        imu_back.push(s.acc_timestamp_usec);
+    }
+    imu_back.reverse();
+    assert_eq!(imu_fwd.len(), 1590);
+    assert_eq!(imu_fwd, imu_back);
+}
+
+#[test]
+fn seek_semantics() {
+    let mut pb = Playback::open(fixture("sdk142-mjpg720-off-imu-30fps.mkv")).unwrap();
+    // Frames are 33 333 µs apart from device time 1 000 000.
+    pb.seek(100_000, Origin::Begin).unwrap();
+    let c = pb.next_capture().unwrap().unwrap();
+    assert_eq!(c.color.unwrap().device_timestamp_usec, 1_133_332);
+    let s = pb.next_imu_sample().unwrap().unwrap();
+    assert!(s.acc_timestamp_usec >= 1_100_000 && s.acc_timestamp_usec < 1_100_700);
+    pb.seek(1_500_000, Origin::DeviceTime).unwrap();
+    let c = pb.previous_capture().unwrap().unwrap();
+    assert_eq!(c.color.unwrap().device_timestamp_usec, 1_499_995);
+    pb.seek(0, Origin::End).unwrap();
+    assert!(pb.next_capture().unwrap().is_none());
+    let c = pb.previous_capture().unwrap().unwrap();
+    assert_eq!(c.color.unwrap().device_timestamp_usec, 1_966_657);
+    pb.seek(-5_000_000, Origin::Begin).unwrap();
+    let c = pb.next_capture().unwrap().unwrap();
+    assert_eq!(c.color.unwrap().device_timestamp_usec, 1_000_000);
+}
+
+#[test]
+fn killed_sdk_file_reads_what_is_there() {
+    // Microsoft's playback refuses this file (no SeekHead, no Info, Segment size 0).
+    let mut pb = Playback::open(fixture("sdk142-mjpg720-off-imu-killed.mkv")).unwrap();
+    let d = pb.diagnostics().to_vec();
+    assert!(d.contains(&Diagnostic::SegmentSizeZero), "{d:?}");
+    assert!(d.contains(&Diagnostic::MissingSeekHead));
+    assert!(d.contains(&Diagnostic::MissingInfo));
+    assert!(d.contains(&Diagnostic::MissingCues));
+    assert!(d.contains(&Diagnostic::MissingStartOffset {
+        reconstructed_ns: Some(1_000_000_000)
+    }));
+    assert_eq!(pb.config().start_timestamp_offset_usec, 1_000_000);
+    let s = summarise(&mut pb);
+    assert!(s.captures >= 30, "{s:?}");
+    assert_eq!(s.first[0], Some(1_000_000));
+    // Captures are consecutive frames: none lost in the middle.
+    assert_eq!(
+        s.last[0].unwrap(),
+        1_000_000 + (s.captures as u64 - 1) * 33_333
+    );
+}
+
+#[test]
+fn cut_at_many_offsets_never_fails_and_keeps_a_prefix() {
+    let full = bytes("sdk142-mjpg720-off-imu-30fps.mkv");
+    let mut pb = Playback::from_reader(Cursor::new(full.clone())).unwrap();
+    let all = summarise(&mut pb);
+    let first_cluster = pb.clusters()[0].offset as usize;
+    let mut opened = 0;
+    for cut in (0..full.len()).step_by(997).chain([full.len() - 1]) {
+        let r = Playback::from_reader(Cursor::new(full[..cut].to_vec()));
+        let Ok(mut pb) = r else {
+            // Only a file cut before its Tracks may be refused.
+            assert!(cut < 2000, "cut at {cut}: {:?}", r.err());
+            continue;
+        };
+        opened += 1;
+        let s = summarise(&mut pb);
+        assert!(s.captures <= all.captures);
+        if cut > first_cluster + 10_000 {
+            assert!(s.captures > 0, "cut at {cut}");
+            assert_eq!(s.first, all.first, "cut at {cut}");
+        }
+    }
+    assert!(opened > 100);
+}
+
+#[test]
+fn segment_size_zero_unknown_and_junk() {
+    let full = bytes(REAL);
+    for size in [
+        [0x01, 0, 0, 0, 0, 0, 0, 0],
+        [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+    ] {
+        let mut b = full.clone();
+        b[44..52].copy_from_slice(&size);
+        b.extend(std::iter::repeat_n(0x5A, 5000));
+        let mut pb = Playback::from_reader(Cursor::new(b)).unwrap();
+        assert!(pb.diagnostics().iter().any(|d| matches!(
+            d,
+            Diagnostic::SegmentSizeZero | Diagnostic::SegmentSizeUnknown
+        )));
+        assert!(pb
+            .diagnostics()
+            .iter()
+            .any(|d| matches!(d, Diagnostic::TrailingData { bytes: 5000, .. })));
+        let s = summarise(&mut pb);
+        assert_eq!((s.captures, s.imu), (1, 1));
+    }
+}
+
+#[test]
+fn cues_removed_reads_everything() {
+    let full = bytes("sdk142-mjpg720-off-imu-30fps.mkv");
+    let pb = Playback::from_reader(Cursor::new(full.clone())).unwrap();
+    let last = pb.clusters().last().unwrap().end as usize;
+    let mut b = full[..last].to_vec();
+    // Keep the size consistent with the shortened file.
+    let seg = (b.len() - 52) as u64;
+    b[44] = 0x01;
+    b[45..52].copy_from_slice(&seg.to_be_bytes()[1..]);
+    let mut pb = Playback::from_reader(Cursor::new(b)).unwrap();
+    assert!(pb.diagnostics().contains(&Diagnostic::MissingCues));
+    let s = summarise(&mut pb);
+    assert_eq!((s.captures, s.imu), (30, 1590));
+}
+
+#[test]
+fn not_matroska_and_garbage_are_typed_errors() {
+    use freek4a::mkv::read::Error as E;
+    use freek4a::playback::Error;
+    let r = Playback::from_reader(Cursor::new(b"GIF89a not a recording".to_vec()));
+    assert!(matches!(r, Err(Error::Ebml(E::NotMatroska { offset: 0 }))));
+    let mut webm = bytes(REAL);
+    webm[24..32].copy_from_slice(b"webmwebm");
+    let r = Playback::from_reader(Cursor::new(webm));
+    assert!(matches!(r, Err(Error::Ebml(E::WrongDocType { .. }))));
+    let r = Playback::open("/nonexistent/file.mkv");
+    assert!(matches!(r, Err(Error::Open { .. })));
+    // Flipping bytes all over the file never panics.
+    let full = bytes("sdk142-mjpg720-nfovbin-15fps.mkv");
+    let mut seed = 0x1234_5678u32;
+    for _ in 0..60 {
+        let mut b = full.clone();
+        for _ in 0..8 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let i = (seed as usize) % 4000.min(b.len());
+            b[i] ^= (seed >> 16) as u8 | 1;
+        }
+        if let Ok(mut pb) = Playback::from_reader(Cursor::new(b)) {
+            let _ = pb.recording_length_usec();
+            while let Ok(Some(_)) = pb.next_capture() {}
+            while let Ok(Some(_)) = pb.next_imu_sample() {}
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Matroska layer: EBML primitives, element ids, and the K4A recording layout. Knows nothing of
 //! devices: it takes `Write + Seek` / `Read + Seek`.
 
-pub mod ids;
 pub mod ebml;
+pub mod ids;
 pub mod read;
 pub mod writer;

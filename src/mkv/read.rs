@@ -365,11 +365,7 @@ impl Child<'_> {
 
     /// String value; trailing NULs removed, invalid UTF-8 rejected.
     pub fn string(&self) -> Result<String> {
-        let end = self
-            .data
-            .iter()
-            .rposition(|b| *b != 0)
-            .map_or(0, |i| i + 1);
+        let end = self.data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
         std::str::from_utf8(&self.data[..end])
             .map(str::to_owned)
             .map_err(|_| self.bad("invalid UTF-8"))
@@ -546,7 +542,11 @@ mod tests {
         assert_eq!(read_id(&[0x42, 0x86]), Some((ids::EBML_VERSION, 2)));
         assert_eq!(read_id(&[0x80]), None, "all-zero value is reserved");
         assert_eq!(read_id(&[0xFF]), None, "all-one value is reserved");
-        assert_eq!(read_id(&[0x08, 1, 2, 3, 4]), None, "ids are at most 4 bytes");
+        assert_eq!(
+            read_id(&[0x08, 1, 2, 3, 4]),
+            None,
+            "ids are at most 4 bytes"
+        );
         assert_eq!(read_id(&[0x1A, 0x45]), None);
     }
 
@@ -557,8 +557,13 @@ mod tests {
         assert_eq!(h.header_len, 7);
         assert_eq!(h.size, Some(0x05A808));
         assert_eq!(h.data_offset(), 107);
-        let u = parse_header(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], 40)
-            .unwrap();
+        let u = parse_header(
+            &[
+                0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+            ],
+            40,
+        )
+        .unwrap();
         assert_eq!(u.size, None);
         assert!(matches!(
             parse_header(&[0x00, 0x81], 7),
@@ -600,16 +605,33 @@ mod tests {
         assert!(it.next().is_none(), "walker stops after an error");
         let garbage = [0x00; 20];
         let mut it = Children::new(&garbage, 0, 1).unwrap();
-        assert!(matches!(it.next(), Some(Err(Error::BadHeader { offset: 0 }))));
+        assert!(matches!(
+            it.next(),
+            Some(Err(Error::BadHeader { offset: 0 }))
+        ));
         assert!(matches!(
             Children::new(&garbage, 0, MAX_DEPTH + 1),
             Err(Error::TooDeep { .. })
         ));
         let bad_uint = [0xE7, 0x89, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-        let c = Children::new(&bad_uint, 0, 1).unwrap().next().unwrap().unwrap();
-        assert!(matches!(c.uint(), Err(Error::BadValue { element: "Timestamp", .. })));
+        let c = Children::new(&bad_uint, 0, 1)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            c.uint(),
+            Err(Error::BadValue {
+                element: "Timestamp",
+                ..
+            })
+        ));
         let bad_float = [0x44, 0x89, 0x83, 1, 2, 3];
-        let c = Children::new(&bad_float, 0, 1).unwrap().next().unwrap().unwrap();
+        let c = Children::new(&bad_float, 0, 1)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
         assert!(c.float().is_err());
     }
 
@@ -650,7 +672,10 @@ mod tests {
         let mut r = ElementReader::new(Cursor::new(good[..10].to_vec())).unwrap();
         assert!(matches!(
             read_ebml_header(&mut r),
-            Err(Error::Truncated { element: "EBML", .. })
+            Err(Error::Truncated {
+                element: "EBML",
+                ..
+            })
         ));
     }
 
@@ -664,16 +689,20 @@ mod tests {
         // Huge size: refused before any allocation.
         assert!(matches!(
             r.payload(&h, MAX_READ_BYTES),
-            Err(Error::SizeTooLarge { element: "SimpleBlock", offset: 0, .. })
+            Err(Error::SizeTooLarge {
+                element: "SimpleBlock",
+                offset: 0,
+                ..
+            })
         ));
         assert!(matches!(
             r.payload(&h, u64::MAX),
-            Err(Error::Truncated { element: "SimpleBlock", offset: 0 })
+            Err(Error::Truncated {
+                element: "SimpleBlock",
+                offset: 0
+            })
         ));
-        assert!(matches!(
-            r.header_at(100),
-            Err(Error::Truncated { .. })
-        ));
+        assert!(matches!(r.header_at(100), Err(Error::Truncated { .. })));
     }
 
     #[test]

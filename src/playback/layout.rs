@@ -142,6 +142,12 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, E
                     .push(Diagnostic::DataAfterSegment { offset: pos });
             }
         }
+        if !is_segment_child(h.id) {
+            if !resync(r, &mut lay, &mut pos)? {
+                break;
+            }
+            continue;
+        }
         // An unknown size only makes sense for a Cluster; elsewhere it is damage.
         let end = match h.end() {
             Some(e) => e,
@@ -221,6 +227,24 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, E
         pos = end;
     }
     Ok(lay)
+}
+
+/// Ids that may appear directly inside a Segment.
+fn is_segment_child(id: u32) -> bool {
+    const CHAPTERS: u32 = 0x1043A770;
+    matches!(
+        id,
+        ids::SEEK_HEAD
+            | ids::INFO
+            | ids::TRACKS
+            | ids::TAGS
+            | ids::ATTACHMENTS
+            | ids::CUES
+            | ids::CLUSTER
+            | ids::VOID
+            | ids::CRC32
+            | CHAPTERS
+    )
 }
 
 /// Skips damaged bytes at `*pos` to the next Cluster id; false when there is none.

@@ -482,10 +482,11 @@ impl<R: Read + Seek> Playback<R> {
                 (Some(fmt), Some(w), Some(h)) => {
                     c.color_format = Some(fmt);
                     c.color_track_enabled = true;
-                    c.color_resolution = ColorResolution::from_dimensions(w, h).unwrap_or_else(|| {
-                        diags.push(format!("colour track has unknown resolution {w}x{h}"));
-                        ColorResolution::Off
-                    });
+                    c.color_resolution =
+                        ColorResolution::from_dimensions(w, h).unwrap_or_else(|| {
+                            diags.push(format!("colour track has unknown resolution {w}x{h}"));
+                            ColorResolution::Off
+                        });
                     self.video[0] = Some(VideoTrack {
                         number: t.number,
                         format: fmt,
@@ -538,7 +539,9 @@ impl<R: Read + Seek> Playback<R> {
         };
         if c.depth_track_enabled || c.ir_track_enabled {
             let by_dims = || {
-                let (w, h) = self.video[1].or(self.video[2]).map(|v| (v.width, v.height))?;
+                let (w, h) = self.video[1]
+                    .or(self.video[2])
+                    .map(|v| (v.width, v.height))?;
                 if self.video[1].is_none() && (w, h) == (1024, 1024) {
                     return Some(DepthMode::PassiveIr);
                 }
@@ -622,8 +625,11 @@ impl<R: Read + Seek> Playback<R> {
                 Err(_) => diags.push(format!("K4A_START_OFFSET_NS has invalid value {v:?}")),
             }
         }
-        self.diagnostics
-            .extend(diags.into_iter().map(|message| Diagnostic::Config { message }));
+        self.diagnostics.extend(
+            diags
+                .into_iter()
+                .map(|message| Diagnostic::Config { message }),
+        );
         let start_ns = match start_ns {
             Some(ns) => ns,
             None => {
@@ -646,7 +652,9 @@ impl<R: Read + Seek> Playback<R> {
         let f = *block.frames.first()?;
         let bytes = c.frame(f);
         let (acc_ns, ..) = decode_imu(bytes.get(..IMU_SAMPLE_BYTES)?)?;
-        let block_ns = block.time_ticks.checked_mul(self.timestamp_scale_ns as i64)?;
+        let block_ns = block
+            .time_ticks
+            .checked_mul(self.timestamp_scale_ns as i64)?;
         u64::try_from(i128::from(acc_ns) - i128::from(block_ns)).ok()
     }
 
@@ -696,9 +704,7 @@ impl<R: Read + Seek> Playback<R> {
             .iter()
             .filter(|t| t.name == "K4A_CALIBRATION_FILE" && t.target_type == "ATTACHMENT")
             .find_map(|t| match t.target {
-                TagTarget::Attachment(uid) => {
-                    self.layout.attachments.iter().find(|a| a.uid == uid)
-                }
+                TagTarget::Attachment(uid) => self.layout.attachments.iter().find(|a| a.uid == uid),
                 _ => None,
             });
         let a = by_tag.or_else(|| self.attachment("calibration.json"))?;
@@ -852,7 +858,11 @@ impl<R: Read + Seek> Playback<R> {
     fn make_image(&mut self, kind: usize, pos: Pos, b: &Block) -> Result<Image, Error> {
         let v = self.video[kind].expect("only enabled tracks have cursors");
         let c = self.load(pos.cluster)?;
-        let mut data = b.frames.first().map(|f| c.frame(*f).to_vec()).unwrap_or_default();
+        let mut data = b
+            .frames
+            .first()
+            .map(|f| c.frame(*f).to_vec())
+            .unwrap_or_default();
         if v.swap16 {
             for px in data.chunks_exact_mut(2) {
                 px.swap(0, 1);
@@ -940,7 +950,12 @@ impl<R: Read + Seek> Playback<R> {
         Ok(Some(cap))
     }
 
-    fn imu_sample(&mut self, pos: Pos, block: &Block, i: usize) -> Result<Option<ImuSample>, Error> {
+    fn imu_sample(
+        &mut self,
+        pos: Pos,
+        block: &Block,
+        i: usize,
+    ) -> Result<Option<ImuSample>, Error> {
         let c = self.load(pos.cluster)?;
         let Some(bytes) = sample_bytes(&c, block, i) else {
             return Ok(None);
