@@ -404,3 +404,60 @@ fn not_matroska_and_garbage_are_typed_errors() {
         }
     }
 }
+
+fn tmp_path(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("playback-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn repair_of_sdk_killed_file_keeps_every_capture() {
+    let input = fixture("sdk142-mjpg720-off-imu-killed.mkv");
+    let mut before = Playback::open(&input).unwrap();
+    let want = summarise(&mut before);
+    let out = tmp_path("killed-repaired.mkv");
+    let report = freek4a::playback::repair::repair(&input, &out).unwrap();
+    assert_eq!(report.captures_kept, want.captures);
+    assert_eq!(report.imu_samples_kept, want.imu);
+    assert_eq!(report.clusters_dropped, 0);
+    assert!(report
+        .fixes
+        .iter()
+        .any(|f| f.contains("K4A_START_OFFSET_NS")));
+    let mut after = Playback::open(&out).unwrap();
+    assert_eq!(
+        after.diagnostics(),
+        &[Diagnostic::MissingCalibration],
+        "only the calibration (never recorded) is missing"
+    );
+    assert_eq!(after.tag("K4A_START_OFFSET_NS"), Some("1000000000"));
+    assert!(after.info_duration_usec().unwrap() > 1_900_000.0);
+    assert_eq!(summarise(&mut after), want);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().len(),
+        report.bytes_out,
+        "Segment size matches the file"
+    );
+}
+
+#[test]
+fn repair_of_truncated_file_drops_only_the_partial_cluster() {
+    let full = bytes("sdk142-mjpg720-off-imu-30fps.mkv");
+    let pb = Playback::from_reader(Cursor::new(full.clone())).unwrap();
+    let c = pb.clusters()[20];
+    let cut = (c.offset + (c.end - c.offset) / 2) as usize;
+    let input = tmp_path("cut.mkv");
+    std::fs::write(&input, &full[..cut]).unwrap();
+    let out = tmp_path("cut-repaired.mkv");
+    let report = freek4a::playback::repair::repair(&input, &out).unwrap();
+    assert_eq!(report.clusters_kept, 20);
+    assert_eq!(report.clusters_dropped, 1);
+    assert_eq!(report.bytes_dropped, (cut as u64) - c.offset);
+    let mut after = Playback::open(&out).unwrap();
+    assert!(after.diagnostics().is_empty(), "{:?}", after.diagnostics());
+    assert_eq!(after.calibration().map(<[u8]>::len), Some(7764));
+    let s = summarise(&mut after);
+    assert_eq!(s.captures, report.captures_kept);
+    assert!(s.captures >= 18, "{s:?}");
+}

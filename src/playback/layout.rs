@@ -34,6 +34,7 @@ pub struct ClusterEntry {
 /// What the open-time scan found.
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
+    pub segment_offset: u64,
     pub segment_data_offset: u64,
     pub has_seek_head: bool,
     pub has_cues: bool,
@@ -79,6 +80,7 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, E
         }
         pos = h.end().ok_or(Error::NoSegment)?;
     };
+    lay.segment_offset = seg.offset;
     lay.segment_data_offset = seg.data_offset();
     let seg_end = match seg.size {
         Some(0) => {
