@@ -171,7 +171,7 @@ fn parse_block(p: &[u8], start: usize, cluster_ts: i64) -> Option<Block> {
             _ => {
                 // Fixed-size lacing.
                 let rest = p.len() - i;
-                if rest % count != 0 {
+                if !rest.is_multiple_of(count) {
                     return None;
                 }
                 sizes = vec![rest / count; count - 1];

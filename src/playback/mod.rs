@@ -337,7 +337,7 @@ pub enum Origin {
     DeviceTime,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Pos {
     cluster: usize,
     block: usize,
@@ -1111,15 +1111,6 @@ impl<R: Read + Seek> Playback<R> {
             };
         }
         Ok(())
-    }
-}
-
-impl Default for Pos {
-    fn default() -> Self {
-        Pos {
-            cluster: 0,
-            block: 0,
-        }
     }
 }
 
