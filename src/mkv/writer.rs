@@ -1,1 +1,1016 @@
 //! The K4A recording layout writer (crash-safe), over `Write + Seek`.
+//!
+//! [`K4aWriter`] writes the layout Microsoft's `libk4arecord` writes (same elements, order,
+//! reserved regions, size-field widths, tags, clusters, cues and CRCs), with one difference
+//! that makes it crash-safe: everything a reader needs is valid from the header on. While
+//! recording, the Segment size is the EBML "unknown" value, the SeekHead lists Info, Tracks,
+//! [Attachments] and Tags (not Cues yet), Info is present, and the Tags are re-rendered in place
+//! with `K4A_START_OFFSET_NS` just before the first cluster reaches the file. A file cut at any
+//! byte after its first cluster therefore opens in Microsoft's playback. [`K4aWriter::finish`]
+//! appends the Cues and then patches Info (Duration), Tags, SeekHead and the Segment size, each
+//! an overwrite of space reserved up front.
+//!
+//! Data is grouped like the SDK does: 32 ms clusters on an absolute grid of device time, written
+//! once the newest data is 2 s past their end (or earlier when the pending data would exceed a
+//! byte budget), so memory stays bounded.
+
+mod layout;
+
+use std::collections::BTreeMap;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use self::layout::{TagEntry, Target, Track};
+use super::ebml::{self, EbmlError};
+use super::ids;
+use crate::types::{Capture, DeviceConfig, Image, ImageFormat, ImuSample, Version};
+
+/// Width of a cluster window on the device-time grid.
+pub const CLUSTER_LENGTH_NS: u64 = 32_000_000;
+/// Pending clusters are written once the newest data is this far past their end.
+pub const CLUSTER_WRITE_DELAY_NS: u64 = 2_000_000_000;
+/// Minimum time between two cue points.
+pub const CUE_ENTRY_GAP_NS: u64 = 1_000_000_000;
+/// Default budget for data held in pending clusters.
+pub const DEFAULT_PENDING_LIMIT_BYTES: usize = 24 << 20;
+/// Size of one IMU frame in the file.
+pub const IMU_FRAME_BYTES: usize = 40;
+/// Segment data starts here in every file this writer produces.
+pub const SEGMENT_DATA_OFFSET: u64 = 52;
+
+/// Reserved region for the SeekHead (a Void of data size 1024, as the SDK reserves).
+const SEEK_HEAD_REGION: u64 = 1027;
+/// Reserved region for Info (a Void of data size 256).
+const INFO_REGION: u64 = 259;
+/// The Void that follows the Tags and absorbs their growth.
+const TAGS_VOID: u64 = 1027;
+/// Lace count is one byte: at most 256 frames per block.
+const MAX_LACED_FRAMES: usize = 256;
+
+/// The prefix of the tags only freek4a writes.
+pub const OUR_TAG_PREFIX: &str = "FREEK4A_";
+
+/// The crate version, as written in `FREEK4A_VERSION` and the application names.
+pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One of the recorded streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    /// Colour images.
+    Color,
+    /// Depth images.
+    Depth,
+    /// Infrared images.
+    Ir,
+    /// IMU samples.
+    Imu,
+}
+
+impl TrackKind {
+    /// The track Name the SDK gives it.
+    pub fn track_name(self) -> &'static str {
+        match self {
+            TrackKind::Color => "COLOR",
+            TrackKind::Depth => "DEPTH",
+            TrackKind::Ir => "IR",
+            TrackKind::Imu => "IMU",
+        }
+    }
+}
+
+/// Per-stream counts of items that did not reach the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Colour images.
+    pub color: u64,
+    /// Depth images.
+    pub depth: u64,
+    /// Infrared images.
+    pub ir: u64,
+    /// IMU samples.
+    pub imu: u64,
+}
+
+impl DropCounts {
+    /// Element-wise sum.
+    pub fn add(&mut self, other: DropCounts) {
+        self.color += other.color;
+        self.depth += other.depth;
+        self.ir += other.ir;
+        self.imu += other.imu;
+    }
+
+    /// Counts one dropped item of `kind`.
+    pub fn count(&mut self, kind: TrackKind) {
+        match kind {
+            TrackKind::Color => self.color += 1,
+            TrackKind::Depth => self.depth += 1,
+            TrackKind::Ir => self.ir += 1,
+            TrackKind::Imu => self.imu += 1,
+        }
+    }
+
+    /// Total over all streams.
+    pub fn total(&self) -> u64 {
+        self.color + self.depth + self.ir + self.imu
+    }
+}
+
+/// What the SDK learns from an open device: written as tags and the calibration attachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Serial number (`K4A_DEVICE_SERIAL_NUMBER`); omitted when `None` or empty.
+    pub serial_number: Option<String>,
+    /// Colour camera firmware (`K4A_COLOR_FIRMWARE_VERSION`).
+    pub color_firmware: Version,
+    /// Depth camera firmware (`K4A_DEPTH_FIRMWARE_VERSION`).
+    pub depth_firmware: Version,
+    /// The device's raw calibration JSON (attached as `calibration.json`, no trailing NUL).
+    pub calibration_json: Vec<u8>,
+}
+
+/// Everything that shapes a recording's header.
+#[derive(Clone, Debug)]
+pub struct RecordingSettings {
+    /// Camera configuration (tracks, modes, fps, delays, sync).
+    pub config: DeviceConfig,
+    /// Whether there is an IMU track.
+    pub imu: bool,
+    /// Device identity and calibration; `None` records like the SDK does without a device.
+    pub device: Option<DeviceInfo>,
+    /// User tags (global), in order. Names must match `[A-Z0-9_-]+`.
+    pub tags: Vec<(String, String)>,
+    /// Info.WritingApp (default `freek4a-<version>`).
+    pub writing_app: String,
+    /// Host wall-clock time at start: Info.DateUTC and `FREEK4A_HOST_START_TIME`.
+    pub start_time: SystemTime,
+    /// Seed for TrackUID / FileUID; `None` derives one from the clock.
+    pub uid_seed: Option<u64>,
+    /// Budget for data held in pending clusters; older clusters are written early past it.
+    pub pending_limit_bytes: usize,
+}
+
+impl RecordingSettings {
+    /// Settings for `config`, IMU on or off, no device info, no user tags, started now.
+    pub fn new(config: DeviceConfig, imu: bool) -> RecordingSettings {
+        RecordingSettings {
+            config,
+            imu,
+            device: None,
+            tags: Vec::new(),
+            writing_app: format!("freek4a-{CRATE_VERSION}"),
+            start_time: SystemTime::now(),
+            uid_seed: None,
+            pending_limit_bytes: DEFAULT_PENDING_LIMIT_BYTES,
+        }
+    }
+}
+
+/// Errors of the recording writer. I/O errors name the element or step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Writing or seeking failed.
+    #[error("writing {what} failed: {source}")]
+    Io {
+        /// The element or step.
+        what: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A tag name outside `[A-Z0-9_-]+`.
+    #[error("invalid tag name {0:?}: names must match [A-Z0-9_-]+")]
+    InvalidTagName(String),
+    /// A header element outgrew its reserved region.
+    #[error("{what} does not fit its reserved region: {source}")]
+    NoRoom {
+        /// The element.
+        what: &'static str,
+        /// Details.
+        source: EbmlError,
+    },
+    /// Data for a stream the settings do not record.
+    #[error("the recording has no {0:?} track")]
+    StreamDisabled(TrackKind),
+    /// An image whose format or size does not match the configured mode.
+    #[error("{kind:?} image is {found}, the recording expects {expected}")]
+    WrongImage {
+        /// The stream.
+        kind: TrackKind,
+        /// What the image is.
+        found: String,
+        /// What the track holds.
+        expected: String,
+    },
+    /// An item older than the last cluster already written.
+    #[error(
+        "{kind:?} item at {timestamp_usec} µs is older than the data already written (up to {written_until_usec} µs)"
+    )]
+    TooLate {
+        /// The stream.
+        kind: TrackKind,
+        /// The item's device timestamp.
+        timestamp_usec: u64,
+        /// End of the last cluster written.
+        written_until_usec: u64,
+    },
+    /// An earlier write error stopped the writer.
+    #[error("the writer stopped after an earlier error: {0}")]
+    Stopped(String),
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> WriteError {
+    move |source| WriteError::Io { what, source }
+}
+
+/// Summary of a finished recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Clusters written.
+    pub clusters: u64,
+    /// Colour, depth and IR blocks written.
+    pub images: u64,
+    /// IMU samples written.
+    pub imu_samples: u64,
+    /// File length in bytes.
+    pub bytes: u64,
+    /// Cue points written.
+    pub cue_points: u64,
+}
+
+#[derive(Debug)]
+enum Payload {
+    Image(Vec<u8>),
+    Imu([u8; IMU_FRAME_BYTES]),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Image(v) => v,
+            Payload::Imu(a) => a,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Item {
+    ts_ns: u64,
+    seq: u64,
+    track: usize,
+    payload: Payload,
+}
+
+#[derive(Debug, Default)]
+struct PendingCluster {
+    items: Vec<Item>,
+    bytes: usize,
+}
+
+/// Tiny deterministic generator for UIDs (splitmix64).
+struct UidGen(u64);
+
+impl UidGen {
+    fn next(&mut self) -> u64 {
+        loop {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            // 60-bit non-zero values, like the SDK's.
+            let v = z >> 4;
+            if v != 0 {
+                return v;
+            }
+        }
+    }
+}
+
+fn valid_tag_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A block ready to render: SimpleBlock for one image, BlockGroup for a run of IMU frames.
+struct BlockPlan {
+    track_number: u64,
+    rel_usec: i16,
+    first: usize,
+    count: usize,
+    laced: bool,
+    duration_usec: u64,
+}
+
+/// Writes one K4A recording. See the module docs for the layout and its guarantees.
+pub struct K4aWriter<W: Write + Seek> {
+    w: W,
+    settings: RecordingSettings,
+    tracks: Vec<Track>,
+    /// Index into `tracks` per kind (color, depth, ir, imu).
+    track_index: [Option<usize>; 4],
+    muxing_app: String,
+    date_ns_2001: i64,
+    calibration_uid: Option<u64>,
+    /// SDK tags + ours, without the start offset and drop counts.
+    tag_entries: Vec<TagEntry>,
+    /// How many of `tag_entries` the SDK would write too.
+    sdk_tag_count: usize,
+    dropped: DropCounts,
+    attachments_pos: Option<u64>,
+    tags_pos: u64,
+    /// Tags + following Void end here (absolute).
+    tags_region_end: u64,
+    /// Absolute end of data (where the next cluster goes).
+    end: u64,
+    pending: BTreeMap<u64, PendingCluster>,
+    pending_bytes: usize,
+    written_until_ns: u64,
+    newest_ns: u64,
+    seq: u64,
+    start_offset_ns: Option<u64>,
+    cues: Vec<(u64, u64)>,
+    last_cue_ns: u64,
+    summary: FileSummary,
+    stopped: Option<String>,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write + Seek> K4aWriter<W> {
+    /// Writes the header (EBML header, Segment, SeekHead, Info, Tracks, Attachments, Tags and
+    /// reserved space) at the current start of `w`, which must be empty or overwritable.
+    pub fn create(mut w: W, settings: RecordingSettings) -> Result<K4aWriter<W>, WriteError> {
+        for (name, _) in &settings.tags {
+            if !valid_tag_name(name) {
+                return Err(WriteError::InvalidTagName(name.clone()));
+            }
+        }
+        let since_epoch = settings
+            .start_time
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let seed = settings.uid_seed.unwrap_or_else(|| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
+        });
+        let mut uids = UidGen(seed);
+        let cfg = &settings.config;
+        let mut tracks = Vec::new();
+        let mut track_index = [None; 4];
+        let mut add = |kind: TrackKind, slot: usize, tracks: &mut Vec<Track>| {
+            track_index[slot] = Some(tracks.len());
+            tracks.push(Track {
+                kind,
+                number: tracks.len() as u64 + 1,
+                uid: uids.next(),
+            });
+        };
+        if cfg.color_resolution.dimensions().is_some() {
+            add(TrackKind::Color, 0, &mut tracks);
+        }
+        if cfg.depth_mode.has_depth() {
+            add(TrackKind::Depth, 1, &mut tracks);
+        }
+        if cfg.depth_mode.has_ir() {
+            add(TrackKind::Ir, 2, &mut tracks);
+        }
+        if settings.imu {
+            add(TrackKind::Imu, 3, &mut tracks);
+        }
+        let calibration_uid = settings.device.as_ref().map(|_| uids.next());
+
+        let mut tag_entries = layout::sdk_tags(&settings, &tracks, calibration_uid);
+        let sdk_tag_count = tag_entries.len();
+        tag_entries.push(TagEntry::new(
+            Target::Global,
+            "FREEK4A_VERSION",
+            CRATE_VERSION,
+        ));
+        tag_entries.push(TagEntry::new(
+            Target::Global,
+            "FREEK4A_HOST_START_TIME",
+            layout::rfc3339_usec(since_epoch.as_micros() as i64),
+        ));
+
+        let mut wr = K4aWriter {
+            w: {
+                w.seek(SeekFrom::Start(0)).map_err(io_err("file start"))?;
+                w
+            },
+            muxing_app: format!("freek4a-{CRATE_VERSION}"),
+            date_ns_2001: ebml::ebml_date_from_unix_sec(since_epoch.as_secs() as i64),
+            calibration_uid,
+            tag_entries,
+            sdk_tag_count,
+            dropped: DropCounts::default(),
+            attachments_pos: None,
+            tags_pos: 0,
+            tags_region_end: 0,
+            end: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            written_until_ns: 0,
+            newest_ns: 0,
+            seq: 0,
+            start_offset_ns: None,
+            cues: Vec::new(),
+            last_cue_ns: 0,
+            summary: FileSummary::default(),
+            stopped: None,
+            scratch: Vec::with_capacity(64 << 10),
+            tracks,
+            track_index,
+            settings,
+        };
+        wr.write_header()?;
+        Ok(wr)
+    }
+
+    fn seg(&self, abs: u64) -> u64 {
+        abs - SEGMENT_DATA_OFFSET
+    }
+
+    fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<TagEntry> {
+        let mut v = self.tag_entries.clone();
+        for (kind, name, n) in [
+            (TrackKind::Color, "FREEK4A_DROPPED_COLOR", dropped.color),
+            (TrackKind::Depth, "FREEK4A_DROPPED_DEPTH", dropped.depth),
+            (TrackKind::Ir, "FREEK4A_DROPPED_IR", dropped.ir),
+            (TrackKind::Imu, "FREEK4A_DROPPED_IMU", dropped.imu),
+        ] {
+            if self.track_of(kind).is_some() {
+                v.push(TagEntry::new(Target::Global, name, n.to_string()));
+            }
+        }
+        if let Some(s) = start_offset {
+            v.push(TagEntry::new(
+                Target::Global,
+                "K4A_START_OFFSET_NS",
+                s.to_string(),
+            ));
+        }
+        v
+    }
+
+    fn track_of(&self, kind: TrackKind) -> Option<usize> {
+        let slot = match kind {
+            TrackKind::Color => 0,
+            TrackKind::Depth => 1,
+            TrackKind::Ir => 2,
+            TrackKind::Imu => 3,
+        };
+        self.track_index[slot]
+    }
+
+    fn seek_entries(&self, with_cues: Option<u64>) -> Vec<(u32, u64)> {
+        let mut v = vec![
+            (ids::INFO, SEEK_HEAD_REGION),
+            (ids::TRACKS, SEEK_HEAD_REGION + INFO_REGION),
+        ];
+        if let Some(a) = self.attachments_pos {
+            v.push((ids::ATTACHMENTS, self.seg(a)));
+        }
+        v.push((ids::TAGS, self.seg(self.tags_pos)));
+        if let Some(c) = with_cues {
+            v.push((ids::CUES, self.seg(c)));
+        }
+        v
+    }
+
+    fn info_bytes(&self, duration_usec: f32) -> Vec<u8> {
+        layout::info(
+            &self.muxing_app,
+            &self.settings.writing_app,
+            self.date_ns_2001,
+            duration_usec,
+        )
+    }
+
+    fn write_header(&mut self) -> Result<(), WriteError> {
+        let mut out = layout::ebml_header();
+        ebml::put_id(&mut out, ids::SEGMENT);
+        out.extend_from_slice(&ebml::UNKNOWN_SIZE_8);
+        debug_assert_eq!(out.len() as u64, SEGMENT_DATA_OFFSET);
+        let tracks_abs = SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION + INFO_REGION;
+        let tracks = layout::tracks(&self.settings, &self.tracks);
+        let mut after = tracks_abs + tracks.len() as u64;
+        let attachments = match (&self.settings.device, self.calibration_uid) {
+            (Some(dev), Some(uid)) => {
+                let a = layout::attachments(&dev.calibration_json, uid);
+                self.attachments_pos = Some(after);
+                after += a.len() as u64;
+                Some(a)
+            }
+            _ => None,
+        };
+        self.tags_pos = after;
+        let tags = layout::tags(&self.all_tags(None, DropCounts::default()));
+        // Reserve room for the start offset and the final drop counts at their widest.
+        let widest = layout::tags(&self.all_tags(
+            Some(u64::MAX),
+            DropCounts {
+                color: u64::MAX,
+                depth: u64::MAX,
+                ir: u64::MAX,
+                imu: u64::MAX,
+            },
+        ));
+        // The SDK's Tags + Void end 1027 bytes after its own tags; ours sit inside that room so
+        // clusters land where the SDK puts them, unless the room is too small.
+        let sdk_len = layout::tags(&self.tag_entries[..self.sdk_tag_count]).len() as u64;
+        let sdk_end = self.tags_pos + sdk_len + TAGS_VOID;
+        let needed_end = self.tags_pos + widest.len() as u64 + 2;
+        self.tags_region_end = sdk_end.max(needed_end);
+        let void_len = self.tags_region_end - self.tags_pos - tags.len() as u64;
+
+        // SeekHead region (no Cues yet) and Info region, both valid from the start.
+        let sh = layout::seek_head(&self.seek_entries(None));
+        let mut region = ebml::replace_in_region(&sh, SEEK_HEAD_REGION).map_err(|source| {
+            WriteError::NoRoom {
+                what: "SeekHead",
+                source,
+            }
+        })?;
+        region.resize(SEEK_HEAD_REGION as usize, 0);
+        out.extend_from_slice(&region);
+        let mut region =
+            ebml::replace_in_region(&self.info_bytes(0.0), INFO_REGION).map_err(|source| {
+                WriteError::NoRoom {
+                    what: "Info",
+                    source,
+                }
+            })?;
+        region.resize(INFO_REGION as usize, 0);
+        out.extend_from_slice(&region);
+        out.extend_from_slice(&tracks);
+        if let Some(a) = attachments {
+            out.extend_from_slice(&a);
+        }
+        out.extend_from_slice(&tags);
+        ebml::put_void(&mut out, void_len).map_err(|source| WriteError::NoRoom {
+            what: "Void after Tags",
+            source,
+        })?;
+        debug_assert_eq!(out.len() as u64, self.tags_region_end);
+        self.w.write_all(&out).map_err(io_err("file header"))?;
+        self.end = out.len() as u64;
+        Ok(())
+    }
+
+    /// Re-renders Tags + their Void in place in one write, so the region is never half valid.
+    fn rewrite_tags(
+        &mut self,
+        start_offset: Option<u64>,
+        dropped: DropCounts,
+    ) -> Result<(), WriteError> {
+        let mut out = layout::tags(&self.all_tags(start_offset, dropped));
+        let room = self.tags_region_end - self.tags_pos;
+        let void_len = room
+            .checked_sub(out.len() as u64)
+            .ok_or(WriteError::NoRoom {
+                what: "Tags",
+                source: EbmlError::NoRoom {
+                    needed: out.len() as u64,
+                    available: room,
+                },
+            })?;
+        ebml::put_void(&mut out, void_len).map_err(|source| WriteError::NoRoom {
+            what: "Tags",
+            source,
+        })?;
+        self.patch(self.tags_pos, &out, "Tags")
+    }
+
+    fn patch(&mut self, abs: u64, bytes: &[u8], what: &'static str) -> Result<(), WriteError> {
+        self.w.seek(SeekFrom::Start(abs)).map_err(io_err(what))?;
+        self.w.write_all(bytes).map_err(io_err(what))?;
+        self.w
+            .seek(SeekFrom::Start(self.end))
+            .map_err(io_err(what))?;
+        Ok(())
+    }
+
+    fn check_running(&self) -> Result<(), WriteError> {
+        match &self.stopped {
+            Some(e) => Err(WriteError::Stopped(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn check_image(&self, kind: TrackKind, img: &Image) -> Result<usize, WriteError> {
+        let track = self
+            .track_of(kind)
+            .ok_or(WriteError::StreamDisabled(kind))?;
+        let cfg = &self.settings.config;
+        let (format, dims) = match kind {
+            TrackKind::Color => (cfg.color_format, cfg.color_resolution.dimensions()),
+            TrackKind::Depth => (ImageFormat::Depth16, cfg.depth_mode.dimensions()),
+            _ => (ImageFormat::Ir16, cfg.depth_mode.dimensions()),
+        };
+        let (w, h) = dims.unwrap_or_default();
+        let size = format.image_size_bytes(w, h);
+        let ok = img.format == format
+            && (img.width, img.height) == (w, h)
+            && size.is_none_or(|s| s == img.data.len());
+        if !ok {
+            return Err(WriteError::WrongImage {
+                kind,
+                found: format!(
+                    "{} {}x{} ({} bytes)",
+                    img.format.sdk_name(),
+                    img.width,
+                    img.height,
+                    img.data.len()
+                ),
+                expected: format!(
+                    "{} {w}x{h}{}",
+                    format.sdk_name(),
+                    size.map(|s| format!(" ({s} bytes)")).unwrap_or_default()
+                ),
+            });
+        }
+        Ok(track)
+    }
+
+    fn check_time(&self, kind: TrackKind, ts_ns: u64) -> Result<(), WriteError> {
+        if ts_ns < self.written_until_ns {
+            return Err(WriteError::TooLate {
+                kind,
+                timestamp_usec: ts_ns / 1000,
+                written_until_usec: self.written_until_ns / 1000,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues the capture's images (one block each; empty images are skipped) and writes the
+    /// clusters that are due. Depth and IR are stored big-endian.
+    pub fn write_capture(&mut self, capture: &Capture) -> Result<(), WriteError> {
+        self.write_capture_owned(capture.clone())
+    }
+
+    /// Like [`K4aWriter::write_capture`], taking ownership so image buffers are not copied.
+    pub fn write_capture_owned(&mut self, capture: Capture) -> Result<(), WriteError> {
+        self.check_running()?;
+        let mut queued = Vec::with_capacity(3);
+        for (kind, img) in [
+            (TrackKind::Color, capture.color),
+            (TrackKind::Depth, capture.depth),
+            (TrackKind::Ir, capture.ir),
+        ] {
+            let Some(img) = img else { continue };
+            if img.data.is_empty() {
+                continue;
+            }
+            let track = self.check_image(kind, &img)?;
+            let ts_ns = img.device_timestamp_usec.saturating_mul(1000);
+            self.check_time(kind, ts_ns)?;
+            queued.push((track, kind, ts_ns, img.data));
+        }
+        for (track, kind, ts_ns, mut data) in queued {
+            if matches!(kind, TrackKind::Depth | TrackKind::Ir) {
+                for px in data.chunks_exact_mut(2) {
+                    px.swap(0, 1);
+                }
+            }
+            self.enqueue(track, ts_ns, Payload::Image(data));
+        }
+        self.write_due()
+    }
+
+    /// Queues one IMU sample (40-byte frame: acc/gyro timestamps in ns, values LE) and writes
+    /// the clusters that are due.
+    pub fn write_imu(&mut self, sample: &ImuSample) -> Result<(), WriteError> {
+        self.check_running()?;
+        let track = self
+            .track_of(TrackKind::Imu)
+            .ok_or(WriteError::StreamDisabled(TrackKind::Imu))?;
+        let ts_ns = sample.acc_timestamp_usec.saturating_mul(1000);
+        self.check_time(TrackKind::Imu, ts_ns)?;
+        let mut f = [0u8; IMU_FRAME_BYTES];
+        f[0..8].copy_from_slice(&ts_ns.to_le_bytes());
+        for (i, v) in sample.acc_mps2.iter().enumerate() {
+            f[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        f[20..28].copy_from_slice(
+            &sample
+                .gyro_timestamp_usec
+                .saturating_mul(1000)
+                .to_le_bytes(),
+        );
+        for (i, v) in sample.gyro_radps.iter().enumerate() {
+            f[28 + 4 * i..32 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        self.enqueue(track, ts_ns, Payload::Imu(f));
+        self.write_due()
+    }
+
+    fn enqueue(&mut self, track: usize, ts_ns: u64, payload: Payload) {
+        let window = ts_ns / CLUSTER_LENGTH_NS;
+        let len = payload.bytes().len();
+        let c = self.pending.entry(window).or_default();
+        c.items.push(Item {
+            ts_ns,
+            seq: self.seq,
+            track,
+            payload,
+        });
+        c.bytes += len;
+        self.seq += 1;
+        self.pending_bytes += len;
+        self.newest_ns = self.newest_ns.max(ts_ns);
+    }
+
+    fn write_due(&mut self) -> Result<(), WriteError> {
+        while let Some((&window, _)) = self.pending.first_key_value() {
+            let end = (window + 1) * CLUSTER_LENGTH_NS;
+            let due = self.newest_ns.saturating_sub(end) > CLUSTER_WRITE_DELAY_NS
+                || (self.pending_bytes > self.settings.pending_limit_bytes
+                    && self.pending.len() > 1);
+            if !due {
+                break;
+            }
+            self.write_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> Result<(), WriteError> {
+        let Some((window, cluster)) = self.pending.pop_first() else {
+            return Ok(());
+        };
+        self.pending_bytes -= cluster.bytes;
+        self.written_until_ns = (window + 1) * CLUSTER_LENGTH_NS;
+        let r = self.write_cluster(cluster.items);
+        if let Err(e) = &r {
+            self.stopped = Some(e.to_string());
+        }
+        r
+    }
+
+    fn write_cluster(&mut self, mut items: Vec<Item>) -> Result<(), WriteError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        items.sort_unstable_by_key(|i| (i.ts_ns, i.seq));
+        let start = match self.start_offset_ns {
+            Some(s) => s,
+            None => {
+                let s = items[0].ts_ns;
+                // The start offset goes into the Tags before the first cluster reaches the file.
+                self.rewrite_tags(Some(s), self.dropped)?;
+                self.start_offset_ns = Some(s);
+                s
+            }
+        };
+        let rel_usec = |ts: u64| (ts - start) / 1000;
+        let cluster_usec = rel_usec(items[0].ts_ns);
+        let imu_track = self.track_of(TrackKind::Imu);
+
+        // Plan the blocks: one SimpleBlock per image, IMU runs into laced BlockGroups.
+        let mut plans = Vec::new();
+        let mut i = 0;
+        while i < items.len() {
+            let it = &items[i];
+            let number = self.tracks[it.track].number;
+            let rel = (rel_usec(it.ts_ns) - cluster_usec) as i16;
+            if Some(it.track) == imu_track {
+                let mut j = i + 1;
+                while j < items.len() && items[j].track == it.track && j - i < MAX_LACED_FRAMES {
+                    j += 1;
+                }
+                let span_ns = items[j - 1].ts_ns - it.ts_ns;
+                plans.push(BlockPlan {
+                    track_number: number,
+                    rel_usec: rel,
+                    first: i,
+                    count: j - i,
+                    laced: j - i > 1,
+                    duration_usec: (span_ns + 1000) / 1000,
+                });
+                i = j;
+            } else {
+                plans.push(BlockPlan {
+                    track_number: number,
+                    rel_usec: rel,
+                    first: i,
+                    count: 1,
+                    laced: false,
+                    duration_usec: 0,
+                });
+                i += 1;
+            }
+        }
+
+        // Headers go into `scratch`; parts reference scratch ranges or payloads.
+        enum Part {
+            Scratch(usize, usize),
+            Data(usize),
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let mut parts = Vec::with_capacity(plans.len() * 3);
+        let mut body_len = 0u64;
+        let ts_start = scratch.len();
+        ebml::put_uint(&mut scratch, ids::TIMESTAMP, cluster_usec);
+        parts.push(Part::Scratch(ts_start, scratch.len()));
+        body_len += (scratch.len() - ts_start) as u64;
+        let mut cue_candidate = None;
+        for p in &plans {
+            let payload_len: u64 = items[p.first..p.first + p.count]
+                .iter()
+                .map(|it| it.payload.bytes().len() as u64)
+                .sum();
+            let track_vint_len = ebml::size_len(p.track_number) as u64;
+            let block_len = track_vint_len + 3 + u64::from(p.laced) + payload_len;
+            let h0 = scratch.len();
+            let is_group = Some(items[p.first].track) == imu_track;
+            if is_group {
+                let dur_len = 1 + 1 + ebml::uint_len(p.duration_usec) as u64;
+                let group_len =
+                    ebml::header_len(ids::BLOCK, block_len) as u64 + block_len + dur_len;
+                ebml::put_header(&mut scratch, ids::BLOCK_GROUP, group_len);
+                ebml::put_header(&mut scratch, ids::BLOCK, block_len);
+            } else {
+                ebml::put_header(&mut scratch, ids::SIMPLE_BLOCK, block_len);
+            }
+            // Track numbers below 127 code in one byte; the size coder gives the same bytes.
+            ebml::put_size(&mut scratch, p.track_number);
+            scratch.extend_from_slice(&p.rel_usec.to_be_bytes());
+            if is_group {
+                scratch.push(if p.laced { 0x04 } else { 0x00 });
+                if p.laced {
+                    scratch.push((p.count - 1) as u8);
+                }
+            } else {
+                scratch.push(0x80);
+            }
+            parts.push(Part::Scratch(h0, scratch.len()));
+            body_len += (scratch.len() - h0) as u64 + payload_len;
+            for k in p.first..p.first + p.count {
+                parts.push(Part::Data(k));
+            }
+            if is_group {
+                let d0 = scratch.len();
+                ebml::put_uint(&mut scratch, ids::BLOCK_DURATION, p.duration_usec);
+                parts.push(Part::Scratch(d0, scratch.len()));
+                body_len += (scratch.len() - d0) as u64;
+            }
+            if p.track_number == 1 && cue_candidate.is_none() {
+                cue_candidate = Some(items[p.first].ts_ns - start);
+            }
+        }
+        let mut crc = crc32fast::Hasher::new();
+        for part in &parts {
+            match *part {
+                Part::Scratch(a, b) => crc.update(&scratch[a..b]),
+                Part::Data(k) => crc.update(items[k].payload.bytes()),
+            }
+        }
+        let mut head = Vec::with_capacity(20);
+        ebml::put_header(&mut head, ids::CLUSTER, body_len + 6);
+        head.extend_from_slice(&ebml::crc32_element_from(crc.finalize()));
+        let cluster_pos = self.end;
+
+        // Write: small pieces are gathered, large payloads go straight through.
+        let mut buf = std::mem::take(&mut head);
+        let result = (|| -> io::Result<()> {
+            for part in &parts {
+                match *part {
+                    Part::Scratch(a, b) => buf.extend_from_slice(&scratch[a..b]),
+                    Part::Data(k) => {
+                        let d = items[k].payload.bytes();
+                        if d.len() >= 16 << 10 {
+                            if !buf.is_empty() {
+                                self.w.write_all(&buf)?;
+                                buf.clear();
+                            }
+                            self.w.write_all(d)?;
+                        } else {
+                            buf.extend_from_slice(d);
+                        }
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                self.w.write_all(&buf)?;
+            }
+            Ok(())
+        })();
+        self.scratch = scratch;
+        result.map_err(io_err("Cluster"))?;
+        let total = ebml::header_len(ids::CLUSTER, body_len + 6) as u64 + body_len + 6;
+        self.end += total;
+        self.summary.clusters += 1;
+        for it in &items {
+            match it.payload {
+                Payload::Imu(_) => self.summary.imu_samples += 1,
+                Payload::Image(_) => self.summary.images += 1,
+            }
+        }
+        if let Some(t) = cue_candidate {
+            // The SDK uses 0 as "no cue yet", so a first cue at time 0 lets the next one in too.
+            if self.last_cue_ns == 0 || t >= self.last_cue_ns + CUE_ENTRY_GAP_NS {
+                self.cues.push((t / 1000, self.seg(cluster_pos)));
+                self.last_cue_ns = t;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop counts to write at close are added to these (the writer counts nothing itself).
+    pub fn set_dropped(&mut self, dropped: DropCounts) {
+        self.dropped = dropped;
+    }
+
+    /// What has been written so far (clusters, images, IMU samples, bytes).
+    pub fn summary(&self) -> FileSummary {
+        FileSummary {
+            bytes: self.end,
+            cue_points: self.cues.len() as u64,
+            ..self.summary
+        }
+    }
+
+    /// Timestamp of the first data in the file (set once the first cluster is written).
+    pub fn start_offset_ns(&self) -> Option<u64> {
+        self.start_offset_ns
+    }
+
+    /// Writes every pending cluster, appends Cues, then patches Info (Duration), Tags (drop
+    /// counts), SeekHead (Cues entry) and the Segment size, in an order that keeps the file
+    /// valid after each step. After an earlier write error only the in-place patches are made
+    /// (no Cues; the Segment ends after the last complete cluster) and the error is returned.
+    pub fn finish(mut self, dropped: DropCounts) -> Result<(W, FileSummary), WriteError> {
+        self.dropped = dropped;
+        if self.stopped.is_none() {
+            while !self.pending.is_empty() {
+                if let Err(e) = self.write_oldest() {
+                    return Err(self.finish_after_error(e));
+                }
+            }
+        }
+        if let Some(e) = self.stopped.clone() {
+            return Err(self.finish_after_error(WriteError::Stopped(e)));
+        }
+        let cues_pos = if self.cues.is_empty() {
+            None
+        } else {
+            let c = layout::cues(&self.cues);
+            self.w.write_all(&c).map_err(io_err("Cues"))?;
+            let pos = self.end;
+            self.end += c.len() as u64;
+            Some(pos)
+        };
+        self.patch_header(cues_pos)?;
+        self.w.flush().map_err(io_err("file flush"))?;
+        let summary = self.summary();
+        Ok((self.w, summary))
+    }
+
+    fn patch_header(&mut self, cues_pos: Option<u64>) -> Result<(), WriteError> {
+        let duration = match self.start_offset_ns {
+            Some(s) => ((self.newest_ns - s) / 1000) as f64 as f32,
+            None => 0.0,
+        };
+        let info =
+            ebml::replace_in_region(&self.info_bytes(duration), INFO_REGION).map_err(|source| {
+                WriteError::NoRoom {
+                    what: "Info",
+                    source,
+                }
+            })?;
+        self.patch(SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION, &info, "Info")?;
+        self.rewrite_tags(self.start_offset_ns, self.dropped)?;
+        let sh = layout::seek_head(&self.seek_entries(cues_pos));
+        let sh = ebml::replace_in_region(&sh, SEEK_HEAD_REGION).map_err(|source| {
+            WriteError::NoRoom {
+                what: "SeekHead",
+                source,
+            }
+        })?;
+        self.patch(SEGMENT_DATA_OFFSET, &sh, "SeekHead")?;
+        let mut size = Vec::with_capacity(8);
+        ebml::put_size_width(&mut size, self.end - SEGMENT_DATA_OFFSET, 8).map_err(|source| {
+            WriteError::NoRoom {
+                what: "Segment size",
+                source,
+            }
+        })?;
+        self.patch(44, &size, "Segment size")
+    }
+
+    /// Best-effort in-place finalisation after `err`; returns the first error.
+    fn finish_after_error(&mut self, err: WriteError) -> WriteError {
+        // `end` still points after the last complete cluster; a partial one lies beyond it.
+        let _ = self.patch_header(None);
+        let _ = self.w.flush();
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests;
