@@ -461,3 +461,144 @@ fn repair_of_truncated_file_drops_only_the_partial_cluster() {
     assert_eq!(s.captures, report.captures_kept);
     assert!(s.captures >= 18, "{s:?}");
 }
+
+mod round_trip {
+    use super::*;
+    use freek4a::mkv::writer::{K4aWriter, RecordingSettings};
+    use freek4a::types::{Capture, DeviceConfig, Image, ImuSample};
+
+    fn image(format: ImageFormat, (w, h): (u32, u32), ts: u64, seed: u8) -> Image {
+        let n = format.image_size_bytes(w, h).unwrap_or(3000 + usize::from(seed));
+        Image {
+            format,
+            width: w,
+            height: h,
+            stride_bytes: format.stride_bytes(w),
+            device_timestamp_usec: ts,
+            system_timestamp_nsec: 0,
+            exposure_usec: 0,
+            data: (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect(),
+        }
+    }
+
+    fn case(color: (ImageFormat, ColorResolution), depth: DepthMode, fps: Fps, imu: bool) {
+        let config = DeviceConfig {
+            color_format: color.0,
+            color_resolution: color.1,
+            depth_mode: depth,
+            camera_fps: fps,
+            ..DeviceConfig::default()
+        };
+        let label = format!("{:?} {:?} {depth:?} {fps:?} imu={imu}", color.0, color.1);
+        let period = u64::from(fps.period_usec());
+        let mut w = K4aWriter::create(Cursor::new(Vec::new()), RecordingSettings::new(config, imu))
+            .unwrap();
+        let mut caps = Vec::new();
+        let mut samples = Vec::new();
+        for i in 0..3u64 {
+            let ts = 2_000_000 + i * period;
+            let cap = Capture {
+                color: color.1.dimensions().map(|d| image(color.0, d, ts, i as u8)),
+                depth: depth
+                    .dimensions()
+                    .filter(|_| depth.has_depth())
+                    .map(|d| image(ImageFormat::Depth16, d, ts, 7 + i as u8)),
+                ir: depth
+                    .dimensions()
+                    .map(|d| image(ImageFormat::Ir16, d, ts, 11 + i as u8)),
+                temperature_c: f32::NAN,
+            };
+            w.write_capture(&cap).unwrap();
+            caps.push(cap);
+            if imu {
+                for j in 0..(1600 / u64::from(fps.hz())) {
+                    let t = ts + j * 625;
+                    let s = ImuSample {
+                        temperature_c: f32::NAN,
+                        acc_mps2: [0.1 + j as f32, -0.2, 9.8],
+                        acc_timestamp_usec: t,
+                        gyro_radps: [0.01, 0.02 * i as f32, -0.03],
+                        gyro_timestamp_usec: t + 1,
+                    };
+                    w.write_imu(&s).unwrap();
+                    samples.push(s);
+                }
+            }
+        }
+        let (cursor, _) = w.finish(Default::default()).unwrap();
+        let mut pb = Playback::from_reader(Cursor::new(cursor.into_inner())).unwrap();
+        let c = pb.config().clone();
+        let color_on = color.1 != ColorResolution::Off;
+        assert_eq!(c.color_track_enabled, color_on, "{label}");
+        if color_on {
+            assert_eq!(c.color_format, Some(color.0), "{label}");
+            assert_eq!(c.color_resolution, color.1, "{label}");
+        }
+        assert_eq!(c.depth_mode, depth, "{label}");
+        assert_eq!(c.depth_track_enabled, depth.has_depth(), "{label}");
+        assert_eq!(c.ir_track_enabled, depth.has_ir(), "{label}");
+        if color_on || depth != DepthMode::Off {
+            assert_eq!(c.camera_fps, fps, "{label}");
+        }
+        assert_eq!(c.imu_track_enabled, imu, "{label}");
+        assert!(
+            pb.diagnostics()
+                .iter()
+                .all(|d| *d == Diagnostic::MissingCalibration),
+            "{label}: {:?}",
+            pb.diagnostics()
+        );
+        let mut got = Vec::new();
+        while let Some(cap) = pb.next_capture().unwrap() {
+            got.push(cap);
+        }
+        if !color_on && depth == DepthMode::Off {
+            assert!(got.is_empty(), "{label}");
+        } else {
+            assert_eq!(got.len(), caps.len(), "{label}");
+            for (g, want) in got.iter().zip(&caps) {
+                assert_eq!(g.color, want.color, "{label}");
+                assert_eq!(g.depth, want.depth, "{label}");
+                assert_eq!(g.ir, want.ir, "{label}");
+            }
+        }
+        let mut got_imu = Vec::new();
+        while let Some(s) = pb.next_imu_sample().unwrap() {
+            got_imu.push(s);
+        }
+        assert_eq!(got_imu.len(), samples.len(), "{label}");
+        for (g, w) in got_imu.iter().zip(&samples) {
+            assert_eq!(
+                (g.acc_mps2, g.acc_timestamp_usec, g.gyro_radps, g.gyro_timestamp_usec),
+                (w.acc_mps2, w.acc_timestamp_usec, w.gyro_radps, w.gyro_timestamp_usec),
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_then_read_over_mode_combinations() {
+        use ColorResolution as R;
+        use DepthMode as D;
+        use ImageFormat as F;
+        let mjpg = |r| (F::Mjpg, r);
+        let cases = [
+            (mjpg(R::R720p), D::NfovUnbinned, Fps::Fps30, true),
+            (mjpg(R::R1080p), D::Nfov2x2Binned, Fps::Fps15, false),
+            (mjpg(R::R1440p), D::Wfov2x2Binned, Fps::Fps5, true),
+            (mjpg(R::R1536p), D::Off, Fps::Fps30, false),
+            (mjpg(R::R2160p), D::PassiveIr, Fps::Fps30, true),
+            (mjpg(R::R3072p), D::WfovUnbinned, Fps::Fps15, true),
+            ((F::Nv12, R::R720p), D::NfovUnbinned, Fps::Fps5, true),
+            ((F::Yuy2, R::R720p), D::Off, Fps::Fps15, true),
+            ((F::Bgra32, R::R720p), D::Nfov2x2Binned, Fps::Fps30, false),
+            ((F::Mjpg, R::Off), D::NfovUnbinned, Fps::Fps30, true),
+            ((F::Mjpg, R::Off), D::PassiveIr, Fps::Fps5, false),
+            ((F::Mjpg, R::Off), D::WfovUnbinned, Fps::Fps5, true),
+            ((F::Mjpg, R::Off), D::Off, Fps::Fps30, true),
+        ];
+        for (color, depth, fps, imu) in cases {
+            case(color, depth, fps, imu);
+        }
+    }
+}
