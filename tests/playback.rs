@@ -468,7 +468,9 @@ mod round_trip {
     use freek4a::types::{Capture, DeviceConfig, Image, ImuSample};
 
     fn image(format: ImageFormat, (w, h): (u32, u32), ts: u64, seed: u8) -> Image {
-        let n = format.image_size_bytes(w, h).unwrap_or(3000 + usize::from(seed));
+        let n = format
+            .image_size_bytes(w, h)
+            .unwrap_or(3000 + usize::from(seed));
         Image {
             format,
             width: w,
@@ -477,7 +479,9 @@ mod round_trip {
             device_timestamp_usec: ts,
             system_timestamp_nsec: 0,
             exposure_usec: 0,
-            data: (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect(),
+            data: (0..n)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect(),
         }
     }
 
@@ -569,8 +573,18 @@ mod round_trip {
         assert_eq!(got_imu.len(), samples.len(), "{label}");
         for (g, w) in got_imu.iter().zip(&samples) {
             assert_eq!(
-                (g.acc_mps2, g.acc_timestamp_usec, g.gyro_radps, g.gyro_timestamp_usec),
-                (w.acc_mps2, w.acc_timestamp_usec, w.gyro_radps, w.gyro_timestamp_usec),
+                (
+                    g.acc_mps2,
+                    g.acc_timestamp_usec,
+                    g.gyro_radps,
+                    g.gyro_timestamp_usec
+                ),
+                (
+                    w.acc_mps2,
+                    w.acc_timestamp_usec,
+                    w.gyro_radps,
+                    w.gyro_timestamp_usec
+                ),
                 "{label}"
             );
         }
@@ -600,5 +614,174 @@ mod round_trip {
         for (color, depth, fps, imu) in cases {
             case(color, depth, fps, imu);
         }
+    }
+}
+
+/// Judged by Microsoft's playback library through the project's oracle harness.
+mod judged {
+    use super::*;
+    use crate::util::{Oracle, TempDir};
+    use serde_json::{json, Value};
+
+    /// Our reading of `path` compared field by field with what Microsoft's playback reports.
+    fn compare(path: &std::path::Path, ms: &Value) {
+        let label = path.display().to_string();
+        assert_eq!(ms["opened"], json!(true), "{label}: {ms:#}");
+        let mut pb = Playback::open(path).unwrap();
+        assert_eq!(
+            json!(pb.recording_length_usec().unwrap()),
+            ms["length_usec"],
+            "{label}"
+        );
+        let cfg = pb.config().clone();
+        let mc = &ms["config"];
+        assert_eq!(
+            json!(cfg.start_timestamp_offset_usec),
+            mc["start_timestamp_offset_usec"],
+            "{label}"
+        );
+        assert_eq!(
+            json!(cfg.depth_delay_off_color_usec),
+            mc["depth_delay_off_color_usec"],
+            "{label}"
+        );
+        assert_eq!(json!(cfg.camera_fps.hz()), mc["camera_fps"], "{label}");
+        assert_eq!(json!(cfg.depth_mode.name()), mc["depth_mode"], "{label}");
+        for (k, v) in [
+            ("color_track_enabled", cfg.color_track_enabled),
+            ("depth_track_enabled", cfg.depth_track_enabled),
+            ("ir_track_enabled", cfg.ir_track_enabled),
+            ("imu_track_enabled", cfg.imu_track_enabled),
+        ] {
+            assert_eq!(json!(v), mc[k], "{label} {k}");
+        }
+        let mut ts: [Vec<u64>; 3] = Default::default();
+        let mut shape: [Option<(u32, u32, u32, usize)>; 3] = [None; 3];
+        let mut captures = 0;
+        while let Some(c) = pb.next_capture().unwrap() {
+            captures += 1;
+            for (i, img) in [&c.color, &c.depth, &c.ir].into_iter().enumerate() {
+                if let Some(img) = img {
+                    ts[i].push(img.device_timestamp_usec);
+                    shape[i].get_or_insert((
+                        img.width,
+                        img.height,
+                        img.stride_bytes,
+                        img.data.len(),
+                    ));
+                }
+            }
+        }
+        assert_eq!(json!(captures), ms["captures"], "{label}");
+        for (i, kind) in ["color", "depth", "ir"].into_iter().enumerate() {
+            let m = &ms["images"][kind];
+            assert_eq!(json!(ts[i].len()), m["count"], "{label} {kind}");
+            if let Some(list) = m.get("timestamps_usec") {
+                assert_eq!(&json!(ts[i]), list, "{label} {kind}");
+            }
+            if let Some((w, h, stride, size)) = shape[i] {
+                assert_eq!(
+                    json!([w, h, stride, size]),
+                    json!([m["width"], m["height"], m["stride"], m["size"]]),
+                    "{label} {kind}"
+                );
+            }
+        }
+        let mut imu = Vec::new();
+        while let Some(s) = pb.next_imu_sample().unwrap() {
+            imu.push(s);
+        }
+        assert_eq!(json!(imu.len()), ms["imu"]["count"], "{label}");
+        if let (Some(first), Some(last)) = (imu.first(), imu.last()) {
+            assert_eq!(
+                json!(first.acc_timestamp_usec),
+                ms["imu"]["first"]["acc_timestamp_usec"],
+                "{label}"
+            );
+            assert_eq!(
+                json!(last.acc_timestamp_usec),
+                ms["imu"]["last"]["acc_timestamp_usec"],
+                "{label}"
+            );
+        }
+    }
+
+    fn series(count: u32, period: u32, color: bool, depth: bool) -> Value {
+        series_ir(count, period, color, depth, depth)
+    }
+
+    fn series_ir(count: u32, period: u32, color: bool, depth: bool, ir: bool) -> Value {
+        let mut s = json!({"count": count, "start_usec": 1_000_000, "period_usec": period});
+        if color {
+            s["color"] = json!({"pattern": "bytes", "seed": 1, "size": 2500});
+        }
+        if depth {
+            s["depth"] = json!({"pattern": "bytes", "seed": 2});
+        }
+        if ir {
+            s["ir"] = json!({"pattern": "bytes", "seed": 3});
+        }
+        s
+    }
+
+    #[test]
+    fn reads_microsoft_recordings_like_microsoft() {
+        let Some(oracle) = Oracle::get() else { return };
+        let dir = TempDir::new("playback-judged");
+        let specs = [
+            json!({"config": {"color_format": "MJPG", "color_resolution": "720P", "depth_mode": "NFOV_2X2BINNED", "fps": 30, "depth_delay_usec": -500},
+                   "capture_series": series(8, 33_333, true, true),
+                   "imu_series": {"count": 400, "start_usec": 1_000_000, "period_usec": 625}}),
+            json!({"config": {"color_format": "MJPG", "color_resolution": "1080P", "depth_mode": "NFOV_2X2BINNED", "fps": 15, "depth_delay_usec": 300},
+                   "captures": [
+                       {"timestamp_usec": 1_000_000, "depth_usec": 1_000_300, "ir_usec": 1_000_300,
+                        "color": {"pattern": "bytes", "seed": 1, "size": 900}, "depth": {"zeros": true}, "ir": {"zeros": true}},
+                       {"timestamp_usec": 1_066_666, "depth_usec": 1_066_966, "ir_usec": 1_066_966,
+                        "depth": {"zeros": true}, "ir": {"zeros": true}},
+                       {"timestamp_usec": 1_133_332, "color": {"pattern": "bytes", "seed": 2, "size": 700}},
+                       {"timestamp_usec": 1_199_998, "depth_usec": 1_200_298, "ir_usec": 1_200_298,
+                        "color": {"pattern": "bytes", "seed": 3, "size": 800}, "depth": {"zeros": true}, "ir": {"zeros": true}}]}),
+            json!({"config": {"color_format": "MJPG", "color_resolution": "OFF", "depth_mode": "PASSIVE_IR", "fps": 5},
+                   "capture_series": series_ir(2, 200_000, false, false, true), "imu": true,
+                   "imu_series": {"count": 700, "start_usec": 999_000, "period_usec": 625}}),
+            json!({"config": {"color_format": "NV12", "color_resolution": "720P", "depth_mode": "OFF", "fps": 15},
+                   "capture_series": series(2, 66_666, true, false)}),
+            json!({"config": {"color_format": "MJPG", "color_resolution": "OFF", "depth_mode": "OFF", "fps": 30},
+                   "imu_series": {"count": 2000, "start_usec": 5_000_000, "period_usec": 625}}),
+        ];
+        for (i, spec) in specs.iter().enumerate() {
+            let path = dir.join(&format!("ref{i}.mkv"));
+            oracle.reference_record(&path, spec);
+            let ms = oracle.playback_with(&path, &["--list-limit", "5000"]);
+            compare(&path, &ms);
+        }
+    }
+
+    #[test]
+    fn repaired_sdk_killed_file_opens_in_microsoft_playback() {
+        let Some(oracle) = Oracle::get() else { return };
+        let dir = TempDir::new("playback-repair-judged");
+        let killed = dir.join("killed.mkv");
+        let spec = json!({
+            "config": {"color_format": "MJPG", "color_resolution": "720P", "depth_mode": "OFF", "fps": 30},
+            "capture_series": series(120, 33_333, true, false),
+            "imu_series": {"count": 6400, "start_usec": 1_000_000, "period_usec": 625}});
+        oracle.reference_record_with(&killed, &spec, &["--die-before-close"]);
+        let before = oracle.playback(&killed);
+        assert_eq!(
+            before["opened"],
+            json!(false),
+            "Microsoft refuses the unclosed file"
+        );
+        let mut pb = Playback::open(&killed).unwrap();
+        let ours = summarise(&mut pb);
+        assert!(ours.captures > 20, "{ours:?}");
+        let fixed = dir.join("fixed.mkv");
+        let report = freek4a::playback::repair::repair(&killed, &fixed).unwrap();
+        assert_eq!(report.captures_kept, ours.captures);
+        let ms = oracle.playback_with(&fixed, &["--list-limit", "5000"]);
+        compare(&fixed, &ms);
+        assert_eq!(ms["captures"], json!(ours.captures));
+        assert_eq!(ms["imu"]["count"], json!(ours.imu));
     }
 }
