@@ -889,65 +889,71 @@ impl<R: Read + Seek> Playback<R> {
         }
     }
 
-    /// The next capture: the next colour/depth/IR blocks whose (depth-delay shifted) times lie
-    /// within half a frame period of the earliest. `None` at the end.
-    pub fn next_capture(&mut self) -> Result<Option<Capture>, Error> {
+    /// Picks the blocks of the next (or previous) capture and moves the cursors past them.
+    fn step(&mut self, forward: bool) -> Result<Option<Vec<(usize, Pos, Block)>>, Error> {
         let mut cands = Vec::with_capacity(3);
         for k in 0..3 {
             let Some(v) = self.video[k] else { continue };
-            if let Some((p, b)) = self.next_block(v.number, self.cursors[k])? {
+            let found = if forward {
+                self.next_block(v.number, self.cursors[k])?
+            } else {
+                self.prev_block(v.number, self.cursors[k])?
+            };
+            if let Some((p, b)) = found {
                 let t = self.block_ns(&b) + v.shift_ns;
                 cands.push((k, p, b, t));
             }
         }
-        let Some(earliest) = cands.iter().map(|c| c.3).min() else {
+        let times = cands.iter().map(|c| c.3);
+        let Some(anchor) = (if forward { times.min() } else { times.max() }) else {
             return Ok(None);
         };
         let half = (self.frame_period_ns / 2) as i64;
+        let mut picked = Vec::with_capacity(3);
+        for (k, p, b, t) in cands {
+            if (t - anchor).abs() < half {
+                self.cursors[k] = if forward {
+                    Pos {
+                        cluster: p.cluster,
+                        block: p.block + 1,
+                    }
+                } else {
+                    p
+                };
+                picked.push((k, p, b));
+            }
+        }
+        Ok(Some(picked))
+    }
+
+    fn build_capture(&mut self, picked: Vec<(usize, Pos, Block)>) -> Result<Capture, Error> {
         let mut cap = Capture {
             temperature_c: f32::NAN,
             ..Capture::default()
         };
-        for (k, p, b, t) in cands {
-            if t - earliest < half {
-                let img = self.make_image(k, p, &b)?;
-                Self::put(&mut cap, k, img);
-                self.cursors[k] = Pos {
-                    cluster: p.cluster,
-                    block: p.block + 1,
-                };
-            }
+        for (k, p, b) in picked {
+            let img = self.make_image(k, p, &b)?;
+            Self::put(&mut cap, k, img);
         }
-        Ok(Some(cap))
+        Ok(cap)
+    }
+
+    /// The next capture: the next colour/depth/IR blocks whose (depth-delay shifted) times lie
+    /// within half a frame period of the earliest. `None` at the end.
+    pub fn next_capture(&mut self) -> Result<Option<Capture>, Error> {
+        match self.step(true)? {
+            Some(p) => self.build_capture(p).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The previous capture (mirror of [`Playback::next_capture`]); after `next_capture`, it
     /// returns the same capture again. `None` at the beginning.
     pub fn previous_capture(&mut self) -> Result<Option<Capture>, Error> {
-        let mut cands = Vec::with_capacity(3);
-        for k in 0..3 {
-            let Some(v) = self.video[k] else { continue };
-            if let Some((p, b)) = self.prev_block(v.number, self.cursors[k])? {
-                let t = self.block_ns(&b) + v.shift_ns;
-                cands.push((k, p, b, t));
-            }
+        match self.step(false)? {
+            Some(p) => self.build_capture(p).map(Some),
+            None => Ok(None),
         }
-        let Some(latest) = cands.iter().map(|c| c.3).max() else {
-            return Ok(None);
-        };
-        let half = (self.frame_period_ns / 2) as i64;
-        let mut cap = Capture {
-            temperature_c: f32::NAN,
-            ..Capture::default()
-        };
-        for (k, p, b, t) in cands {
-            if latest - t < half {
-                let img = self.make_image(k, p, &b)?;
-                Self::put(&mut cap, k, img);
-                self.cursors[k] = p;
-            }
-        }
-        Ok(Some(cap))
     }
 
     fn imu_sample(
