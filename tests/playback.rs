@@ -785,3 +785,75 @@ mod judged {
         assert_eq!(ms["imu"]["count"], json!(ours.imu));
     }
 }
+
+#[test]
+fn info_summary_of_real_recording() {
+    use freek4a::playback::info::RecordingInfo;
+    let info = RecordingInfo::read(fixture(REAL)).unwrap();
+    assert_eq!(info.length_usec, 463_945);
+    assert_eq!(info.start_offset_usec, 336_277);
+    assert_eq!(info.captures, 1);
+    assert_eq!(
+        (info.color_images, info.depth_images, info.ir_images),
+        (1, 1, 1)
+    );
+    assert_eq!(info.imu_samples, 1);
+    assert_eq!(info.first_image_usec, Some(800_222));
+    assert_eq!(info.serial_number.as_deref(), Some("001514394512"));
+    assert_eq!(info.color_firmware.as_deref(), Some("1.6.110"));
+    assert_eq!(info.depth_firmware.as_deref(), Some("1.6.79"));
+    assert_eq!(info.calibration_bytes, Some(3900));
+    assert_eq!(info.color_mode.as_deref(), Some("MJPG_720P"));
+    assert_eq!(info.tracks.len(), 4);
+    assert!(info.dropped.is_empty());
+    assert!(info.diagnostics.is_empty());
+    let text = info.to_string();
+    assert!(text.contains("Depth mode:       NFOV_UNBINNED"), "{text}");
+    assert!(
+        text.contains("Captures:         1 (colour 1, depth 1, IR 1)"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["length_usec"], 463_945);
+    assert_eq!(json["config"]["depth_mode"], "NfovUnbinned");
+    assert_eq!(json["tracks"][0]["fourcc"], "MJPG");
+}
+
+#[test]
+fn info_counts_match_microsoft_and_lists_dropped_tags() {
+    use freek4a::mkv::writer::{DropCounts, K4aWriter, RecordingSettings};
+    use freek4a::playback::info::RecordingInfo;
+    let info = RecordingInfo::read(fixture("sdk142-mjpg720-off-imu-30fps.mkv")).unwrap();
+    assert_eq!(
+        (info.captures, info.color_images, info.imu_samples),
+        (30, 30, 1590)
+    );
+    assert_eq!(info.calibration_bytes, Some(7764));
+    let killed = RecordingInfo::read(fixture("sdk142-mjpg720-off-imu-killed.mkv")).unwrap();
+    assert!(killed.to_string().contains("Segment size is 0"));
+    // Our writer's dropped-frame tags show up by name.
+    let cfg = freek4a::types::DeviceConfig {
+        color_resolution: ColorResolution::Off,
+        depth_mode: DepthMode::Off,
+        ..Default::default()
+    };
+    let mut w =
+        K4aWriter::create(Cursor::new(Vec::new()), RecordingSettings::new(cfg, true)).unwrap();
+    w.write_imu(&freek4a::types::ImuSample {
+        temperature_c: 0.0,
+        acc_mps2: [0.0; 3],
+        acc_timestamp_usec: 10,
+        gyro_radps: [0.0; 3],
+        gyro_timestamp_usec: 10,
+    })
+    .unwrap();
+    let dropped = DropCounts {
+        imu: 2,
+        ..Default::default()
+    };
+    let (cur, _) = w.finish(dropped).unwrap();
+    let mut pb = Playback::from_reader(Cursor::new(cur.into_inner())).unwrap();
+    let info = RecordingInfo::from_playback(&mut pb).unwrap();
+    let find = |n: &str| info.dropped.iter().find(|d| d.0.contains(n)).map(|d| d.1);
+    assert_eq!(find("IMU"), Some(2), "{:?}", info.dropped);
+}
