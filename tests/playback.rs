@@ -757,6 +757,79 @@ mod judged {
         }
     }
 
+    /// Reader benchmark: captures per second, ours ÷ Microsoft's playback, on the same file
+    /// written by Microsoft's recorder. Run with
+    /// `cargo test --release --test tests playback::judged::bench_reader -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark; run explicitly in release mode"]
+    fn bench_reader_against_microsoft() {
+        let Some(oracle) = Oracle::get() else { return };
+        let dir = TempDir::new("playback-bench");
+        let path = dir.join("bench.mkv");
+        let spec = json!({
+            "config": {"color_format": "MJPG", "color_resolution": "720P", "depth_mode": "NFOV_2X2BINNED", "fps": 30},
+            "capture_series": {"count": 300, "start_usec": 1_000_000, "period_usec": 33_333,
+                               "color": {"pattern": "bytes", "seed": 1, "size": 150_000},
+                               "depth": {"pattern": "bytes", "seed": 2}, "ir": {"pattern": "bytes", "seed": 3}},
+            "imu_series": {"count": 16_000, "start_usec": 1_000_000, "period_usec": 625}});
+        oracle.reference_record(&path, &spec);
+        let script = r#"
+import sys, time, ctypes as C
+sys.path.insert(0, sys.argv[1])
+import sdk as S
+lib = S.Sdk()
+best = None
+for _ in range(5):
+    t0 = time.perf_counter()
+    h = S.handle()
+    assert lib.rec.k4a_playback_open(sys.argv[2].encode(), C.byref(h)) == 0
+    n = 0
+    while True:
+        cap = S.handle()
+        if lib.rec.k4a_playback_get_next_capture(h, C.byref(cap)) != 0:
+            break
+        lib.k4a.k4a_capture_release(cap)
+        n += 1
+    lib.rec.k4a_playback_close(h)
+    dt = time.perf_counter() - t0
+    best = dt if best is None else min(best, dt)
+print(n, best)
+"#;
+        let out = std::process::Command::new(&oracle.python)
+            .env("K4A_ENABLE_LOG_TO_STDOUT", "0")
+            .arg("-c")
+            .arg(script)
+            .arg(&oracle.scripts)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        let ms_n: usize = it.next().unwrap().parse().unwrap();
+        let ms_secs: f64 = it.next().unwrap().parse().unwrap();
+        let mut best = f64::MAX;
+        let mut ours_n = 0;
+        for _ in 0..5 {
+            let t0 = std::time::Instant::now();
+            let mut pb = Playback::open(&path).unwrap();
+            ours_n = 0;
+            while let Some(c) = pb.next_capture().unwrap() {
+                std::hint::black_box(&c);
+                ours_n += 1;
+            }
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        assert_eq!(ours_n, ms_n);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let ours_rate = ours_n as f64 / best;
+        let ms_rate = ms_n as f64 / ms_secs;
+        println!(
+            "reader benchmark: {ms_n} captures, {size} bytes (720p MJPG 150 kB + NFOV 2x2 binned depth/IR + IMU, 30 fps)\n\
+             freek4a: {best:.4} s = {ours_rate:.0} captures/s; Microsoft playback 1.4.2: {ms_secs:.4} s = {ms_rate:.0} captures/s; ratio {:.2}",
+            ours_rate / ms_rate
+        );
+    }
+
     #[test]
     fn repaired_sdk_killed_file_opens_in_microsoft_playback() {
         let Some(oracle) = Oracle::get() else { return };
