@@ -1,13 +1,20 @@
 //! Cluster contents: blocks, lacing, and the IMU sample payload.
 
-use crate::mkv::ids;
-use crate::mkv::read::{read_vint, Children, Error as EbmlError};
+use std::io::{Read, Seek};
 
-/// One frame of a block: a byte range inside the cluster payload.
+use crate::mkv::ids;
+use crate::mkv::read::{read_vint, Children, ElementReader, Error as EbmlError};
+
+use super::layout::ClusterEntry;
+
+/// One frame of a block: a byte range inside the cluster's in-memory buffer, or (for large
+/// video frames, read straight into the image) a range of the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Frame {
-    pub start: u32,
+    pub start: u64,
     pub len: u32,
+    /// `start` is a file offset and the bytes were not read yet.
+    pub in_file: bool,
 }
 
 /// One block (SimpleBlock or BlockGroup's Block) of a cluster.
@@ -21,7 +28,7 @@ pub(crate) struct Block {
     pub frames: Vec<Frame>,
 }
 
-/// A cluster read into memory.
+/// A cluster's block index, with the small elements (IMU runs, short blocks) held in memory.
 #[derive(Debug)]
 pub(crate) struct ParsedCluster {
     pub data: Vec<u8>,
@@ -31,80 +38,177 @@ pub(crate) struct ParsedCluster {
 }
 
 impl ParsedCluster {
+    /// The bytes of an in-memory frame (empty for a frame left in the file).
     pub fn frame(&self, f: Frame) -> &[u8] {
-        &self.data[f.start as usize..(f.start + f.len) as usize]
+        if f.in_file {
+            return &[];
+        }
+        &self.data[f.start as usize..f.start as usize + f.len as usize]
     }
 }
 
-/// Parses a cluster payload (`data` starts at file offset `base`).
+/// Parses a whole cluster payload held in memory (`data` starts at file offset `base`).
+#[cfg(test)]
 pub(crate) fn parse_cluster(data: Vec<u8>, base: u64) -> ParsedCluster {
     let mut blocks = Vec::new();
-    let mut error = None;
-    let mut cluster_ts: i64 = 0;
-    match Children::new(&data, base, 2) {
-        Err(e) => error = Some(e),
-        Ok(kids) => {
-            for c in kids {
-                let c = match c {
-                    Ok(c) => c,
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
-                };
-                let start = (c.header.data_offset() - base) as usize;
-                match c.header.id {
-                    ids::TIMESTAMP => match c.uint() {
-                        Ok(v) => cluster_ts = i64::try_from(v).unwrap_or(i64::MAX),
-                        Err(e) => error = Some(e),
-                    },
-                    ids::SIMPLE_BLOCK => match parse_block(c.data, start, cluster_ts) {
-                        Some(b) => blocks.push(b),
-                        None => {
-                            error = Some(bad_block(c.header.id, c.header.offset));
-                        }
-                    },
-                    ids::BLOCK_GROUP => {
-                        let mut block = None;
-                        let mut duration = None;
-                        let Ok(gkids) = c.children(2) else {
-                            continue;
-                        };
-                        for g in gkids {
-                            let Ok(g) = g else {
-                                error = Some(bad_block(c.header.id, c.header.offset));
-                                break;
-                            };
-                            match g.header.id {
-                                ids::BLOCK => {
-                                    let gs = (g.header.data_offset() - base) as usize;
-                                    block = parse_block(g.data, gs, cluster_ts);
-                                    if block.is_none() {
-                                        error = Some(bad_block(g.header.id, g.header.offset));
-                                    }
-                                }
-                                ids::BLOCK_DURATION => duration = g.uint().ok(),
-                                _ => {}
-                            }
-                        }
-                        if let Some(mut b) = block {
-                            b.duration_ticks = duration;
-                            blocks.push(b);
-                        }
-                    }
-                    _ => {}
-                }
-                if error.is_some() {
-                    break;
-                }
-            }
-        }
-    }
+    let mut ts = 0;
+    let error = walk(&data, base, 0, &mut ts, &mut blocks);
     ParsedCluster {
         data,
         blocks,
         error,
     }
+}
+
+/// SimpleBlocks larger than this stay in the file until their image is built.
+const IN_FILE_MIN_BYTES: u64 = 4096;
+
+/// Indexes a cluster from the file: element headers are read one by one, large unlaced
+/// SimpleBlocks of `video_tracks` are left in the file (read later straight into the image),
+/// everything else is read into memory and parsed.
+pub(crate) fn index_cluster<R: Read + Seek>(
+    r: &mut ElementReader<R>,
+    c: &ClusterEntry,
+    video_tracks: &[u64],
+) -> Result<ParsedCluster, EbmlError> {
+    let mut data = Vec::new();
+    let mut blocks = Vec::new();
+    let mut ts = 0i64;
+    let mut error = None;
+    let mut pos = c.data_offset;
+    while pos < c.end {
+        let h = match r.header_at(pos) {
+            Ok(h) => h,
+            Err(e @ EbmlError::Io { .. }) => return Err(e),
+            Err(EbmlError::Truncated { .. }) => {
+                error = Some(EbmlError::Truncated {
+                    element: "element header",
+                    offset: pos,
+                });
+                break;
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        let Some(end) = h.end().filter(|e| *e <= c.end) else {
+            error = Some(EbmlError::Truncated {
+                element: h.name(),
+                offset: h.offset,
+            });
+            break;
+        };
+        let size = end - h.data_offset();
+        if h.id == ids::SIMPLE_BLOCK && size > IN_FILE_MIN_BYTES {
+            let mut head = [0u8; 12];
+            let n = r.read_at(h.data_offset(), &mut head)?;
+            if let Some(v) = read_vint(&head[..n]) {
+                let flags = head.get(v.len + 2).copied().unwrap_or(0);
+                if n >= v.len + 3 && video_tracks.contains(&v.value) && flags & 0x06 == 0 {
+                    let hl = (v.len + 3) as u64;
+                    blocks.push(Block {
+                        track: v.value,
+                        time_ticks: ts
+                            + i64::from(i16::from_be_bytes([head[v.len], head[v.len + 1]])),
+                        duration_ticks: None,
+                        frames: vec![Frame {
+                            start: h.data_offset() + hl,
+                            len: (size - hl) as u32,
+                            in_file: true,
+                        }],
+                    });
+                    pos = end;
+                    continue;
+                }
+            }
+        }
+        if matches!(h.id, ids::TIMESTAMP | ids::SIMPLE_BLOCK | ids::BLOCK_GROUP) {
+            let len = end - h.offset;
+            let bytes = r.bytes(
+                h.offset,
+                len,
+                h.name(),
+                h.offset,
+                crate::mkv::read::MAX_READ_BYTES,
+            )?;
+            let off = data.len();
+            data.extend_from_slice(&bytes);
+            if let Some(e) = walk(&data[off..], h.offset, off, &mut ts, &mut blocks) {
+                error = Some(e);
+                break;
+            }
+        }
+        pos = end;
+    }
+    Ok(ParsedCluster {
+        data,
+        blocks,
+        error,
+    })
+}
+
+/// Walks cluster children in `data` (file offset `file_base`, placed at `buf_base` in the
+/// cluster buffer), appending blocks; returns the first problem.
+fn walk(
+    data: &[u8],
+    file_base: u64,
+    buf_base: usize,
+    cluster_ts: &mut i64,
+    blocks: &mut Vec<Block>,
+) -> Option<EbmlError> {
+    let kids = match Children::new(data, file_base, 2) {
+        Ok(k) => k,
+        Err(e) => return Some(e),
+    };
+    let at = |off: u64| buf_base + (off - file_base) as usize;
+    for c in kids {
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => return Some(e),
+        };
+        match c.header.id {
+            ids::TIMESTAMP => match c.uint() {
+                Ok(v) => *cluster_ts = i64::try_from(v).unwrap_or(i64::MAX),
+                Err(e) => return Some(e),
+            },
+            ids::SIMPLE_BLOCK => {
+                match parse_block(c.data, at(c.header.data_offset()), *cluster_ts) {
+                    Some(b) => blocks.push(b),
+                    None => return Some(bad_block(c.header.id, c.header.offset)),
+                }
+            }
+            ids::BLOCK_GROUP => {
+                let mut block = None;
+                let mut duration = None;
+                let gkids = match c.children(2) {
+                    Ok(k) => k,
+                    Err(e) => return Some(e),
+                };
+                for g in gkids {
+                    let Ok(g) = g else {
+                        return Some(bad_block(c.header.id, c.header.offset));
+                    };
+                    match g.header.id {
+                        ids::BLOCK => {
+                            block = parse_block(g.data, at(g.header.data_offset()), *cluster_ts);
+                            if block.is_none() {
+                                return Some(bad_block(g.header.id, g.header.offset));
+                            }
+                        }
+                        ids::BLOCK_DURATION => duration = g.uint().ok(),
+                        _ => {}
+                    }
+                }
+                if let Some(mut b) = block {
+                    b.duration_ticks = duration;
+                    blocks.push(b);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn bad_block(id: u32, offset: u64) -> EbmlError {
@@ -129,8 +233,9 @@ fn parse_block(p: &[u8], start: usize, cluster_ts: i64) -> Option<Block> {
     let lacing = (flags >> 1) & 3;
     if lacing == 0 {
         frames.push(Frame {
-            start: (start + i) as u32,
+            start: (start + i) as u64,
             len: (p.len() - i) as u32,
+            in_file: false,
         });
     } else {
         let count = usize::from(*p.get(i)?) + 1;
@@ -182,8 +287,9 @@ fn parse_block(p: &[u8], start: usize, cluster_ts: i64) -> Option<Block> {
         sizes.push(last);
         for s in sizes {
             frames.push(Frame {
-                start: (start + i) as u32,
+                start: (start + i) as u64,
                 len: s as u32,
+                in_file: false,
             });
             i += s;
         }

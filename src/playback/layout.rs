@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::mkv::ids;
 use crate::mkv::read::{
-    read_ebml_header, Children, ElementHeader, ElementReader, Error as EbmlError, MAX_READ_BYTES,
+    read_ebml_header, Children, ElementHeader, ElementReader, Error as EbmlError,
 };
 
 use super::{Attachment, Diagnostic, Error, Tag, TagTarget, Track};
@@ -427,18 +427,4 @@ fn parse_header_element(lay: &mut Layout, h: &ElementHeader, data: &[u8]) -> Res
         _ => {}
     }
     Ok(())
-}
-
-/// Reads a whole cluster payload (bounded by the file and by [`MAX_READ_BYTES`]).
-pub(crate) fn read_cluster<R: Read + Seek>(
-    r: &mut ElementReader<R>,
-    c: &ClusterEntry,
-) -> Result<Vec<u8>, EbmlError> {
-    r.bytes(
-        c.data_offset,
-        c.end - c.data_offset,
-        "Cluster",
-        c.offset,
-        MAX_READ_BYTES,
-    )
 }

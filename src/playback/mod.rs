@@ -27,9 +27,9 @@ use crate::types::{
     Capture, ColorResolution, DepthMode, Fps, Image, ImageFormat, ImuSample, WiredSyncMode,
 };
 
-use cluster::{decode_imu, parse_cluster, Block, ParsedCluster, IMU_SAMPLE_BYTES};
+use cluster::{decode_imu, index_cluster, Block, ParsedCluster, IMU_SAMPLE_BYTES};
 pub use layout::ClusterEntry;
-use layout::{read_cluster, scan, Layout};
+use layout::{scan, Layout};
 
 /// Why a recording could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -774,8 +774,8 @@ impl<R: Read + Seek> Playback<R> {
             return Ok(c);
         }
         let entry = self.layout.clusters[ci];
-        let data = read_cluster(&mut self.reader, &entry)?;
-        let parsed = parse_cluster(data, entry.data_offset);
+        let video: Vec<u64> = self.video.iter().flatten().map(|v| v.number).collect();
+        let parsed = index_cluster(&mut self.reader, &entry, &video)?;
         if let Some(e) = &parsed.error {
             let d = match e {
                 EbmlError::Truncated { element, offset } if !entry.complete => {
@@ -857,16 +857,20 @@ impl<R: Read + Seek> Playback<R> {
 
     fn make_image(&mut self, kind: usize, pos: Pos, b: &Block) -> Result<Image, Error> {
         let v = self.video[kind].expect("only enabled tracks have cursors");
-        let c = self.load(pos.cluster)?;
-        let mut data = b
-            .frames
-            .first()
-            .map(|f| c.frame(*f).to_vec())
-            .unwrap_or_default();
+        let mut data = match b.frames.first() {
+            None => Vec::new(),
+            // Large frames go from the file straight into the image: one copy.
+            Some(f) if f.in_file => self.reader.bytes(
+                f.start,
+                u64::from(f.len),
+                "SimpleBlock",
+                f.start,
+                crate::mkv::read::MAX_READ_BYTES,
+            )?,
+            Some(f) => self.load(pos.cluster)?.frame(*f).to_vec(),
+        };
         if v.swap16 {
-            for px in data.chunks_exact_mut(2) {
-                px.swap(0, 1);
-            }
+            swap_bytes16(&mut data);
         }
         let dev_ns = i128::from(self.block_ns(b)) + i128::from(self.start_offset_ns);
         Ok(Image {
@@ -1117,6 +1121,19 @@ impl<R: Read + Seek> Playback<R> {
             };
         }
         Ok(())
+    }
+}
+
+/// Big-endian 16-bit samples to little-endian, eight bytes at a time.
+fn swap_bytes16(data: &mut [u8]) {
+    let mut chunks = data.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+        let s = ((v & 0x00FF_00FF_00FF_00FF) << 8) | ((v >> 8) & 0x00FF_00FF_00FF_00FF);
+        c.copy_from_slice(&s.to_ne_bytes());
+    }
+    for px in chunks.into_remainder().chunks_exact_mut(2) {
+        px.swap(0, 1);
     }
 }
 
