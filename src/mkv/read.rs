@@ -287,15 +287,40 @@ impl<R: Read + Seek> ElementReader<R> {
                 offset: elem_offset,
             });
         }
-        let mut buf = vec![0u8; len as usize];
-        let n = self.read_at(offset, &mut buf)?;
-        if n < buf.len() {
+        let mut buf = Vec::new();
+        self.read_into(offset, len, element, elem_offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Like [`ElementReader::bytes`] into a caller's buffer (cleared first, its allocation
+    /// reused). `len` must already have been checked against the file and a cap.
+    pub fn read_into(
+        &mut self,
+        offset: u64,
+        len: u64,
+        element: &'static str,
+        elem_offset: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        if offset.saturating_add(len) > self.file_len {
             return Err(Error::Truncated {
                 element,
                 offset: elem_offset,
             });
         }
-        Ok(buf)
+        buf.clear();
+        // Filled by the read itself (no zeroing pass); `len` is bounded by the file above.
+        buf.reserve_exact(len as usize);
+        let io = |source| Error::Io { offset, source };
+        self.inner.seek(SeekFrom::Start(offset)).map_err(io)?;
+        (&mut self.inner).take(len).read_to_end(buf).map_err(io)?;
+        if buf.len() as u64 != len {
+            return Err(Error::Truncated {
+                element,
+                offset: elem_offset,
+            });
+        }
+        Ok(())
     }
 
     /// Finds the next Cluster id at or after `from` (resynchronisation after damage).

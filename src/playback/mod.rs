@@ -855,20 +855,30 @@ impl<R: Read + Seek> Playback<R> {
         b.time_ticks.saturating_mul(self.timestamp_scale_ns as i64)
     }
 
-    fn make_image(&mut self, kind: usize, pos: Pos, b: &Block) -> Result<Image, Error> {
+    fn make_image(
+        &mut self,
+        kind: usize,
+        pos: Pos,
+        b: &Block,
+        mut data: Vec<u8>,
+    ) -> Result<Image, Error> {
         let v = self.video[kind].expect("only enabled tracks have cursors");
-        let mut data = match b.frames.first() {
-            None => Vec::new(),
-            // Large frames go from the file straight into the image: one copy.
-            Some(f) if f.in_file => self.reader.bytes(
+        match b.frames.first() {
+            None => data.clear(),
+            // Large frames go from the file straight into the image: one copy. (Their length
+            // was checked against the cluster, hence the file, when the cluster was indexed.)
+            Some(f) if f.in_file => self.reader.read_into(
                 f.start,
                 u64::from(f.len),
                 "SimpleBlock",
                 f.start,
-                crate::mkv::read::MAX_READ_BYTES,
+                &mut data,
             )?,
-            Some(f) => self.load(pos.cluster)?.frame(*f).to_vec(),
-        };
+            Some(f) => {
+                data.clear();
+                data.extend_from_slice(self.load(pos.cluster)?.frame(*f));
+            }
+        }
         if v.swap16 {
             swap_bytes16(&mut data);
         }
@@ -930,23 +940,43 @@ impl<R: Read + Seek> Playback<R> {
         Ok(Some(picked))
     }
 
-    fn build_capture(&mut self, picked: Vec<(usize, Pos, Block)>) -> Result<Capture, Error> {
+    fn build_capture(
+        &mut self,
+        picked: Vec<(usize, Pos, Block)>,
+        mut old: Capture,
+    ) -> Result<Capture, Error> {
+        let mut spare = [old.color.take(), old.depth.take(), old.ir.take()]
+            .map(|i| i.map(|i| i.data).unwrap_or_default());
         let mut cap = Capture {
             temperature_c: f32::NAN,
             ..Capture::default()
         };
         for (k, p, b) in picked {
-            let img = self.make_image(k, p, &b)?;
+            let img = self.make_image(k, p, &b, std::mem::take(&mut spare[k]))?;
             Self::put(&mut cap, k, img);
         }
         Ok(cap)
+    }
+
+    /// Like [`Playback::next_capture`], but reuses the pixel buffers of `capture` (the
+    /// previous capture) instead of allocating new ones, which is faster when streaming.
+    /// Returns false at the end, leaving `capture` as it was.
+    pub fn next_capture_reusing(&mut self, capture: &mut Capture) -> Result<bool, Error> {
+        match self.step(true)? {
+            Some(p) => {
+                let old = std::mem::take(capture);
+                *capture = self.build_capture(p, old)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// The next capture: the next colour/depth/IR blocks whose (depth-delay shifted) times lie
     /// within half a frame period of the earliest. `None` at the end.
     pub fn next_capture(&mut self) -> Result<Option<Capture>, Error> {
         match self.step(true)? {
-            Some(p) => self.build_capture(p).map(Some),
+            Some(p) => self.build_capture(p, Capture::default()).map(Some),
             None => Ok(None),
         }
     }
@@ -955,7 +985,7 @@ impl<R: Read + Seek> Playback<R> {
     /// returns the same capture again. `None` at the beginning.
     pub fn previous_capture(&mut self) -> Result<Option<Capture>, Error> {
         match self.step(false)? {
-            Some(p) => self.build_capture(p).map(Some),
+            Some(p) => self.build_capture(p, Capture::default()).map(Some),
             None => Ok(None),
         }
     }
