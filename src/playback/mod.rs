@@ -351,6 +351,9 @@ struct ImuCursor {
 
 const CACHE_CLUSTERS: usize = 8;
 
+/// The blocks making up one capture: (stream 0 colour / 1 depth / 2 IR, where, block).
+type Picked = Vec<(usize, Pos, Block)>;
+
 /// An open recording.
 pub struct Playback<R> {
     reader: ElementReader<R>,
@@ -904,7 +907,7 @@ impl<R: Read + Seek> Playback<R> {
     }
 
     /// Picks the blocks of the next (or previous) capture and moves the cursors past them.
-    fn step(&mut self, forward: bool) -> Result<Option<Vec<(usize, Pos, Block)>>, Error> {
+    fn step(&mut self, forward: bool) -> Result<Option<Picked>, Error> {
         let mut cands = Vec::with_capacity(3);
         for k in 0..3 {
             let Some(v) = self.video[k] else { continue };
@@ -942,7 +945,7 @@ impl<R: Read + Seek> Playback<R> {
 
     fn build_capture(
         &mut self,
-        picked: Vec<(usize, Pos, Block)>,
+        picked: Picked,
         mut old: Capture,
     ) -> Result<Capture, Error> {
         let mut spare = [old.color.take(), old.depth.take(), old.ir.take()]
