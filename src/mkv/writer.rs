@@ -271,17 +271,16 @@ struct UidGen(u64);
 
 impl UidGen {
     fn next(&mut self) -> u64 {
-        loop {
+        {
             self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = self.0;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
-            // 60-bit non-zero values, like the SDK's.
-            let v = z >> 4;
-            if v != 0 {
-                return v;
-            }
+            // Below 2^60 like the SDK's, but always 18 decimal digits (so always 8 bytes): the
+            // layout then never shifts by a byte at random.
+            const LOW: u64 = 100_000_000_000_000_000;
+            return LOW + z % (9 * LOW);
         }
     }
 }
