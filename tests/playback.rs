@@ -867,6 +867,44 @@ print(n, best)
     }
 
     #[test]
+    fn flushed_then_killed_sdk_file_reads_and_repairs() {
+        let Some(oracle) = Oracle::get() else { return };
+        let dir = TempDir::new("playback-flush-killed");
+        let killed = dir.join("flush-killed.mkv");
+        let spec = json!({
+            "config": {"color_format": "MJPG", "color_resolution": "720P", "depth_mode": "OFF", "fps": 30},
+            "capture_series": series(120, 33_333, true, false),
+            "imu_series": {"count": 6400, "start_usec": 1_000_000, "period_usec": 625}});
+        oracle.reference_record_with(
+            &killed,
+            &spec,
+            &["--flush-after", "30", "--die-before-close"],
+        );
+        // Microsoft refuses it: its SeekHead points at Cues that clusters have overwritten.
+        assert_eq!(oracle.playback(&killed)["opened"], json!(false));
+        let mut pb = Playback::open(&killed).unwrap();
+        assert!(
+            pb.diagnostics()
+                .iter()
+                .any(|d| matches!(d, Diagnostic::DataAfterSegment { .. })),
+            "{:?}",
+            pb.diagnostics()
+        );
+        let ours = summarise(&mut pb);
+        assert!(ours.captures > 40, "{ours:?}");
+        assert_eq!(
+            ours.last[0].unwrap(),
+            1_000_000 + (ours.captures as u64 - 1) * 33_333,
+            "no capture lost before the last one"
+        );
+        let fixed = dir.join("fixed.mkv");
+        let report = freek4a::playback::repair::repair(&killed, &fixed).unwrap();
+        assert_eq!(report.captures_kept, ours.captures);
+        let ms = oracle.playback_with(&fixed, &["--list-limit", "5000"]);
+        compare(&fixed, &ms);
+    }
+
+    #[test]
     fn repaired_sdk_killed_file_opens_in_microsoft_playback() {
         let Some(oracle) = Oracle::get() else { return };
         let dir = TempDir::new("playback-repair-judged");

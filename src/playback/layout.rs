@@ -107,7 +107,11 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, E
         let h = match r.header_at(pos) {
             Ok(h) => h,
             Err(EbmlError::BadHeader { .. }) | Err(EbmlError::Truncated { .. }) if past_end => {
-                break
+                lay.diagnostics.push(Diagnostic::TrailingData {
+                    offset: pos,
+                    bytes: file_len - pos,
+                });
+                break;
             }
             Err(EbmlError::Truncated { .. }) => {
                 lay.diagnostics.push(Diagnostic::Truncated {
@@ -127,12 +131,10 @@ pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, E
         if past_end {
             // Stale Segment size (flushed, then more written): follow clusters beyond it.
             if h.id != ids::CLUSTER {
-                if (pos - seg_end) > 0 && !lay.elements.is_empty() {
-                    lay.diagnostics.push(Diagnostic::TrailingData {
-                        offset: pos,
-                        bytes: file_len - pos,
-                    });
-                }
+                lay.diagnostics.push(Diagnostic::TrailingData {
+                    offset: pos,
+                    bytes: file_len - pos,
+                });
                 break;
             }
             if lay

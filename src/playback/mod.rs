@@ -943,11 +943,7 @@ impl<R: Read + Seek> Playback<R> {
         Ok(Some(picked))
     }
 
-    fn build_capture(
-        &mut self,
-        picked: Picked,
-        mut old: Capture,
-    ) -> Result<Capture, Error> {
+    fn build_capture(&mut self, picked: Picked, mut old: Capture) -> Result<Capture, Error> {
         let mut spare = [old.color.take(), old.depth.take(), old.ir.take()]
             .map(|i| i.map(|i| i.data).unwrap_or_default());
         let mut cap = Capture {
