@@ -286,6 +286,27 @@ fn reusing_buffers_yields_the_same_captures() {
 }
 
 #[test]
+fn data_blocks_of_a_track_one_frame_at_a_time() {
+    let mut pb = Playback::open(fixture("sdk142-mjpg720-off-imu-30fps.mkv")).unwrap();
+    assert!(pb.next_data_block("NO_SUCH_TRACK").unwrap().is_none());
+    let mut n = 0;
+    let mut prev = 0;
+    while let Some(b) = pb.next_data_block("IMU").unwrap() {
+        assert_eq!(b.data.len(), 40);
+        // Laced frames get the SDK's even spread over the block, which is off where the
+        // samples are not evenly spaced (a 208 µs gap between this file's frame periods).
+        let acc_usec = u64::from_le_bytes(b.data[..8].try_into().unwrap()) / 1000;
+        assert!(b.device_timestamp_usec.abs_diff(acc_usec) < 625, "{n}");
+        assert!(b.device_timestamp_usec >= prev);
+        prev = b.device_timestamp_usec;
+        n += 1;
+    }
+    assert_eq!(n, 1590);
+    let first = pb.next_data_block("COLOR");
+    assert_eq!(first.unwrap().unwrap().device_timestamp_usec, 1_000_000);
+}
+
+#[test]
 fn seek_semantics() {
     let mut pb = Playback::open(fixture("sdk142-mjpg720-off-imu-30fps.mkv")).unwrap();
     // Frames are 33 333 µs apart from device time 1 000 000.

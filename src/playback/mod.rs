@@ -326,6 +326,16 @@ fn ser_format<S: serde::Serializer>(v: &Option<ImageFormat>, s: S) -> Result<S::
     }
 }
 
+/// One frame of any track read with [`Playback::next_data_block`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataBlock {
+    /// Device timestamp in µs (for laced frames, spread over the block's duration as the SDK
+    /// estimates it).
+    pub device_timestamp_usec: u64,
+    /// The frame's bytes.
+    pub data: Vec<u8>,
+}
+
 /// Where a seek offset is measured from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -368,6 +378,7 @@ pub struct Playback<R> {
     cursors: [Pos; 3],
     imu: ImuCursor,
     cache: Vec<(usize, Arc<ParsedCluster>)>,
+    data_cursors: Vec<(u64, ImuCursor)>,
     length_usec: Option<u64>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -455,6 +466,7 @@ impl<R: Read + Seek> Playback<R> {
                 sample: 0,
             },
             cache: Vec::new(),
+            data_cursors: Vec::new(),
             length_usec: None,
             diagnostics,
         };
@@ -1072,6 +1084,80 @@ impl<R: Read + Seek> Playback<R> {
                     return Ok(None);
                 }
             }
+        }
+    }
+
+    /// The next frame of the track named `track_name` (custom tracks; built-in tracks work
+    /// too), one frame at a time. `None` at the end or for an unknown name. Each track keeps its
+    /// own position, starting at the beginning of the file.
+    pub fn next_data_block(&mut self, track_name: &str) -> Result<Option<DataBlock>, Error> {
+        let Some(track) = self
+            .layout
+            .tracks
+            .iter()
+            .find(|t| t.name == track_name)
+            .map(|t| t.number)
+        else {
+            return Ok(None);
+        };
+        let idx = match self.data_cursors.iter().position(|c| c.0 == track) {
+            Some(i) => i,
+            None => {
+                self.data_cursors.push((
+                    track,
+                    ImuCursor {
+                        pos: Pos::default(),
+                        sample: 0,
+                    },
+                ));
+                self.data_cursors.len() - 1
+            }
+        };
+        loop {
+            let cur = self.data_cursors[idx].1;
+            let Some((p, b)) = self.next_block(track, cur.pos)? else {
+                return Ok(None);
+            };
+            let i = if p == cur.pos { cur.sample } else { 0 };
+            if i >= b.frames.len() {
+                self.data_cursors[idx].1 = ImuCursor {
+                    pos: Pos {
+                        cluster: p.cluster,
+                        block: p.block + 1,
+                    },
+                    sample: 0,
+                };
+                continue;
+            }
+            self.data_cursors[idx].1 = ImuCursor {
+                pos: p,
+                sample: i + 1,
+            };
+            let f = b.frames[i];
+            let mut data = Vec::new();
+            if f.in_file {
+                self.reader.read_into(
+                    f.start,
+                    u64::from(f.len),
+                    "SimpleBlock",
+                    f.start,
+                    &mut data,
+                )?;
+            } else {
+                data.extend_from_slice(self.load(p.cluster)?.frame(f));
+            }
+            let n = b.frames.len() as i64;
+            let mut t_ns = self.block_ns(&b);
+            if n > 1 {
+                let dur_ns = (b.duration_ticks.unwrap_or(0) as i64)
+                    .saturating_mul(self.timestamp_scale_ns as i64);
+                t_ns += i as i64 * (dur_ns - 1).max(0) / (n - 1);
+            }
+            let dev_ns = (i128::from(t_ns) + i128::from(self.start_offset_ns)).max(0);
+            return Ok(Some(DataBlock {
+                device_timestamp_usec: (dev_ns / 1000) as u64,
+                data,
+            }));
         }
     }
 
