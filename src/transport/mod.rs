@@ -8,6 +8,50 @@
 //! submit/complete queues — so the real and emulated paths run the same code above it.
 //!
 //! This module names no USB library; only its backend submodules do.
+//!
+//! # Submodules
+//!
+//! - [`nusb_backend`]: the real backend ([`nusb_backend::NusbBackend`]) over nusb.
+//! - `usbfs_iso` (Linux only): isochronous IN transfers over usbfs ioctls, used by the nusb
+//!   backend for interfaces that have isochronous endpoints (the colour camera's UVC
+//!   VideoStreaming interface). It is the only `unsafe` code in the transport layer.
+//! - [`usbfs_memory`]: the kernel's `usbcore.usbfs_memory_mb` budget and how many depth
+//!   transfers fit in it.
+//! - [`discovery`]: the Azure Kinect halves in a listing, and the raw BOS descriptor that pairs
+//!   them (through any backend).
+//! - [`os_error`]: the one place where OS and nusb errors become [`ErrorKind`] and
+//!   [`TransferError`].
+//!
+//! # Linux specifics
+//!
+//! - **Kernel drivers.** The colour device's UVC interfaces belong to `uvcvideo`. Claiming with
+//!   `detach_kernel_driver` detaches it (atomically, `USBDEVFS_DISCONNECT_CLAIM`) and gives it
+//!   back when the interface is dropped. A process killed with SIGKILL cannot give it back;
+//!   re-plugging the device (or `echo` into the driver's `bind` file) does.
+//! - **usbfs memory.** Every URB counts against a global limit, `usbcore.usbfs_memory_mb`
+//!   (16 MiB by default). A submit past it fails with ENOMEM, reported as
+//!   [`TransferError::NoMemory`] / [`ErrorKind::NoMemory`] with advice on raising the limit;
+//!   [`usbfs_memory::depth_transfers_in_flight`] sizes the depth pool so it does not happen.
+//! - **Isochronous transfers.** nusb has none, so `usbfs_iso` opens the device node a second
+//!   time and drives the VideoStreaming interface itself (see its docs for why a second open file
+//!   is needed).
+//!
+//! # What is tested without hardware
+//!
+//! No machine of this project has a USB device, so the code that talks to the kernel is correct
+//! by construction, not by test: listing, opening, claiming, control and bulk transfers through
+//! nusb, and every usbfs ioctl call. The unit tests cover what can be checked without a device:
+//! the ioctl structure layouts and request numbers against the kernel's x86-64 values, error
+//! mapping, request-type decoding, buffer preparation, isochronous geometry limits and completion
+//! decoding, the memory budget (parsed from a fake sysfs tree) and pool sizing, and BOS reading
+//! through a fake device. The emulator backend exercises the seam itself end to end.
+
+pub mod discovery;
+pub mod nusb_backend;
+pub mod os_error;
+#[cfg(target_os = "linux")]
+pub mod usbfs_iso;
+pub mod usbfs_memory;
 
 use std::fmt;
 use std::time::Duration;
