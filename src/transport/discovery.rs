@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::{
-    DeviceInfo, Error, ErrorKind, UsbDevice, PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH, VENDOR_ID,
+    Backend, DeviceInfo, Error, ErrorKind, UsbDevice, PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH, VENDOR_ID,
 };
 
 /// `bDescriptorType` of a BOS (Binary device Object Store) descriptor.
@@ -41,6 +41,11 @@ impl KinectHalves {
             depth: of(PRODUCT_ID_DEPTH),
             color: of(PRODUCT_ID_COLOR),
         }
+    }
+
+    /// Lists `backend`'s devices and sorts them.
+    pub fn list(backend: &dyn Backend) -> Result<KinectHalves, Error> {
+        Ok(KinectHalves::from_list(&backend.list()?))
     }
 
     /// The number of units, counted as the SDK does: the larger of the two counts, so a unit
@@ -170,6 +175,25 @@ mod tests {
         );
         assert_eq!(halves.unit_count(), 2);
         assert_eq!(KinectHalves::from_list(&[]).unit_count(), 0);
+    }
+
+    struct Listing(Vec<DeviceInfo>);
+
+    impl Backend for Listing {
+        fn list(&self) -> Result<Vec<DeviceInfo>, Error> {
+            Ok(self.0.clone())
+        }
+        fn open(&self, _: &DeviceInfo) -> Result<Box<dyn UsbDevice>, Error> {
+            Err(Error::new(ErrorKind::Unsupported, "listing only"))
+        }
+    }
+
+    #[test]
+    fn halves_come_from_a_backend_listing() {
+        let backend = Listing(vec![info(PRODUCT_ID_DEPTH, 4), info(PRODUCT_ID_COLOR, 5)]);
+        let halves = KinectHalves::list(&backend).unwrap();
+        assert_eq!(halves.depth, vec![info(PRODUCT_ID_DEPTH, 4)]);
+        assert_eq!(halves.color, vec![info(PRODUCT_ID_COLOR, 5)]);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!   transfers fit in it.
 //! - [`discovery`]: the Azure Kinect halves in a listing, and the raw BOS descriptor that pairs
 //!   them (through any backend).
+//! - [`transfer_blocking`]: one transfer on an idle queue, cancelled after a timeout (command
+//!   channels).
 //! - [`os_error`]: the one place where OS and nusb errors become [`ErrorKind`] and
 //!   [`TransferError`].
 //!

@@ -14,8 +14,9 @@
 //! collected with `USBDEVFS_REAPURBNDELAY` after `poll(POLLOUT)`, and `USBDEVFS_DISCARDURB`
 //! cancels. Dropping the interface selects alternate setting 0 (freeing the bus bandwidth),
 //! releases the interface and, when it detached a driver, asks the kernel to probe drivers again
-//! (`USBDEVFS_CONNECT`), so uvcvideo comes back. Drop the isochronous interface before nusb's
-//! VideoControl interface: uvcvideo binds both and needs both free.
+//! (`USBDEVFS_CONNECT`), so uvcvideo comes back. uvcvideo binds the VideoControl interface and
+//! claims the VideoStreaming ones from it, and only detaching VideoControl stops it; so claim
+//! VideoControl (through nusb, with detach) before VideoStreaming, and drop them in reverse order.
 //!
 //! Soundness rests on one kernel property: usbfs writes into user memory (the URB status fields,
 //! the packet descriptors and, for non-mmap buffers, the data) only inside the reap ioctl, at the
