@@ -65,6 +65,11 @@ fn port_path_of(d: &nusb::DeviceInfo) -> Vec<u8> {
     }
 }
 
+fn is_missing_usb_subsystem(e: &nusb::Error) -> bool {
+    const ENOENT: u32 = 2;
+    e.os_error() == Some(ENOENT)
+}
+
 fn info_of(d: &nusb::DeviceInfo) -> DeviceInfo {
     let bus = bus_of(d);
     let address = d.device_address();
@@ -80,11 +85,14 @@ fn info_of(d: &nusb::DeviceInfo) -> DeviceInfo {
 }
 
 impl Backend for NusbBackend {
+    /// Every attached device. A machine without a USB subsystem in sysfs (nusb reports ENOENT
+    /// for `/sys/bus/usb/devices`, as in containers) has no devices: an empty list, not an error.
     fn list(&self) -> Result<Vec<DeviceInfo>, Error> {
-        let devices = nusb::list_devices()
-            .wait()
-            .map_err(|e| os_error::from_nusb_error(&e, "list USB devices"))?;
-        Ok(devices.map(|d| info_of(&d)).collect())
+        match nusb::list_devices().wait() {
+            Ok(devices) => Ok(devices.map(|d| info_of(&d)).collect()),
+            Err(e) if is_missing_usb_subsystem(&e) => Ok(Vec::new()),
+            Err(e) => Err(os_error::from_nusb_error(&e, "list USB devices")),
+        }
     }
 
     fn open(&self, device: &DeviceInfo) -> Result<Box<dyn UsbDevice>, Error> {
@@ -557,6 +565,15 @@ mod tests {
         let b = out_buffer(vec![1, 2, 3, 4, 5], 3).unwrap();
         assert_eq!(&b[..], &[1, 2, 3]);
         assert!(out_buffer(vec![1, 2], 3).is_none());
+    }
+
+    #[test]
+    fn listing_this_machine_succeeds_with_or_without_usb() {
+        use crate::transport::Backend;
+        let devices = NusbBackend::new().list().unwrap();
+        for d in &devices {
+            assert_eq!(d.key, device_key(d.bus, d.address), "{d}");
+        }
     }
 
     #[test]
