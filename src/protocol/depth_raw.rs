@@ -24,15 +24,156 @@
 //! | 48 | u16 ×4 | box rectangle x0, y0, x1, y1 in 1/65536 of the image width/height |
 //! | 56 | u16 | IR brightness of the wall |
 //! | 58 | u16 | IR brightness of the box |
-//! | 60 | u32 | reserved, 0 |
+//! | 60 | u32 | emulated engine processing delay, ms (0 normally; a test knob, see below) |
 //!
 //! The bytes after the header are filler derived from the sequence number; they carry nothing.
+//!
+//! The word at offset 60 lets tests make the emulated depth engine slow for one frame (it sleeps
+//! that many milliseconds before rendering), to exercise the host's queue and "too slow" paths.
+//! [`RawFrameHeader::encode_into`] always writes 0 there; set it with [`set_engine_delay_ms`].
+//!
+//! # Emulated calibration block (NV tag 2)
+//!
+//! The real device's NV tag-2 blob ("CCB") is opaque and only Microsoft's engine reads it. The
+//! emulated unit serves its own block instead, which the emulated engine validates the way the
+//! real one does (anything else → result 103, UPDATE_CALIBRATION_FAILED). Little-endian:
+//!
+//! | Offset | Type | Field |
+//! |---|---|---|
+//! | 0 | [u8; 8] | magic `FK4ACCB1` |
+//! | 8 | u32 | format version, 1 |
+//! | 12 | u32 | payload length `n` |
+//! | 16 | [u8; n] | payload (free-form; the emulator puts the unit's serial number here) |
+//! | 16 + n | u32 | CRC-32 (IEEE) of bytes 0 .. 16 + n |
 
 /// Size of the header at the start of every emulated raw frame.
 pub const HEADER_LEN: usize = 64;
 
 /// Magic at offset 0 of every emulated raw frame.
 pub const MAGIC: [u8; 8] = *b"FK4ARAW1";
+
+/// Offset of the emulated engine's processing-delay word in the header.
+pub const ENGINE_DELAY_OFFSET: usize = 60;
+
+/// Exact raw frame size in bytes for a sensor mode (the MODE_SET value), as the SDK accepts it:
+/// 3 PSEUDO_COMMON (passive IR), 4 LONG_THROW_NATIVE (both NFOV modes), 5 MEGA_PIXEL (WFOV
+/// unbinned), 7 QUARTER_MEGA_PIXEL (WFOV binned).
+pub fn raw_frame_size(sensor_mode: u32) -> Option<usize> {
+    match sensor_mode {
+        3 => Some(1_678_024),
+        4 => Some(5_310_760),
+        5 => Some(9_438_664),
+        7 => Some(3_777_232),
+        _ => None,
+    }
+}
+
+/// The sensor mode (MODE_SET value) a depth mode streams in; `None` for OFF.
+pub fn sensor_mode_for(mode: crate::types::DepthMode) -> Option<u32> {
+    use crate::types::DepthMode;
+    match mode {
+        DepthMode::Off => None,
+        DepthMode::Nfov2x2Binned | DepthMode::NfovUnbinned => Some(4),
+        DepthMode::Wfov2x2Binned => Some(7),
+        DepthMode::WfovUnbinned => Some(5),
+        DepthMode::PassiveIr => Some(3),
+    }
+}
+
+/// Sets the emulated engine's processing delay (ms) in an encoded frame.
+///
+/// # Panics
+/// If `frame` is shorter than [`HEADER_LEN`].
+pub fn set_engine_delay_ms(frame: &mut [u8], delay_ms: u32) {
+    frame[ENGINE_DELAY_OFFSET..ENGINE_DELAY_OFFSET + 4].copy_from_slice(&delay_ms.to_le_bytes());
+}
+
+/// The emulated engine's processing delay (ms) of an encoded frame; 0 when too short.
+pub fn engine_delay_ms(frame: &[u8]) -> u32 {
+    if frame.len() < HEADER_LEN {
+        return 0;
+    }
+    u32_at(frame, ENGINE_DELAY_OFFSET)
+}
+
+/// Magic at offset 0 of the emulated calibration block.
+pub const CAL_BLOCK_MAGIC: [u8; 8] = *b"FK4ACCB1";
+/// Format version of the emulated calibration block.
+pub const CAL_BLOCK_VERSION: u32 = 1;
+/// Bytes of the emulated calibration block besides its payload (header 16 + CRC 4).
+pub const CAL_BLOCK_OVERHEAD: usize = 20;
+
+/// Why bytes are not a valid emulated calibration block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CalBlockError {
+    /// Shorter than the fixed header and CRC.
+    #[error("calibration block: {0} bytes is shorter than the {CAL_BLOCK_OVERHEAD}-byte minimum")]
+    Short(usize),
+    /// Magic mismatch.
+    #[error("calibration block: bad magic {0:02X?}")]
+    BadMagic([u8; 8]),
+    /// A format version this code does not know.
+    #[error("calibration block: unsupported version {0}")]
+    Version(u32),
+    /// The payload length disagrees with the block's size.
+    #[error("calibration block: payload length {declared} does not fit the {total}-byte block")]
+    Length {
+        /// Payload length the header declares.
+        declared: u32,
+        /// Size of the whole block.
+        total: usize,
+    },
+    /// The CRC does not match the contents.
+    #[error("calibration block: CRC-32 {stored:08X} does not match the contents ({computed:08X})")]
+    Crc {
+        /// CRC stored in the block.
+        stored: u32,
+        /// CRC of the contents.
+        computed: u32,
+    },
+}
+
+/// Builds an emulated calibration block around `payload`.
+pub fn encode_cal_block(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + CAL_BLOCK_OVERHEAD);
+    out.extend_from_slice(&CAL_BLOCK_MAGIC);
+    out.extend_from_slice(&CAL_BLOCK_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks an emulated calibration block and returns its payload.
+pub fn decode_cal_block(block: &[u8]) -> Result<&[u8], CalBlockError> {
+    if block.len() < CAL_BLOCK_OVERHEAD {
+        return Err(CalBlockError::Short(block.len()));
+    }
+    let mut magic = [0u8; 8];
+    magic.copy_from_slice(&block[0..8]);
+    if magic != CAL_BLOCK_MAGIC {
+        return Err(CalBlockError::BadMagic(magic));
+    }
+    let version = u32_at(block, 8);
+    if version != CAL_BLOCK_VERSION {
+        return Err(CalBlockError::Version(version));
+    }
+    let declared = u32_at(block, 12);
+    if declared as usize != block.len() - CAL_BLOCK_OVERHEAD {
+        return Err(CalBlockError::Length {
+            declared,
+            total: block.len(),
+        });
+    }
+    let body = block.len() - 4;
+    let stored = u32_at(block, body);
+    let computed = crc32fast::hash(&block[..body]);
+    if stored != computed {
+        return Err(CalBlockError::Crc { stored, computed });
+    }
+    Ok(&block[16..body])
+}
 
 /// A synthetic scene: a flat wall with a box in front of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +206,19 @@ impl Default for Scene {
 impl Scene {
     /// Whether output pixel (x, y) of a `width`×`height` image lies on the box.
     pub fn on_box(&self, x: u32, y: u32, width: u32, height: u32) -> bool {
+        self.column_on_box(x, width) && self.row_on_box(y, height)
+    }
+
+    /// Whether column `x` of a `width`-pixel-wide image crosses the box.
+    pub fn column_on_box(&self, x: u32, width: u32) -> bool {
         let fx = ((x as u64) << 16) / width.max(1) as u64;
+        fx >= u64::from(self.box_rect[0]) && fx < u64::from(self.box_rect[2])
+    }
+
+    /// Whether row `y` of a `height`-pixel-high image crosses the box.
+    pub fn row_on_box(&self, y: u32, height: u32) -> bool {
         let fy = ((y as u64) << 16) / height.max(1) as u64;
-        let [x0, y0, x1, y1] = self.box_rect.map(u64::from);
-        fx >= x0 && fx < x1 && fy >= y0 && fy < y1
+        fy >= u64::from(self.box_rect[1]) && fy < u64::from(self.box_rect[3])
     }
 
     /// Depth in mm at output pixel (x, y).
@@ -256,6 +406,78 @@ mod tests {
             RawFrameHeader::decode(&bad),
             Err(RawFrameError::BadMagic(_))
         ));
+    }
+
+    #[rustfmt::skip]
+    const CAL_LITERAL: [u8; 23] = [
+        b'F', b'K', b'4', b'A', b'C', b'C', b'B', b'1',
+        0x01, 0, 0, 0,                   // version 1
+        0x03, 0, 0, 0,                   // payload length 3
+        b'a', b'b', b'c',                // payload
+        0x51, 0x06, 0x6A, 0x09,          // CRC-32 0x096A0651
+    ];
+
+    #[test]
+    fn cal_block_literal_round_trip() {
+        let block = encode_cal_block(b"abc");
+        assert_eq!(block, CAL_LITERAL);
+        assert_eq!(decode_cal_block(&CAL_LITERAL), Ok(&b"abc"[..]));
+    }
+
+    #[test]
+    fn cal_block_rejects_damage() {
+        let block = encode_cal_block(b"serial 000123");
+        assert_eq!(decode_cal_block(&block[..5]), Err(CalBlockError::Short(5)));
+        let mut bad = block.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            decode_cal_block(&bad),
+            Err(CalBlockError::BadMagic(_))
+        ));
+        let mut bad = block.clone();
+        bad[8] = 2;
+        assert_eq!(decode_cal_block(&bad), Err(CalBlockError::Version(2)));
+        let mut bad = block.clone();
+        bad[12] = 99;
+        assert!(matches!(
+            decode_cal_block(&bad),
+            Err(CalBlockError::Length { .. })
+        ));
+        let mut bad = block.clone();
+        bad[20] ^= 1;
+        assert!(matches!(
+            decode_cal_block(&bad),
+            Err(CalBlockError::Crc { .. })
+        ));
+        assert!(matches!(
+            decode_cal_block(&[7u8; 1000]),
+            Err(CalBlockError::BadMagic(_))
+        ));
+    }
+
+    #[test]
+    fn engine_delay_word() {
+        let mut frame = LITERAL;
+        assert_eq!(engine_delay_ms(&frame), 0);
+        set_engine_delay_ms(&mut frame, 250);
+        assert_eq!(&frame[60..64], &[250, 0, 0, 0]);
+        assert_eq!(engine_delay_ms(&frame), 250);
+        assert_eq!(RawFrameHeader::decode(&frame), Ok(header()));
+    }
+
+    #[test]
+    fn raw_sizes() {
+        use crate::types::DepthMode;
+        let sizes: Vec<_> = DepthMode::ON
+            .iter()
+            .map(|m| raw_frame_size(sensor_mode_for(*m).unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            sizes,
+            [5_310_760, 5_310_760, 3_777_232, 9_438_664, 1_678_024]
+        );
+        assert_eq!(raw_frame_size(6), None);
+        assert_eq!(sensor_mode_for(DepthMode::Off), None);
     }
 
     #[test]

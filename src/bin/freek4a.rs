@@ -1,0 +1,186 @@
+//! `freek4a`: the Azure Kinect toolbox (record, list, info, extract, repair, udev).
+//!
+//! Exit codes, for every subcommand: 0 success, 1 runtime failure, 2 usage error.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use freek4a::cli::{self, udev, RecorderCommand};
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage error.";
+
+/// Userspace tools for the Microsoft Azure Kinect DK.
+#[derive(Parser, Debug)]
+#[command(name = "freek4a", version, after_help = EXIT_CODES, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Record to a Matroska file (the same options as k4arecorder; see `freek4a record --help`)
+    #[command(disable_help_flag = true, after_help = EXIT_CODES)]
+    Record {
+        /// k4arecorder options followed by the output file
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
+    /// List the connected Azure Kinect devices
+    #[command(after_help = EXIT_CODES)]
+    List,
+    /// Describe a recording (modes, tracks, duration, calibration, tags)
+    #[command(after_help = EXIT_CODES)]
+    Info {
+        /// The recording
+        file: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a recording's frames, IMU samples and calibration as files
+    #[command(after_help = EXIT_CODES)]
+    Extract {
+        /// The recording
+        file: PathBuf,
+        /// Output directory
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        out_dir: PathBuf,
+    },
+    /// Rebuild a damaged or unfinished recording into one every reader opens
+    #[command(after_help = EXIT_CODES)]
+    Repair {
+        /// The damaged recording
+        input: PathBuf,
+        /// Where to write the repaired recording
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+    },
+    /// Print or install the udev rules that give users access to the device
+    #[command(after_help = EXIT_CODES)]
+    Udev {
+        #[command(subcommand)]
+        action: UdevCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UdevCmd {
+    /// Print the rules
+    Print,
+    /// Write the rules to /etc/udev/rules.d (or DIR) and reload udev
+    Install {
+        /// Write into this directory instead of /etc/udev/rules.d
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Do not run `udevadm control --reload-rules` and `udevadm trigger`
+        #[arg(long)]
+        no_reload: bool,
+    },
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: error.into(),
+    }
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("freek4a: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(command: Cmd) -> Result<(), Failure> {
+    match command {
+        Cmd::Record { args } => record(args),
+        Cmd::List => {
+            let devices = cli::toolbox::list_devices().map_err(runtime)?;
+            print!("{}", cli::format_device_list(&devices));
+            Ok(())
+        }
+        Cmd::Info { file, json } => {
+            let text = cli::toolbox::info(&file, json).map_err(runtime)?;
+            print!("{text}");
+            Ok(())
+        }
+        Cmd::Extract { file, out_dir } => cli::toolbox::extract(&file, &out_dir).map_err(runtime),
+        Cmd::Repair { input, output } => cli::toolbox::repair(&input, &output).map_err(runtime),
+        Cmd::Udev {
+            action: UdevCmd::Print,
+        } => {
+            print!("{}", udev::RULES);
+            Ok(())
+        }
+        Cmd::Udev {
+            action: UdevCmd::Install { dir, no_reload },
+        } => {
+            let report = udev::install(dir.as_deref(), !no_reload)
+                .context("installing the udev rules")
+                .map_err(runtime)?;
+            println!("Wrote {}", report.path.display());
+            match report.reloaded_with {
+                Some(udevadm) => println!(
+                    "Reloaded udev with {}; now unplug and re-plug the Azure Kinect.",
+                    udevadm.display()
+                ),
+                None if no_reload => println!(
+                    "Not reloaded; run `udevadm control --reload-rules && udevadm trigger` as root, then re-plug the device."
+                ),
+                None => println!(
+                    "udevadm not found; reload udev (or reboot), then re-plug the device."
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn record(args: Vec<OsString>) -> Result<(), Failure> {
+    match cli::parse_recorder_args(args).map_err(usage)? {
+        RecorderCommand::Help => {
+            print!("{}", cli::recorder_help("freek4a record"));
+            Ok(())
+        }
+        RecorderCommand::Usage => {
+            eprint!("{}", cli::recorder_help("freek4a record"));
+            Err(usage(anyhow::anyhow!(
+                "expected options followed by exactly one output file"
+            )))
+        }
+        RecorderCommand::List => run(Cmd::List),
+        RecorderCommand::Record(mut options) => {
+            options
+                .apply_environment(|k| std::env::var_os(k))
+                .map_err(usage)?;
+            let code = cli::toolbox::record(&options).map_err(runtime)?;
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(runtime(anyhow::anyhow!("recording failed")))
+            }
+        }
+    }
+}

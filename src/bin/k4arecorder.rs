@@ -1,0 +1,43 @@
+//! `k4arecorder`: a drop-in replacement for Microsoft's Azure Kinect recorder.
+//!
+//! Same options, defaults, help text, messages and exit codes (0: recorded, help, usage or
+//! `--list`; 1: any failure), plus `--emulate`, `--depth-engine` and `--no-progress`.
+
+use std::process::ExitCode;
+
+use freek4a::cli::{self, RecorderCommand};
+
+fn main() -> ExitCode {
+    let code = match cli::parse_recorder_args(std::env::args_os().skip(1)) {
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+        Ok(RecorderCommand::Help | RecorderCommand::Usage) => {
+            print!("{}", cli::recorder_help("k4arecorder"));
+            0
+        }
+        Ok(RecorderCommand::List) => {
+            // Microsoft's tool exits 0 whatever listing finds; without a device layer, none.
+            let devices = cli::toolbox::list_devices().unwrap_or_default();
+            print!("{}", cli::format_device_list(&devices));
+            0
+        }
+        Ok(RecorderCommand::Record(mut options)) => {
+            match options.apply_environment(|k| std::env::var_os(k)) {
+                Err(e) => {
+                    eprintln!("{e}");
+                    e.exit_code()
+                }
+                Ok(()) => match cli::toolbox::record(&options) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        eprintln!("k4arecorder: {e}");
+                        1
+                    }
+                },
+            }
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
