@@ -3,8 +3,9 @@
 //! One unit shows up as a depth device (045E:097C) and a colour device (045E:097D). The device
 //! layer opens depth devices by index, reads each one's BOS descriptor and matches the colour
 //! device whose BOS carries the same Container ID. This module lists the halves and fetches the
-//! raw BOS bytes through any [`UsbDevice`], real or emulated; decoding the capabilities in them is
-//! the protocol layer's job.
+//! BOS bytes through any [`UsbDevice`], real or emulated; decoding the capabilities is the
+//! protocol layer's job ([`crate::protocol::descriptors::parse_container_id`]), which
+//! [`read_container_id`] calls.
 
 use std::time::Duration;
 
@@ -96,6 +97,30 @@ pub fn read_bos_descriptor(device: &dyn UsbDevice, timeout: Duration) -> Result<
     }
     bytes.truncate(total);
     Ok(bytes)
+}
+
+/// Reads a device's Container ID: its BOS descriptor, decoded by
+/// [`crate::protocol::descriptors::parse_container_id`].
+///
+/// A device without a Container ID capability fails with [`ErrorKind::NotFound`] (the SDK
+/// refuses such a device: "LIBUSB_BT_CONTAINER_ID not found"); malformed capabilities with
+/// [`ErrorKind::Other`].
+pub fn read_container_id(device: &dyn UsbDevice, timeout: Duration) -> Result<[u8; 16], Error> {
+    let bos = read_bos_descriptor(device, timeout)?;
+    match crate::protocol::descriptors::parse_container_id(&bos) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "BOS descriptor of {}: no Container ID capability",
+                device.info()
+            ),
+        )),
+        Err(e) => Err(Error::new(
+            ErrorKind::Other,
+            format!("BOS descriptor of {}: {e}", device.info()),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +251,36 @@ mod tests {
         let mut tiny_total = KINECT_LIKE_BOS.to_vec();
         tiny_total[2] = 3;
         assert!(bos(Ok(tiny_total)).is_err());
+    }
+
+    #[test]
+    fn container_id_comes_out_of_the_bos() {
+        let id = [
+            0x4D, 0x7B, 0x11, 0x0A, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB,
+            0xCC, 0xDD,
+        ];
+        let fake = |bytes: Vec<u8>| Fake {
+            info: info(PRODUCT_ID_COLOR, 7),
+            reply: Ok(bytes),
+        };
+        let full = crate::protocol::descriptors::bos_descriptor(id);
+        let t = Duration::from_millis(100);
+        assert_eq!(read_container_id(&fake(full), t).unwrap(), id);
+        assert_eq!(
+            read_container_id(&fake(KINECT_LIKE_BOS.to_vec()), t).unwrap(),
+            <[u8; 16]>::try_from(&KINECT_LIKE_BOS[9..]).unwrap()
+        );
+        // A BOS with only the header: no Container ID.
+        let missing = read_container_id(&fake(vec![5, 0x0F, 5, 0, 0]), t).unwrap_err();
+        assert_eq!(missing.kind, ErrorKind::NotFound);
+        assert!(missing.to_string().contains("no Container ID"), "{missing}");
+        // A capability whose length runs past the total.
+        let mut broken = KINECT_LIKE_BOS.to_vec();
+        broken[5] = 0x30;
+        assert_eq!(
+            read_container_id(&fake(broken), t).unwrap_err().kind,
+            ErrorKind::Other
+        );
     }
 
     #[test]
