@@ -8,6 +8,52 @@
 //! submit/complete queues — so the real and emulated paths run the same code above it.
 //!
 //! This module names no USB library; only its backend submodules do.
+//!
+//! # Submodules
+//!
+//! - [`nusb_backend`]: the real backend ([`nusb_backend::NusbBackend`]) over nusb.
+//! - `usbfs_iso` (Linux only): isochronous IN transfers over usbfs ioctls, used by the nusb
+//!   backend for interfaces that have isochronous endpoints (the colour camera's UVC
+//!   VideoStreaming interface). It is the only `unsafe` code in the transport layer.
+//! - [`usbfs_memory`]: the kernel's `usbcore.usbfs_memory_mb` budget and how many depth
+//!   transfers fit in it.
+//! - [`discovery`]: the Azure Kinect halves in a listing, and the raw BOS descriptor that pairs
+//!   them (through any backend).
+//! - [`transfer_blocking`]: one transfer on an idle queue, cancelled after a timeout (command
+//!   channels).
+//! - [`os_error`]: the one place where OS and nusb errors become [`ErrorKind`] and
+//!   [`TransferError`].
+//!
+//! # Linux specifics
+//!
+//! - **Kernel drivers.** The colour device's UVC interfaces belong to `uvcvideo`. Claiming with
+//!   `detach_kernel_driver` detaches it (atomically, `USBDEVFS_DISCONNECT_CLAIM`) and gives it
+//!   back when the interface is dropped. A process killed with SIGKILL cannot give it back;
+//!   re-plugging the device (or `echo` into the driver's `bind` file) does.
+//! - **usbfs memory.** Every URB counts against a global limit, `usbcore.usbfs_memory_mb`
+//!   (16 MiB by default). A submit past it fails with ENOMEM, reported as
+//!   [`TransferError::NoMemory`] / [`ErrorKind::NoMemory`] with advice on raising the limit;
+//!   [`usbfs_memory::depth_transfers_in_flight`] sizes the depth pool so it does not happen.
+//! - **Isochronous transfers.** nusb has none, so `usbfs_iso` opens the device node a second
+//!   time and drives the VideoStreaming interface itself (see its docs for why a second open file
+//!   is needed).
+//!
+//! # What is tested without hardware
+//!
+//! No machine of this project has a USB device, so the code that talks to the kernel is correct
+//! by construction, not by test: listing, opening, claiming, control and bulk transfers through
+//! nusb, and every usbfs ioctl call. The unit tests cover what can be checked without a device:
+//! the ioctl structure layouts and request numbers against the kernel's x86-64 values, error
+//! mapping, request-type decoding, buffer preparation, isochronous geometry limits and completion
+//! decoding, the memory budget (parsed from a fake sysfs tree) and pool sizing, and BOS reading
+//! through a fake device. The emulator backend exercises the seam itself end to end.
+
+pub mod discovery;
+pub mod nusb_backend;
+pub mod os_error;
+#[cfg(target_os = "linux")]
+pub mod usbfs_iso;
+pub mod usbfs_memory;
 
 use std::fmt;
 use std::time::Duration;
@@ -281,5 +327,142 @@ impl fmt::Display for DeviceInfo {
             "{:04X}:{:04X} at bus {} address {}",
             self.vendor_id, self.product_id, self.bus, self.address
         )
+    }
+}
+
+/// How long [`transfer_blocking`] waits for a transfer it cancelled to come back.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Submits one transfer on an idle queue and waits for it, cancelling it after `timeout`.
+///
+/// Returns the transfer's completion. A transfer cancelled because of the timeout reports
+/// [`TransferError::Timeout`] (with whatever data had arrived). If the queue already had
+/// transfers pending, nothing is submitted and the status is `Other(EBUSY)`, since their
+/// completions would be mistaken for this one. If the backend does not return the cancelled
+/// transfer within [`CANCEL_GRACE`], the status is `Timeout` with no data and the transfer stays
+/// counted in [`EndpointQueue::pending`].
+pub fn transfer_blocking(
+    queue: &mut dyn EndpointQueue,
+    buffer: Vec<u8>,
+    length: usize,
+    timeout: Duration,
+) -> Completion {
+    const EBUSY: i32 = 16;
+    if queue.pending() != 0 {
+        return Completion {
+            data: buffer,
+            actual_len: 0,
+            status: Err(TransferError::Other(EBUSY)),
+        };
+    }
+    queue.submit(buffer, length);
+    if let Some(done) = queue.wait_next_complete(timeout) {
+        return done;
+    }
+    queue.cancel_all();
+    match queue.wait_next_complete(CANCEL_GRACE) {
+        Some(mut done) => {
+            if done.status == Err(TransferError::Cancelled) {
+                done.status = Err(TransferError::Timeout);
+            }
+            done
+        }
+        None => Completion {
+            data: Vec::new(),
+            actual_len: 0,
+            status: Err(TransferError::Timeout),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A queue whose transfers finish only when the test says so.
+    #[derive(Default)]
+    struct Scripted {
+        pending: VecDeque<(Vec<u8>, usize)>,
+        /// Bytes the device answers with, if it answers before the timeout.
+        answer: Option<Vec<u8>>,
+        /// Whether a cancelled transfer comes back.
+        returns_cancelled: bool,
+        cancelled: bool,
+    }
+
+    impl EndpointQueue for Scripted {
+        fn address(&self) -> u8 {
+            0x81
+        }
+        fn max_packet_size(&self) -> usize {
+            512
+        }
+        fn submit(&mut self, buffer: Vec<u8>, length: usize) {
+            self.pending.push_back((buffer, length));
+        }
+        fn wait_next_complete(&mut self, _: Duration) -> Option<Completion> {
+            if self.cancelled && !self.returns_cancelled {
+                return None;
+            }
+            if !self.cancelled && self.answer.is_none() {
+                return None;
+            }
+            let (_, length) = self.pending.pop_front()?;
+            let (data, status) = if self.cancelled {
+                (Vec::new(), Err(TransferError::Cancelled))
+            } else {
+                let mut a = self.answer.clone().unwrap_or_default();
+                a.truncate(length);
+                (a, Ok(()))
+            };
+            Some(Completion {
+                actual_len: data.len(),
+                data,
+                status,
+            })
+        }
+        fn pending(&self) -> usize {
+            self.pending.len()
+        }
+        fn cancel_all(&mut self) {
+            self.cancelled = true;
+        }
+    }
+
+    #[test]
+    fn blocking_transfer_returns_the_answer() {
+        let mut q = Scripted {
+            answer: Some(vec![0x0A, 0x6F, 0xE0, 0x00]),
+            ..Scripted::default()
+        };
+        let c = transfer_blocking(&mut q, Vec::new(), 512, Duration::from_millis(10));
+        assert_eq!(c.status, Ok(()));
+        assert_eq!(c.data, vec![0x0A, 0x6F, 0xE0, 0x00]);
+        assert_eq!(q.pending(), 0);
+    }
+
+    #[test]
+    fn blocking_transfer_times_out_and_collects_the_cancelled_transfer() {
+        let mut q = Scripted {
+            returns_cancelled: true,
+            ..Scripted::default()
+        };
+        let c = transfer_blocking(&mut q, Vec::new(), 512, Duration::from_millis(10));
+        assert_eq!(c.status, Err(TransferError::Timeout));
+        assert!(q.cancelled);
+        assert_eq!(q.pending(), 0);
+    }
+
+    #[test]
+    fn blocking_transfer_reports_a_transfer_that_never_comes_back() {
+        let mut q = Scripted::default();
+        let c = transfer_blocking(&mut q, Vec::new(), 512, Duration::from_millis(10));
+        assert_eq!(c.status, Err(TransferError::Timeout));
+        assert_eq!(q.pending(), 1);
+        // The queue is not idle any more: a second blocking transfer refuses to start.
+        let c = transfer_blocking(&mut q, vec![1], 512, Duration::from_millis(10));
+        assert_eq!(c.status, Err(TransferError::Other(16)));
+        assert_eq!(c.data, vec![1]);
     }
 }
