@@ -31,7 +31,12 @@ enum Cmd {
     },
     /// List the connected Azure Kinect devices
     #[command(after_help = EXIT_CODES)]
-    List,
+    List {
+        /// List emulated units instead of USB devices (SPEC as for k4arecorder's --emulate;
+        /// also read from FREEK4A_EMULATE)
+        #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", require_equals = true)]
+        emulate: Option<String>,
+    },
     /// Describe a recording (modes, tracks, duration, calibration, tags)
     #[command(after_help = EXIT_CODES)]
     Info {
@@ -116,8 +121,17 @@ fn main() -> ExitCode {
 fn run(command: Cmd) -> Result<(), Failure> {
     match command {
         Cmd::Record { args } => record(args),
-        Cmd::List => {
-            let devices = cli::toolbox::list_devices().map_err(runtime)?;
+        Cmd::List { emulate } => {
+            let text = emulate.or_else(|| {
+                std::env::var_os(cli::emulate::EMULATE_ENV)
+                    .map(|v| v.to_string_lossy().into_owned())
+            });
+            let spec = text
+                .map(|t| t.parse::<cli::emulate::EmulateSpec>())
+                .transpose()
+                .context("--emulate")
+                .map_err(usage)?;
+            let devices = cli::toolbox::list_devices(spec.as_ref()).map_err(runtime)?;
             print!("{}", cli::format_device_list(&devices));
             Ok(())
         }
@@ -170,7 +184,14 @@ fn record(args: Vec<OsString>) -> Result<(), Failure> {
                 "expected options followed by exactly one output file"
             )))
         }
-        RecorderCommand::List => run(Cmd::List),
+        RecorderCommand::List(mut options) => {
+            options
+                .apply_environment(|k| std::env::var_os(k))
+                .map_err(usage)?;
+            let devices = cli::toolbox::list_devices(options.emulate.as_ref()).map_err(runtime)?;
+            print!("{}", cli::format_device_list(&devices));
+            Ok(())
+        }
         RecorderCommand::Record(mut options) => {
             options
                 .apply_environment(|k| std::env::var_os(k))

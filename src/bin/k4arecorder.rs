@@ -17,11 +17,23 @@ fn main() -> ExitCode {
             print!("{}", cli::recorder_help("k4arecorder"));
             0
         }
-        Ok(RecorderCommand::List) => {
-            // Microsoft's tool exits 0 whatever listing finds; without a device layer, none.
-            let devices = cli::toolbox::list_devices().unwrap_or_default();
-            print!("{}", cli::format_device_list(&devices));
-            0
+        Ok(RecorderCommand::List(mut options)) => {
+            // Microsoft's tool exits 0 whatever listing finds.
+            match options.apply_environment(|k| std::env::var_os(k)) {
+                Err(e) => {
+                    eprintln!("{e}");
+                    e.exit_code()
+                }
+                Ok(()) => {
+                    let devices = cli::toolbox::list_devices(options.emulate.as_ref())
+                        .unwrap_or_else(|e| {
+                            eprintln!("k4arecorder: {e}");
+                            Vec::new()
+                        });
+                    print!("{}", cli::format_device_list(&devices));
+                    0
+                }
+            }
         }
         Ok(RecorderCommand::Record(mut options)) => {
             match options.apply_environment(|k| std::env::var_os(k)) {

@@ -137,8 +137,8 @@ pub enum RecorderCommand {
     /// Wrong number of leftover arguments, no arguments, or a missing option value: print the
     /// help text, exit 0 (k4arecorder's behaviour).
     Usage,
-    /// `--list`: list devices, exit 0.
-    List,
+    /// `--list`: list devices, exit 0. Carries the options parsed before it (`--emulate`).
+    List(Box<RecorderOptions>),
     /// Record with these options (post-parse checks already passed).
     Record(Box<RecorderOptions>),
 }
@@ -371,7 +371,7 @@ fn apply(
     let c = &mut o.device_config;
     match opt {
         Opt::Help => return Ok(Some(RecorderCommand::Help)),
-        Opt::List => return Ok(Some(RecorderCommand::List)),
+        Opt::List => return Ok(Some(RecorderCommand::List(Box::new(o.clone())))),
         Opt::Device => {
             let v = stoi(&text)?;
             o.device_index = u8::try_from(v).map_err(|_| OptionValueError::DeviceIndex)?;
@@ -692,10 +692,10 @@ mod tests {
         // Option names are case-sensitive: an unknown token ends parsing.
         assert_eq!(command(&["-L", "5", "o.mkv"]), RecorderCommand::Usage);
         assert_eq!(command(&["--help", "-l", "x"]), RecorderCommand::Help);
-        assert_eq!(
+        assert!(matches!(
             command(&["-l", "2", "--list", "-l", "x"]),
-            RecorderCommand::List
-        );
+            RecorderCommand::List(_)
+        ));
         // A bad value before --list is reported.
         assert!(parse_recorder_args(["-l", "x", "--list"]).is_err());
         // --emulate alone takes no value.

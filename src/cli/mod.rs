@@ -29,4 +29,6 @@ pub use session::{
     RecordingSink, SessionIo, SessionReport, WaitResult,
 };
 pub use signal::{SignalAction, StopSignal};
-pub use toolbox::NotAvailable;
+pub use toolbox::ToolboxError;
+pub mod extract;
+pub mod wiring;

@@ -64,6 +64,8 @@ struct Shared {
     queued_bytes: AtomicUsize,
     stopped: AtomicBool,
     drops: [AtomicU64; 4],
+    /// File size as of the last write (for progress displays).
+    bytes_written: AtomicU64,
 }
 
 impl Shared {
@@ -133,6 +135,7 @@ impl RecordingWriter {
             queued_bytes: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             drops: Default::default(),
+            bytes_written: AtomicU64::new(0),
         });
         let (tx, rx) = unbounded();
         let sh = shared.clone();
@@ -217,6 +220,22 @@ impl RecordingWriter {
         self.shared.drops()
     }
 
+    /// Adds frames lost before they reached this writer (for example by the device layer), so
+    /// the file's `FREEK4A_DROPPED_*` tags count every loss of the recording.
+    pub fn add_dropped(&self, dropped: DropCounts) {
+        for (i, n) in [dropped.color, dropped.depth, dropped.ir, dropped.imu]
+            .into_iter()
+            .enumerate()
+        {
+            self.shared.drops[i].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The file's size as of the writer's last write.
+    pub fn bytes_written(&self) -> u64 {
+        self.shared.bytes_written.load(Ordering::Relaxed)
+    }
+
     /// Whether the writer thread stopped on an error (later submissions are dropped).
     pub fn has_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Relaxed)
@@ -265,7 +284,12 @@ fn run<W: Write + Seek>(
                     .map(|x| x.1)
                     .collect();
                     match writer.write_capture_owned(c) {
-                        Ok(()) => stats.captures_written += 1,
+                        Ok(()) => {
+                            stats.captures_written += 1;
+                            shared
+                                .bytes_written
+                                .store(writer.summary().bytes, Ordering::Relaxed);
+                        }
                         Err(WriteError::TooLate { .. })
                         | Err(WriteError::WrongImage { .. })
                         | Err(WriteError::StreamDisabled(_)) => {

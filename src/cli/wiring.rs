@@ -1,0 +1,381 @@
+//! The recorder's sequence plugged into the real layers: a [`Device`] over the nusb backend or
+//! the emulator, and a [`RecordingWriter`] on its own thread.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::cli::args::{Exposure, RecorderOptions};
+use crate::cli::emulate::{EmulateSpec, EmulateSpeed};
+use crate::cli::session::{DroppedFrames, RecorderDevice, RecordingSink, WaitResult};
+use crate::device::{self, ColorControl, ControlMode, DepthEngineChoice, Device, DeviceError};
+use crate::emulator::{EmulatedBackend, EmulatorSpec, Speed};
+use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
+use crate::record::{RecordError, RecordingWriter, WriterStats};
+use crate::transport::nusb_backend::NusbBackend;
+use crate::transport::Backend;
+use crate::types::{Capture, DeviceConfig, HardwareVersion, ImuSample};
+
+/// Bytes of captures and samples allowed to wait for the writer thread. At the heaviest mode
+/// (3072p MJPEG + WFOV unbinned depth and IR) this is well over a second of data, and it bounds
+/// the recorder's memory whatever the disk does.
+pub const WRITER_QUEUE_LIMIT_BYTES: usize = 256 << 20;
+
+/// The backend a recorder run talks to: USB, or emulated units.
+pub fn backend_for(emulate: Option<&EmulateSpec>) -> Box<dyn Backend> {
+    match emulate {
+        None => Box::new(NusbBackend::new()),
+        Some(spec) => Box::new(EmulatedBackend::new(emulator_spec(spec))),
+    }
+}
+
+/// The emulator configuration for a command-line `--emulate` spec.
+pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
+    EmulatorSpec {
+        units: usize::from(spec.units.max(1)),
+        speed: match spec.speed {
+            EmulateSpeed::Realtime => Speed::RealTime,
+            EmulateSpeed::Max => Speed::Max,
+            EmulateSpeed::Factor(f) => Speed::Factor(f),
+        },
+        seed: spec.seed,
+        ..EmulatorSpec::default()
+    }
+}
+
+/// A device for the recorder: the backend, and the unit once it is open.
+pub struct DeviceSource {
+    backend: Box<dyn Backend>,
+    options: device::OpenOptions,
+    device: Option<Device>,
+    /// Device-side drops as of the last stop, for the file's tags.
+    final_drops: Arc<Mutex<DropCounts>>,
+}
+
+impl DeviceSource {
+    /// A source for the options' backend (`--emulate`) and depth engine (`--depth-engine`).
+    pub fn for_options(options: &RecorderOptions) -> DeviceSource {
+        let emulated = options.emulate.as_ref();
+        let depth_engine = match (&options.depth_engine_path, emulated) {
+            (Some(p), _) => DepthEngineChoice::Path(p.clone()),
+            (None, Some(_)) => DepthEngineChoice::Emulated,
+            (None, None) => DepthEngineChoice::System,
+        };
+        // At maximum speed an emulated unit runs at the recorder's pace instead of dropping.
+        let backpressure = emulated.is_some_and(|s| s.speed == EmulateSpeed::Max);
+        DeviceSource {
+            backend: backend_for(emulated),
+            options: device::OpenOptions {
+                depth_engine,
+                backpressure,
+                ..Default::default()
+            },
+            device: None,
+            final_drops: Arc::default(),
+        }
+    }
+
+    /// Device-side drops per stream in the recording's terms (a lost depth frame loses its
+    /// depth and IR images; a capture dropped from the output queue loses all its images).
+    pub fn drop_counts(&self) -> DropCounts {
+        let Some(d) = self.device.as_ref() else {
+            return DropCounts::default();
+        };
+        let x = d.drops();
+        let depth =
+            x.depth_invalid_size + x.depth_queue_full + x.depth_engine + x.capture_queue_full;
+        DropCounts {
+            color: x.color_no_timestamp
+                + x.color_bad_size
+                + x.color_bad_packet
+                + x.capture_queue_full,
+            depth,
+            ir: depth,
+            imu: x.imu_malformed + x.imu_queue_full,
+        }
+    }
+
+    fn remember_drops(&self) {
+        if self.device.is_some() {
+            if let Ok(mut g) = self.final_drops.lock() {
+                *g = self.drop_counts();
+            }
+        }
+    }
+
+    /// The open device, if any.
+    pub fn device(&self) -> Option<&Device> {
+        self.device.as_ref()
+    }
+
+    fn open_device(&mut self) -> Result<&mut Device, SourceError> {
+        self.device.as_mut().ok_or(SourceError::NotOpen)
+    }
+}
+
+impl RecorderDevice for DeviceSource {
+    type Error = SourceError;
+
+    fn installed_count(&mut self) -> u32 {
+        device::list(self.backend.as_ref()).map_or(0, |n| n as u32)
+    }
+
+    fn open(&mut self, index: u8) -> Result<(), SourceError> {
+        let dev = Device::open_with(
+            self.backend.as_ref(),
+            usize::from(index),
+            self.options.clone(),
+        )?;
+        self.device = Some(dev);
+        Ok(())
+    }
+
+    fn serial_number(&mut self) -> Result<String, SourceError> {
+        Ok(self.open_device()?.serial_number().to_string())
+    }
+
+    fn hardware_version(&mut self) -> Result<HardwareVersion, SourceError> {
+        Ok(self.open_device()?.hardware_version())
+    }
+
+    fn set_exposure(&mut self, exposure: Exposure) -> Result<(), SourceError> {
+        let dev = self.open_device()?;
+        match exposure {
+            Exposure::Auto => {
+                dev.set_color_control(ColorControl::ExposureTimeAbsolute, ControlMode::Auto, 0)?
+            }
+            Exposure::ManualUsec(us) => dev.set_color_control(
+                ColorControl::ExposureTimeAbsolute,
+                ControlMode::Manual,
+                i32::try_from(us).unwrap_or(i32::MAX),
+            )?,
+        }
+        Ok(())
+    }
+
+    fn set_gain(&mut self, gain: u8) -> Result<(), SourceError> {
+        Ok(self.open_device()?.set_color_control(
+            ColorControl::Gain,
+            ControlMode::Manual,
+            i32::from(gain),
+        )?)
+    }
+
+    fn start_cameras(&mut self, config: &DeviceConfig) -> Result<(), SourceError> {
+        Ok(self.open_device()?.start_cameras(config)?)
+    }
+
+    fn start_imu(&mut self) -> Result<(), SourceError> {
+        Ok(self.open_device()?.start_imu()?)
+    }
+
+    fn get_capture(&mut self, timeout: Duration) -> WaitResult<Capture, SourceError> {
+        match self.open_device().and_then(|d| Ok(d.get_capture(timeout)?)) {
+            Ok(Some(c)) => WaitResult::Ready(c),
+            Ok(None) => WaitResult::Timeout,
+            Err(e) => WaitResult::Failed(e),
+        }
+    }
+
+    fn get_imu_sample(&mut self, timeout: Duration) -> WaitResult<ImuSample, SourceError> {
+        match self
+            .open_device()
+            .and_then(|d| Ok(d.get_imu_sample(timeout)?))
+        {
+            Ok(Some(s)) => WaitResult::Ready(s),
+            Ok(None) => WaitResult::Timeout,
+            Err(e) => WaitResult::Failed(e),
+        }
+    }
+
+    fn stop_imu(&mut self) {
+        if let Some(d) = self.device.as_mut() {
+            let _ = d.stop_imu();
+        }
+        self.remember_drops();
+    }
+
+    fn stop_cameras(&mut self) {
+        if let Some(d) = self.device.as_mut() {
+            let _ = d.stop_cameras();
+        }
+        self.remember_drops();
+    }
+
+    fn close(&mut self) {
+        self.remember_drops();
+        self.device = None;
+    }
+
+    fn dropped_frames(&self) -> DroppedFrames {
+        let Some(d) = self.device.as_ref() else {
+            return DroppedFrames::default();
+        };
+        let _ = d;
+        let x = self.drop_counts();
+        DroppedFrames {
+            color: x.color,
+            depth: x.depth,
+            imu: x.imu,
+        }
+    }
+}
+
+/// Why a device operation of the recorder failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// An operation that needs an open device before `open` succeeded.
+    #[error("the device is not open")]
+    NotOpen,
+    /// The device layer failed.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+/// Why the recording file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The file could not be created.
+    #[error("creating {path}: {source}")]
+    Create {
+        /// The output path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The writer failed.
+    #[error(transparent)]
+    Writer(#[from] Box<RecordError>),
+    /// The writer thread stopped earlier (the cause was reported when the file was closed).
+    #[error(
+        "the writer stopped after an earlier error; the file was finalised with what it holds"
+    )]
+    Stopped,
+    /// A call out of order (header twice, data before the header).
+    #[error("recording file used out of order: {0}")]
+    Order(&'static str),
+}
+
+/// The recording file: settings gathered before the header, then the writer thread.
+pub struct FileSink {
+    path: PathBuf,
+    settings: Option<RecordingSettings>,
+    writer: Option<RecordingWriter>,
+    /// Frames the device layer dropped before they reached the writer, stored in the file.
+    device_drops: Arc<Mutex<DropCounts>>,
+    stats: Option<WriterStats>,
+}
+
+impl FileSink {
+    /// A sink for `options` with the open device's identity and calibration.
+    pub fn create(source: &mut DeviceSource, options: &RecorderOptions) -> Result<Self, SinkError> {
+        let mut settings = RecordingSettings::new(options.device_config.clone(), false);
+        if let Some(dev) = source.device() {
+            let hw = dev.hardware_version();
+            let raw = dev.raw_calibration();
+            let json = raw.strip_suffix(&[0]).unwrap_or(raw).to_vec();
+            settings.device = Some(DeviceInfo {
+                serial_number: Some(dev.serial_number().to_string()),
+                color_firmware: hw.rgb,
+                depth_firmware: hw.depth,
+                calibration_json: json,
+            });
+        }
+        // Check now that the file can be created, as k4a_record_create does.
+        File::create(&options.output_path).map_err(|source| SinkError::Create {
+            path: options.output_path.clone(),
+            source,
+        })?;
+        Ok(FileSink {
+            path: options.output_path.clone(),
+            settings: Some(settings),
+            writer: None,
+            device_drops: source.final_drops.clone(),
+            stats: None,
+        })
+    }
+
+    /// The writer's statistics once the file is closed.
+    pub fn stats(&self) -> Option<WriterStats> {
+        self.stats
+    }
+
+    fn writer(&self) -> Result<&RecordingWriter, SinkError> {
+        self.writer
+            .as_ref()
+            .ok_or(SinkError::Order("data before the header"))
+    }
+}
+
+impl RecordingSink for FileSink {
+    type Error = SinkError;
+
+    fn add_imu_track(&mut self) -> Result<(), SinkError> {
+        let s = self
+            .settings
+            .as_mut()
+            .ok_or(SinkError::Order("IMU track after the header"))?;
+        s.imu = true;
+        Ok(())
+    }
+
+    fn write_header(&mut self) -> Result<(), SinkError> {
+        let settings = self
+            .settings
+            .take()
+            .ok_or(SinkError::Order("header written twice"))?;
+        let file = File::create(&self.path).map_err(|source| SinkError::Create {
+            path: self.path.clone(),
+            source,
+        })?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        self.writer = Some(RecordingWriter::spawn(
+            out,
+            settings,
+            WRITER_QUEUE_LIMIT_BYTES,
+        )
+        .map_err(Box::new)?);
+        Ok(())
+    }
+
+    fn write_capture(&mut self, capture: &Capture) -> Result<(), SinkError> {
+        let w = self.writer()?;
+        if w.has_stopped() {
+            return Err(SinkError::Stopped);
+        }
+        // A full queue is a counted drop, not a failure: the recording goes on.
+        w.submit_capture(capture.clone());
+        Ok(())
+    }
+
+    fn write_imu_sample(&mut self, sample: &ImuSample) -> Result<(), SinkError> {
+        let w = self.writer()?;
+        if w.has_stopped() {
+            return Err(SinkError::Stopped);
+        }
+        w.submit_imu(*sample);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let device_drops = self.device_drops.lock().map(|g| *g).unwrap_or_default();
+        w.add_dropped(device_drops);
+        let stats = w.finish().map_err(Box::new)?;
+        self.stats = Some(stats);
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.bytes_written())
+    }
+}
