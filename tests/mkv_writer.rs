@@ -812,7 +812,9 @@ fn clusters(b: &[u8]) -> Vec<(usize, Vec<u64>)> {
             while q < data + size {
                 let (cid, cd, cs) = element(b, q).unwrap();
                 if cid == 0xE7 {
-                    cluster_time = b[cd..cd + cs].iter().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+                    cluster_time = b[cd..cd + cs]
+                        .iter()
+                        .fold(0u64, |a, &x| (a << 8) | u64::from(x));
                 }
                 if cid == 0xA3 && b[cd] == 0x81 {
                     let rel = i16::from_be_bytes([b[cd + 1], b[cd + 2]]);
@@ -831,9 +833,14 @@ fn clusters(b: &[u8]) -> Vec<(usize, Vec<u64>)> {
 fn cut_files_open_and_keep_complete_clusters() {
     let Some(py) = oracle_python() else { return };
     let dir = out_dir("cut");
-    let c = Case::new("cut", ColorResolution::R720p, DepthMode::Nfov2x2Binned, Fps::Fps30)
-        .imu()
-        .frames(150);
+    let c = Case::new(
+        "cut",
+        ColorResolution::R720p,
+        DepthMode::Nfov2x2Binned,
+        Fps::Fps30,
+    )
+    .imu()
+    .frames(150);
     let file = SharedFile::default();
     let mut w = K4aWriter::create(file.clone(), c.settings()).unwrap();
     for e in c.events() {
@@ -872,7 +879,10 @@ fn cut_files_open_and_keep_complete_clusters() {
         );
         if let Some(&last) = complete.last() {
             let last_seen = p["images"]["color"]["last_usec"].as_u64().unwrap();
-            assert!(last_seen >= START_USEC + last, "cut at {cut}: last image {last_seen} µs");
+            assert!(
+                last_seen >= START_USEC + last,
+                "cut at {cut}: last image {last_seen} µs"
+            );
         }
         worst_loss = worst_loss.max(complete.len().saturating_sub(got));
         let _ = std::fs::remove_file(&path);
