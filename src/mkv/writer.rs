@@ -280,7 +280,7 @@ impl UidGen {
             // Below 2^60 like the SDK's, but always 18 decimal digits (so always 8 bytes): the
             // layout then never shifts by a byte at random.
             const LOW: u64 = 100_000_000_000_000_000;
-            return LOW + z % (9 * LOW);
+            LOW + z % (9 * LOW)
         }
     }
 }

@@ -28,7 +28,7 @@ pub enum RecordError {
         #[source]
         source: WriteError,
         /// What had been written before.
-        stats: WriterStats,
+        stats: Box<WriterStats>,
     },
     /// The writer thread could not be started.
     #[error("starting the writer thread failed: {0}")]
@@ -56,7 +56,7 @@ pub struct WriterStats {
 }
 
 enum Msg {
-    Capture(Capture, usize),
+    Capture(Box<Capture>, usize),
     Imu(ImuSample),
 }
 
@@ -183,7 +183,7 @@ impl RecordingWriter {
         match self
             .tx
             .as_ref()
-            .map(|t| t.send(Msg::Capture(capture, bytes)))
+            .map(|t| t.send(Msg::Capture(Box::new(capture), bytes)))
         {
             Some(Ok(())) => true,
             Some(Err(e)) => {
@@ -213,6 +213,22 @@ impl RecordingWriter {
                 false
             }
         }
+    }
+
+    /// Bytes currently waiting in the queue (producers that prefer waiting to dropping can
+    /// poll this against the limit).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The queue bound given to [`RecordingWriter::spawn`].
+    pub fn queue_limit_bytes(&self) -> usize {
+        self.limit_bytes
+    }
+
+    /// Bytes a capture is charged in the queue.
+    pub fn capture_queue_bytes(capture: &Capture) -> usize {
+        capture_bytes(capture)
     }
 
     /// Items dropped so far (queue full, late, or after a write error).
@@ -283,7 +299,7 @@ fn run<W: Write + Seek>(
                     .filter(|x| x.0)
                     .map(|x| x.1)
                     .collect();
-                    match writer.write_capture_owned(c) {
+                    match writer.write_capture_owned(*c) {
                         Ok(()) => {
                             stats.captures_written += 1;
                             shared
@@ -344,7 +360,10 @@ fn run<W: Write + Seek>(
         (Some(e), _) | (None, Err(e)) => {
             stats.bytes_written = summary_before.bytes;
             stats.clusters = summary_before.clusters;
-            Err(RecordError::Write { source: e, stats })
+            Err(RecordError::Write {
+                source: e,
+                stats: Box::new(stats),
+            })
         }
     }
 }

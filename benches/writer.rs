@@ -1,0 +1,215 @@
+//! Writer benchmark: our recording writer vs Microsoft's libk4arecord vs a plain sequential
+//! write of the same payload bytes, on identical synthetic captures (2160p MJPG + NFOV_UNBINNED
+//! depth and IR at 30 fps + 1600 Hz IMU). Each side runs in its own process so peak RSS is its own.
+//!
+//! Run: `cargo bench --bench writer` (env: `FREEK4A_BENCH_FRAMES`, default 400 ≈ 1.07 GB;
+//! `FREEK4A_BENCH_DIR`, default `target/bench`; the SDK side needs `tests/oracle/install.sh`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use freek4a::mkv::writer::RecordingSettings;
+use freek4a::record::RecordingWriter;
+use freek4a::types::*;
+
+const MJPG_BYTES: usize = 1_200_000;
+const QUEUE_LIMIT_BYTES: usize = 16 << 20;
+
+fn pattern(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + seed) & 0xFF) as u8).collect()
+}
+
+fn image(format: ImageFormat, w: u32, h: u32, ts: u64, data: &[u8]) -> Image {
+    Image {
+        format,
+        width: w,
+        height: h,
+        stride_bytes: format.stride_bytes(w),
+        device_timestamp_usec: ts,
+        system_timestamp_nsec: 0,
+        exposure_usec: 0,
+        data: data.to_vec(),
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn ours(out: &Path, frames: u64) {
+    let color = pattern(MJPG_BYTES, 1);
+    let depth = pattern(640 * 576 * 2, 2);
+    let ir = pattern(640 * 576 * 2, 3);
+    let cfg = DeviceConfig {
+        color_resolution: ColorResolution::R2160p,
+        depth_mode: DepthMode::NfovUnbinned,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let file = File::create(out).expect("create output");
+    let w = RecordingWriter::spawn(file, RecordingSettings::new(cfg, true), QUEUE_LIMIT_BYTES)
+        .expect("spawn writer");
+    for n in 0..frames {
+        let ts = 1_000_000 + n * 33_333;
+        let cap = Capture {
+            color: Some(image(ImageFormat::Mjpg, 3840, 2160, ts, &color)),
+            depth: Some(image(ImageFormat::Depth16, 640, 576, ts, &depth)),
+            ir: Some(image(ImageFormat::Ir16, 640, 576, ts, &ir)),
+            temperature_c: f32::NAN,
+        };
+        // Wait for room rather than drop: the benchmark measures a complete file.
+        let need = RecordingWriter::capture_queue_bytes(&cap);
+        while w.queued_bytes() + need > w.queue_limit_bytes() {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        assert!(w.submit_capture(cap));
+        for j in 0..53 {
+            let t = ts + 100 + j * 625;
+            while w.queued_bytes() + 64 > w.queue_limit_bytes() {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            assert!(w.submit_imu(ImuSample {
+                temperature_c: f32::NAN,
+                acc_mps2: [0.1, -0.2, 9.8],
+                acc_timestamp_usec: t,
+                gyro_radps: [0.01, 0.02, -0.03],
+                gyro_timestamp_usec: t,
+            }));
+        }
+    }
+    let stats = w.finish().expect("finish");
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(stats.drops.total(), 0);
+    println!(
+        "{{\"seconds\": {secs}, \"bytes\": {}, \"peak_rss_kib\": {}}}",
+        stats.bytes_written,
+        peak_rss_kib()
+    );
+}
+
+fn plain(out: &Path, frames: u64) {
+    let color = pattern(MJPG_BYTES, 1);
+    let depth = pattern(640 * 576 * 2, 2);
+    let imu = [0u8; 40 * 53];
+    let t0 = Instant::now();
+    let mut f = BufWriter::with_capacity(1 << 20, File::create(out).expect("create output"));
+    let mut bytes = 0u64;
+    for _ in 0..frames {
+        for d in [&color[..], &depth[..], &depth[..], &imu[..]] {
+            f.write_all(d).expect("write");
+            bytes += d.len() as u64;
+        }
+    }
+    f.into_inner().expect("flush");
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{{\"seconds\": {secs}, \"bytes\": {bytes}, \"peak_rss_kib\": {}}}",
+        peak_rss_kib()
+    );
+}
+
+fn json_field(s: &str, key: &str) -> f64 {
+    let at = s
+        .find(&format!("\"{key}\""))
+        .unwrap_or_else(|| panic!("no {key} in {s}"));
+    let rest = &s[at + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].trim().parse().unwrap()
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run side");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let frames: u64 = std::env::var("FREEK4A_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    if args.len() >= 3 && (args[1] == "ours" || args[1] == "plain") {
+        let out = PathBuf::from(&args[2]);
+        if args[1] == "ours" {
+            ours(&out, frames)
+        } else {
+            plain(&out, frames)
+        }
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var("FREEK4A_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/bench"));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let exe = std::env::current_exe().expect("current exe");
+    let install = Command::new("bash")
+        .arg(root.join("tests/oracle/install.sh"))
+        .output()
+        .expect("run install.sh");
+    let python = String::from_utf8_lossy(&install.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("python=").map(str::to_owned));
+    let mut rows = Vec::new();
+    for side in ["ours", "plain", "sdk"] {
+        let path = dir.join(format!("{side}.mkv"));
+        let line = match side {
+            "sdk" => match &python {
+                Some(py) => run(Command::new(py)
+                    .arg(root.join("benches/sdk_write.py"))
+                    .arg(&path)
+                    .arg(frames.to_string())
+                    .arg(MJPG_BYTES.to_string())),
+                None => {
+                    eprintln!("SKIPPED libk4arecord side: tests/oracle/install.sh failed");
+                    continue;
+                }
+            },
+            _ => run(Command::new(&exe).arg(side).arg(&path)),
+        };
+        let _ = std::fs::remove_file(&path);
+        let secs = json_field(&line, "seconds");
+        let bytes = json_field(&line, "bytes");
+        let rss = json_field(&line, "peak_rss_kib") / 1024.0;
+        println!(
+            "{side:>5}: {:.0} MB in {secs:.2} s = {:.0} MB/s, peak RSS {rss:.1} MiB {}",
+            bytes / 1e6,
+            bytes / 1e6 / secs,
+            if side == "sdk" {
+                format!(
+                    "(Python baseline {:.1} MiB)",
+                    json_field(&line, "baseline_rss_kib") / 1024.0
+                )
+            } else {
+                String::new()
+            }
+        );
+        rows.push((side, bytes / secs));
+    }
+    let rate = |s: &str| rows.iter().find(|r| r.0 == s).map(|r| r.1);
+    if let (Some(o), Some(p)) = (rate("ours"), rate("plain")) {
+        println!("ours / plain sequential write = {:.2}", o / p);
+    }
+    if let (Some(o), Some(k)) = (rate("ours"), rate("sdk")) {
+        println!("ours / libk4arecord           = {:.2}", o / k);
+    }
+}
