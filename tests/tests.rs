@@ -6,6 +6,8 @@ mod cli;
 mod depthengine;
 mod device;
 mod judges;
+mod libk4a_client;
 mod mkv_writer;
 mod playback;
 mod protocol;
+mod recorder;

@@ -1,0 +1,1 @@
+//! Integration tests: Microsoft's libk4a as a client of emulated units.
