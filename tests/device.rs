@@ -928,8 +928,9 @@ fn real_time_and_factor_speeds_are_paced_by_the_clock() {
         let device = (last.device_timestamp_usec - first.device_timestamp_usec) as f64 / 1e6;
         assert!((device - 12.0 / 30.0).abs() < 0.001, "{device}");
         let expected = device / factor;
+        // Never faster than the clock allows; slower only by what a loaded host adds.
         assert!(
-            wall > expected * 0.7 && wall < expected * 1.5 + 0.1,
+            wall > expected * 0.8 && wall < expected + 1.0,
             "{speed:?}: {wall} s for {device} s"
         );
         d.stop_cameras().unwrap();
