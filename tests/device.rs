@@ -918,7 +918,10 @@ fn real_time_and_factor_speeds_are_paced_by_the_clock() {
             Fps::Fps30,
         ))
         .unwrap();
-        let first = d.get_capture(WAIT).unwrap().unwrap().color.unwrap();
+        let mut first = d.get_capture(WAIT).unwrap().unwrap().color.unwrap();
+        while let Some(c) = d.get_capture(Duration::ZERO).unwrap() {
+            first = c.color.unwrap();
+        }
         let t0 = Instant::now();
         let mut last = first.clone();
         for _ in 0..12 {
