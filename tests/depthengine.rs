@@ -11,26 +11,27 @@ use freek4a::depthengine::{
 use freek4a::protocol::depth_raw::{self, RawFrameHeader, Scene};
 use freek4a::types::{Capture, DepthMode, Fps, ImageFormat};
 
+use crate::util;
+
 const RECV_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Microsoft's engine: `$FREEK4A_DEPTH_ENGINE` or the loader's search path, as the product
-/// finds it. `None` (with the reason printed) when absent, unless FREEK4A_REQUIRE_JUDGES=1.
+/// Microsoft's engine from the judges' venv (`pyk4a_bundle.libs/`), loaded through the same
+/// explicit-path route as `--depth-engine PATH`. `None` after a printed skip when the oracle is
+/// unavailable (a failure instead under FREEK4A_REQUIRE_JUDGES=1).
 fn real_engine() -> Option<DepthEngine> {
-    match DepthEngine::load(None) {
+    let oracle = util::Oracle::get()?;
+    match DepthEngine::load(Some(&oracle.libdepthengine)) {
         Ok(e) => Some(e),
         Err(e) => {
-            if std::env::var("FREEK4A_REQUIRE_JUDGES").as_deref() == Ok("1") {
-                panic!("FREEK4A_REQUIRE_JUDGES=1 but Microsoft's depth engine is missing: {e}");
-            }
-            eprintln!("skipping: Microsoft's depth engine not available: {e}");
+            util::skip(&format!("Microsoft's depth engine does not load here: {e}"));
             None
         }
     }
 }
 
+/// Our emulated engine: found the way the emulator finds it, else built by the harness.
 fn emulated_engine() -> DepthEngine {
-    let path = find_emulated_engine()
-        .expect("emulated engine not built (cargo build --workspace builds it)");
+    let path = find_emulated_engine().unwrap_or_else(util::emulated_depthengine);
     DepthEngine::load(Some(&path)).expect("load emulated engine")
 }
 
