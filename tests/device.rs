@@ -939,3 +939,40 @@ fn real_time_and_factor_speeds_are_paced_by_the_clock() {
         d.stop_cameras().unwrap();
     }
 }
+
+#[test]
+fn calibration_read_grows_its_buffer_like_the_sdk() {
+    let padded = |len: usize| {
+        let base = freek4a::emulator::calibration::default_json("000019484312");
+        let mut v: serde_json::Value = serde_json::from_str(&base).unwrap();
+        let notes = &mut v["CalibrationInformation"]["Metadata"]["Notes"];
+        *notes = serde_json::Value::String(String::new());
+        let bare = v.to_string().len();
+        v["CalibrationInformation"]["Metadata"]["Notes"] =
+            serde_json::Value::String("x".repeat(len - bare));
+        let s = v.to_string();
+        assert_eq!(s.len(), len);
+        s
+    };
+    // 20 000 bytes needs the third buffer (10 240, 15 360, 20 480).
+    let json = padded(20_000);
+    let b = EmulatedBackend::new(EmulatorSpec {
+        speed: Speed::Max,
+        calibration_json: Some(json.clone()),
+        ..Default::default()
+    });
+    let d = Device::open_with(&b, 0, fast_raw()).unwrap();
+    let mut expected = json.into_bytes();
+    expected.push(0);
+    assert_eq!(d.raw_calibration(), &expected[..]);
+    // Exactly the last buffer size leaves no room for the NUL: every attempt fails.
+    let b = EmulatedBackend::new(EmulatorSpec {
+        speed: Speed::Max,
+        calibration_json: Some(padded(56_320)),
+        ..Default::default()
+    });
+    match Device::open_with(&b, 0, fast_raw()) {
+        Err(DeviceError::CalibrationRead { attempts: 10, .. }) => {}
+        other => panic!("{:?}", other.err()),
+    }
+}
