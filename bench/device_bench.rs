@@ -40,6 +40,7 @@ struct Scenario {
 }
 
 fn run(s: &Scenario, seconds: u32, engine: &DepthEngineChoice) -> Result<()> {
+    println!("{}", s.name);
     let backend = EmulatedBackend::new(EmulatorSpec {
         units: 1,
         speed: Speed::Max,
@@ -60,12 +61,16 @@ fn run(s: &Scenario, seconds: u32, engine: &DepthEngineChoice) -> Result<()> {
         ..Default::default()
     };
     let want = (s.fps.hz() * seconds) as usize;
-    // Warm-up outside the measurement: the MJPEG frames are encoded once per process.
-    freek4a::emulator::images::jpeg_set(
-        s.color.dimensions().unwrap_or((0, 0)).0,
-        s.color.dimensions().unwrap_or((0, 0)).1,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Outside the measurement: the emulator encodes its MJPEG frames once per process.
+    let (w, h) = s.color.dimensions().unwrap_or((0, 0));
+    let t = Instant::now();
+    let set = freek4a::emulator::images::jpeg_set(w, h).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "  pre-encoded {} MJPEG frames of {w}x{h} in {:.2} s ({} bytes each on average)",
+        set.len(),
+        t.elapsed().as_secs_f64(),
+        set.iter().map(|j| j.bytes.len()).sum::<usize>() / set.len().max(1)
+    );
     let (u0, s0) = cpu_seconds()?;
     let t0 = Instant::now();
     d.start_cameras(&config)?;
@@ -102,7 +107,6 @@ fn run(s: &Scenario, seconds: u32, engine: &DepthEngineChoice) -> Result<()> {
     d.stop_cameras()?;
     let recorded = (last_ts - first_ts.unwrap_or(0)) as f64 / 1e6 + 1.0 / s.fps.hz() as f64;
     let cpu = (u1 - u0) + (s1 - s0);
-    println!("{}", s.name);
     println!(
         "  recorded {recorded:.2} s of device time in {wall:.2} s wall: {:.1}x real time",
         recorded / wall

@@ -50,6 +50,9 @@ struct PacerState {
     next_ticks: HashMap<StreamId, (u64, Instant)>,
     /// Highest tick handed out since the last reset (the clock in Max speed).
     virtual_now_ticks: u64,
+    /// Max speed: the timebase was reset in this session, so streams that start now start
+    /// at its zero (there is no wall clock saying how much time has passed).
+    start_at_zero: bool,
 }
 
 /// Shared clock of one unit.
@@ -73,6 +76,7 @@ impl Pacer {
                 generation: 0,
                 next_ticks: HashMap::new(),
                 virtual_now_ticks: power_on_ticks,
+                start_at_zero: false,
             }),
             changed: Condvar::new(),
         }
@@ -114,6 +118,7 @@ impl Pacer {
         s.epoch_instant = Instant::now();
         s.epoch_ticks = 0;
         s.virtual_now_ticks = 0;
+        s.start_at_zero = true;
         s.generation += 1;
         for t in s.next_ticks.values_mut() {
             t.0 = 0;
@@ -127,6 +132,17 @@ impl Pacer {
         if self.speed == Speed::Max {
             let mut s = self.lock();
             s.virtual_now_ticks += ticks;
+            s.start_at_zero = false;
+        }
+    }
+
+    /// Where a stream that starts now anchors its schedule of `period_ticks`.
+    pub fn start_ticks(&self, period_ticks: u64) -> u64 {
+        let zero = self.speed == Speed::Max && self.lock().start_at_zero;
+        if zero {
+            0
+        } else {
+            self.now_ticks().div_ceil(period_ticks.max(1)) * period_ticks
         }
     }
 

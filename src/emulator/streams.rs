@@ -36,10 +36,9 @@ impl Schedule {
                 s
             }
             None => {
-                let now = pacer.now_ticks();
                 let s = Schedule {
                     generation,
-                    anchor_ticks: now.div_ceil(period_ticks.max(1)) * period_ticks,
+                    anchor_ticks: pacer.start_ticks(period_ticks),
                     index: 1,
                 };
                 *sched = Some(s);

@@ -231,7 +231,18 @@ impl UsbInterface for EmuInterface {
             let n = color::negotiate(&p);
             match selector {
                 VS_PROBE_CONTROL => st.color.probe = n,
-                VS_COMMIT_CONTROL => st.color.committed = Some(n),
+                VS_COMMIT_CONTROL => {
+                    st.color.committed = Some(n);
+                    drop(st);
+                    // Encode the MJPEG frames now, before streaming starts, so the first
+                    // frames are not late.
+                    if let Some(f) =
+                        color::frame_for(&n).filter(|f| f.pixels == color::Pixels::Mjpeg)
+                    {
+                        super::images::jpeg_set(f.width.into(), f.height.into())
+                            .map_err(|_| TransferError::Stall)?;
+                    }
+                }
                 _ => return Err(TransferError::Stall),
             }
             return Ok(());
