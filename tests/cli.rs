@@ -376,8 +376,8 @@ fn toolbox_exit_codes() {
         full_help().replacen("k4arecorder [options]", "freek4a record [options]", 1)
     );
     assert_eq!(freek4a(&["--help"]).status.code(), Some(0));
-    // Not wired yet: a runtime failure that says so.
-    let out = freek4a(&["info", "x.mkv", "--json"]);
+    // A runtime failure (a file that is not there): 1, naming the file.
+    let out = freek4a(&["info", "no-such-recording.mkv", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not available in this build"));
+    assert!(text(&out.stderr).contains("no-such-recording.mkv"), "{}", text(&out.stderr));
 }

@@ -13,7 +13,7 @@ Line format:  <offset> <indent><Name> [<id hex>] sf=<size-field bytes> size=<dat
   MuxingApp, WritingApp, and CRC-32 values. Masked values whose length may vary (app names, UIDs written as
   decimal tag values) print size '*', and offsets and master sizes are normalised: they exclude the bytes of
   such values (as if they were empty), so a 19- vs 20-digit UID shifts nothing. The Void that pads the
-  SeekHead and Info reserved regions absorbs those bytes (its size prints as '*'); binary UIDs keep their
+  SeekHead, Info and Tags reserved regions absorbs those bytes (its size prints as '*'); binary UIDs keep their
   printed size (both writers should use 8 bytes). SeekPosition and CueClusterPosition values print as the
   normalised offset of the element they point to.
 --drop-tag-prefix P omits Tag elements whose TagName starts with P; their bytes are excluded the same way.
@@ -29,8 +29,9 @@ import ebml
 UID_IDS = {0x73C5, 0x46AE, 0x63C5, 0x63C6, 0x73A4}
 APP_IDS = {0x4D80, 0x5741}
 VOID, TAG, TAGNAME, TAGSTRING, SIMPLETAG = 0xEC, 0x7373, 0x45A3, 0x4487, 0x67C8
-# SeekHead and Info sit in fixed-size regions padded by a Void (seg+0..1027, seg+1027..1286)
-RESERVED_REGIONS = {0x114D9B74, 0x1549A966}
+# SeekHead and Info sit in fixed-size regions padded by a Void (seg+0..1027, seg+1027..1286);
+# Tags and the Void after them end at a fixed offset too (the Void shrinks as the Tags grow)
+RESERVED_REGIONS = {0x114D9B74, 0x1549A966, 0x1254C367}
 SEGMENT = 0x18538067
 POSITION_IDS = {0x53AC, 0xF1}  # SeekPosition, CueClusterPosition
 
