@@ -632,6 +632,13 @@ impl<R: Read + Seek> Playback<R> {
                 diags.push("IMU track is not a subtitle track; treated as custom".into());
             }
         }
+        if !(c.color_track_enabled
+            || c.depth_track_enabled
+            || c.ir_track_enabled
+            || c.imu_track_enabled)
+        {
+            diags.push("no COLOR, DEPTH, IR or IMU track: not an Azure Kinect recording".into());
+        }
         let start = tag("K4A_START_OFFSET_NS");
         let mut start_ns = None;
         if let Some(v) = &start {
