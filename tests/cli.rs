@@ -379,5 +379,9 @@ fn toolbox_exit_codes() {
     // A runtime failure (a file that is not there): 1, naming the file.
     let out = freek4a(&["info", "no-such-recording.mkv", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no-such-recording.mkv"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-recording.mkv"),
+        "{}",
+        text(&out.stderr)
+    );
 }
