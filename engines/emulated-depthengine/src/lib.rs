@@ -3,7 +3,7 @@
 //!
 //! It exports `k4a_register_plugin` and reports engine version **2.99.0**, a number Microsoft
 //! never shipped, so logs make clear which engine ran. It converts the raw frames freek4a's
-//! emulator produces (`freek4a::protocol::depth_raw`) — not the real sensor's — by rendering the
+//! emulator produces (`freek4a_depth_abi::depth_raw`) — not the real sensor's — by rendering the
 //! synthetic scene described in each frame's header (a wall and a box at known distances).
 //!
 //! Behaviour, function by function:
@@ -33,10 +33,10 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use freek4a::depthengine::abi::{
+use freek4a_depth_abi::abi::{
     self, InputFrameInfo, OutputFrameInfo, Plugin, PluginVersion, ProcessCallback,
 };
-use freek4a::protocol::depth_raw::{self, RawFrameHeader};
+use freek4a_depth_abi::depth_raw::{self, RawFrameHeader};
 
 /// Engine version reported at registration.
 pub const VERSION: PluginVersion = PluginVersion {
