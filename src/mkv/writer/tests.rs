@@ -322,3 +322,32 @@ fn output_bytes_are_unchanged() {
         );
     }
 }
+
+#[test]
+fn word_swap_matches_pairwise_swap_and_crc() {
+    for len in [
+        0,
+        1,
+        2,
+        7,
+        8,
+        9,
+        17,
+        4096,
+        SWAP_CHUNK_BYTES + 3,
+        3 * SWAP_CHUNK_BYTES + 10,
+    ] {
+        let src = noise(len, len as u64 + 1);
+        let mut expected = src.clone();
+        for px in expected.chunks_exact_mut(2) {
+            px.swap(0, 1);
+        }
+        let mut got = src.clone();
+        let crc = swap16_with_crc(&mut got);
+        assert_eq!(got, expected, "len {len}");
+        assert_eq!(crc.finalize(), crc32fast::hash(&expected), "len {len}");
+    }
+    let mut le = vec![0x34, 0x12, 0x78, 0x56];
+    swap16_with_crc(&mut le);
+    assert_eq!(le, [0x12, 0x34, 0x56, 0x78]);
+}
