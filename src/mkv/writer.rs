@@ -317,6 +317,40 @@ fn swap16_with_crc(data: &mut [u8]) -> crc32fast::Hasher {
     crc
 }
 
+/// A capture's images in file form: depth and IR swapped to big-endian, each with the CRC-32 of
+/// its bytes, empty images left out. Preparing is the bulk of the CPU work per capture and needs
+/// no writer, so it can run on another thread ([`K4aWriter::write_prepared`] takes the result).
+#[derive(Debug)]
+pub struct PreparedCapture {
+    images: Vec<(TrackKind, Image, crc32fast::Hasher)>,
+}
+
+impl PreparedCapture {
+    /// Swaps and checksums the images of `capture` (colour, depth, IR order).
+    pub fn new(capture: Capture) -> PreparedCapture {
+        let mut images = Vec::with_capacity(3);
+        for (kind, img) in [
+            (TrackKind::Color, capture.color),
+            (TrackKind::Depth, capture.depth),
+            (TrackKind::Ir, capture.ir),
+        ] {
+            let Some(mut img) = img else { continue };
+            if img.data.is_empty() {
+                continue;
+            }
+            let crc = if kind == TrackKind::Color {
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&img.data);
+                crc
+            } else {
+                swap16_with_crc(&mut img.data)
+            };
+            images.push((kind, img, crc));
+        }
+        PreparedCapture { images }
+    }
+}
+
 /// A block ready to render: SimpleBlock for one image, BlockGroup for a run of IMU frames.
 struct BlockPlan {
     track_number: u64,
@@ -679,30 +713,22 @@ impl<W: Write + Seek> K4aWriter<W> {
     /// Like [`K4aWriter::write_capture`], taking ownership so image buffers are not copied.
     pub fn write_capture_owned(&mut self, capture: Capture) -> Result<(), WriteError> {
         self.check_running()?;
-        let mut queued = Vec::with_capacity(3);
-        for (kind, img) in [
-            (TrackKind::Color, capture.color),
-            (TrackKind::Depth, capture.depth),
-            (TrackKind::Ir, capture.ir),
-        ] {
-            let Some(img) = img else { continue };
-            if img.data.is_empty() {
-                continue;
-            }
+        self.write_prepared(PreparedCapture::new(capture))
+    }
+
+    /// Queues a capture already prepared (possibly on another thread) and writes the clusters
+    /// that are due. Same result as [`K4aWriter::write_capture_owned`] on the original capture.
+    pub fn write_prepared(&mut self, capture: PreparedCapture) -> Result<(), WriteError> {
+        self.check_running()?;
+        let mut queued = Vec::with_capacity(capture.images.len());
+        for (kind, img, crc) in capture.images {
             let track = self.check_image(kind, &img)?;
             let ts_ns = img.device_timestamp_usec.saturating_mul(1000);
             self.check_time(kind, ts_ns)?;
-            queued.push((track, kind, ts_ns, img.data));
+            queued.push((track, ts_ns, Payload::Image(img.data, crc)));
         }
-        for (track, kind, ts_ns, mut data) in queued {
-            let crc = if matches!(kind, TrackKind::Depth | TrackKind::Ir) {
-                swap16_with_crc(&mut data)
-            } else {
-                let mut crc = crc32fast::Hasher::new();
-                crc.update(&data);
-                crc
-            };
-            self.enqueue(track, ts_ns, Payload::Image(data, crc));
+        for (track, ts_ns, payload) in queued {
+            self.enqueue(track, ts_ns, payload);
         }
         self.write_due()
     }
