@@ -332,9 +332,12 @@ impl RecordingSink for FileSink {
             source,
         })?;
         let out = BufWriter::with_capacity(1 << 20, file);
-        self.writer = Some(
-            RecordingWriter::spawn(out, settings, WRITER_QUEUE_LIMIT_BYTES).map_err(Box::new)?,
-        );
+        self.writer = Some(RecordingWriter::spawn(
+            out,
+            settings,
+            WRITER_QUEUE_LIMIT_BYTES,
+        )
+        .map_err(Box::new)?);
         Ok(())
     }
 
