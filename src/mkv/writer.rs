@@ -239,14 +239,15 @@ pub struct FileSummary {
 
 #[derive(Debug)]
 enum Payload {
-    Image(Vec<u8>),
+    /// File bytes and their CRC-32, computed on arrival while the bytes are still in cache.
+    Image(Vec<u8>, crc32fast::Hasher),
     Imu([u8; IMU_FRAME_BYTES]),
 }
 
 impl Payload {
     fn bytes(&self) -> &[u8] {
         match self {
-            Payload::Image(v) => v,
+            Payload::Image(v, _) => v,
             Payload::Imu(a) => a,
         }
     }
@@ -290,6 +291,64 @@ fn valid_tag_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Bytes swapped per step of [`swap16_with_crc`]: small enough to stay in L1/L2 between the
+/// swap and the CRC.
+const SWAP_CHUNK_BYTES: usize = 32 << 10;
+
+/// Swaps every 16-bit sample to big-endian in place and returns the CRC-32 of the result, in one
+/// pass over the data (a word at a time, so the compiler vectorises it).
+fn swap16_with_crc(data: &mut [u8]) -> crc32fast::Hasher {
+    const LOW: u64 = 0x00FF_00FF_00FF_00FF;
+    let mut crc = crc32fast::Hasher::new();
+    for chunk in data.chunks_mut(SWAP_CHUNK_BYTES) {
+        let (words, rest) = chunk.as_chunks_mut::<8>();
+        for w in words {
+            // Byte-wise operation, so it swaps pairs whatever the host's endianness.
+            let x = u64::from_ne_bytes(*w);
+            *w = (((x & LOW) << 8) | ((x >> 8) & LOW)).to_ne_bytes();
+        }
+        for px in rest.as_chunks_mut::<2>().0 {
+            px.swap(0, 1);
+        }
+        crc.update(chunk);
+    }
+    crc
+}
+
+/// A capture's images in file form: depth and IR swapped to big-endian, each with the CRC-32 of
+/// its bytes, empty images left out. Preparing is the bulk of the CPU work per capture and needs
+/// no writer, so it can run on another thread ([`K4aWriter::write_prepared`] takes the result).
+#[derive(Debug)]
+pub struct PreparedCapture {
+    images: Vec<(TrackKind, Image, crc32fast::Hasher)>,
+}
+
+impl PreparedCapture {
+    /// Swaps and checksums the images of `capture` (colour, depth, IR order).
+    pub fn new(capture: Capture) -> PreparedCapture {
+        let mut images = Vec::with_capacity(3);
+        for (kind, img) in [
+            (TrackKind::Color, capture.color),
+            (TrackKind::Depth, capture.depth),
+            (TrackKind::Ir, capture.ir),
+        ] {
+            let Some(mut img) = img else { continue };
+            if img.data.is_empty() {
+                continue;
+            }
+            let crc = if kind == TrackKind::Color {
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&img.data);
+                crc
+            } else {
+                swap16_with_crc(&mut img.data)
+            };
+            images.push((kind, img, crc));
+        }
+        PreparedCapture { images }
+    }
 }
 
 /// A block ready to render: SimpleBlock for one image, BlockGroup for a run of IMU frames.
@@ -654,28 +713,22 @@ impl<W: Write + Seek> K4aWriter<W> {
     /// Like [`K4aWriter::write_capture`], taking ownership so image buffers are not copied.
     pub fn write_capture_owned(&mut self, capture: Capture) -> Result<(), WriteError> {
         self.check_running()?;
-        let mut queued = Vec::with_capacity(3);
-        for (kind, img) in [
-            (TrackKind::Color, capture.color),
-            (TrackKind::Depth, capture.depth),
-            (TrackKind::Ir, capture.ir),
-        ] {
-            let Some(img) = img else { continue };
-            if img.data.is_empty() {
-                continue;
-            }
+        self.write_prepared(PreparedCapture::new(capture))
+    }
+
+    /// Queues a capture already prepared (possibly on another thread) and writes the clusters
+    /// that are due. Same result as [`K4aWriter::write_capture_owned`] on the original capture.
+    pub fn write_prepared(&mut self, capture: PreparedCapture) -> Result<(), WriteError> {
+        self.check_running()?;
+        let mut queued = Vec::with_capacity(capture.images.len());
+        for (kind, img, crc) in capture.images {
             let track = self.check_image(kind, &img)?;
             let ts_ns = img.device_timestamp_usec.saturating_mul(1000);
             self.check_time(kind, ts_ns)?;
-            queued.push((track, kind, ts_ns, img.data));
+            queued.push((track, ts_ns, Payload::Image(img.data, crc)));
         }
-        for (track, kind, ts_ns, mut data) in queued {
-            if matches!(kind, TrackKind::Depth | TrackKind::Ir) {
-                for px in data.chunks_exact_mut(2) {
-                    px.swap(0, 1);
-                }
-            }
-            self.enqueue(track, ts_ns, Payload::Image(data));
+        for (track, ts_ns, payload) in queued {
+            self.enqueue(track, ts_ns, payload);
         }
         self.write_due()
     }
@@ -866,7 +919,10 @@ impl<W: Write + Seek> K4aWriter<W> {
         for part in &parts {
             match *part {
                 Part::Scratch(a, b) => crc.update(&scratch[a..b]),
-                Part::Data(k) => crc.update(items[k].payload.bytes()),
+                Part::Data(k) => match &items[k].payload {
+                    Payload::Image(_, c) => crc.combine(c),
+                    Payload::Imu(f) => crc.update(f),
+                },
             }
         }
         let mut head = Vec::with_capacity(20);
@@ -907,7 +963,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         for it in &items {
             match it.payload {
                 Payload::Imu(_) => self.summary.imu_samples += 1,
-                Payload::Image(_) => self.summary.images += 1,
+                Payload::Image(..) => self.summary.images += 1,
             }
         }
         if let Some(t) = cue_candidate {

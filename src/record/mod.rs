@@ -3,6 +3,11 @@
 //! [`RecordingWriter`] owns a [`K4aWriter`] on its own thread behind a queue bounded in bytes.
 //! Producers never block: when the queue is full the item is dropped and counted per stream, and
 //! the counts end up in the file's `FREEK4A_DROPPED_*` tags.
+//!
+//! Two threads share the work: a preparing thread swaps depth/IR to big-endian and checksums
+//! every image ([`PreparedCapture`]), the writing thread groups, renders and writes, so the CPU
+//! work of one capture overlaps the file writes of the previous ones. Captures move through
+//! both by ownership; their bytes count against the queue bound until written.
 
 use std::io::{Seek, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +17,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 pub use crate::mkv::writer::DropCounts;
-use crate::mkv::writer::{FileSummary, K4aWriter, RecordingSettings, TrackKind, WriteError};
+use crate::mkv::writer::{
+    FileSummary, K4aWriter, PreparedCapture, RecordingSettings, TrackKind, WriteError,
+};
 use crate::types::{Capture, ImuSample};
 
 /// Errors of the recording writer thread.
@@ -58,6 +65,25 @@ pub struct WriterStats {
 enum Msg {
     Capture(Box<Capture>, usize),
     Imu(ImuSample),
+}
+
+/// What the preparing thread hands the writing thread.
+enum Prepared {
+    /// The capture, its queue charge, and the streams it held (for drop counts).
+    Capture(Box<PreparedCapture>, usize, Vec<TrackKind>),
+    Imu(ImuSample),
+}
+
+fn kinds_of(c: &Capture) -> Vec<TrackKind> {
+    [
+        (c.color.is_some(), TrackKind::Color),
+        (c.depth.is_some(), TrackKind::Depth),
+        (c.ir.is_some(), TrackKind::Ir),
+    ]
+    .iter()
+    .filter(|x| x.0)
+    .map(|x| x.1)
+    .collect()
 }
 
 struct Shared {
@@ -119,6 +145,7 @@ pub struct RecordingWriter {
     tx: Option<Sender<Msg>>,
     shared: Arc<Shared>,
     limit_bytes: usize,
+    prep_thread: Option<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<(FileSummary, WriterStats), RecordError>>>,
 }
 
@@ -137,16 +164,24 @@ impl RecordingWriter {
             drops: Default::default(),
             bytes_written: AtomicU64::new(0),
         });
+        // Both queues are unbounded in items but bounded in bytes by `reserve`.
         let (tx, rx) = unbounded();
+        let (prep_tx, prep_rx) = unbounded();
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("freek4a-writer".into())
-            .spawn(move || run(writer, rx, sh))
+            .spawn(move || run(writer, prep_rx, sh))
+            .map_err(RecordError::Spawn)?;
+        // If this spawn fails, `prep_tx` is dropped, so the writer thread finishes the file.
+        let prep_thread = std::thread::Builder::new()
+            .name("freek4a-prepare".into())
+            .spawn(move || prepare(rx, prep_tx))
             .map_err(RecordError::Spawn)?;
         Ok(RecordingWriter {
             tx: Some(tx),
             shared,
             limit_bytes: queue_limit_bytes,
+            prep_thread: Some(prep_thread),
             thread: Some(thread),
         })
     }
@@ -261,6 +296,11 @@ impl RecordingWriter {
     /// returned after the file has been finalised in place as far as possible.
     pub fn finish(mut self) -> Result<WriterStats, RecordError> {
         self.tx.take();
+        if let Some(t) = self.prep_thread.take() {
+            if t.join().is_err() {
+                return Err(RecordError::Panicked);
+            }
+        }
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r.map(|(_, s)| s),
             _ => Err(RecordError::Panicked),
@@ -271,35 +311,48 @@ impl RecordingWriter {
 impl Drop for RecordingWriter {
     fn drop(&mut self) {
         self.tx.take();
+        if let Some(t) = self.prep_thread.take() {
+            let _ = t.join();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+/// The preparing thread: swaps and checksums captures in arrival order, IMU passes through.
+fn prepare(rx: Receiver<Msg>, tx: Sender<Prepared>) {
+    for msg in rx.iter() {
+        let out = match msg {
+            Msg::Capture(c, bytes) => {
+                let kinds = kinds_of(&c);
+                Prepared::Capture(Box::new(PreparedCapture::new(*c)), bytes, kinds)
+            }
+            Msg::Imu(s) => Prepared::Imu(s),
+        };
+        if tx.send(out).is_err() {
+            // The writing thread is gone (it only leaves early by panicking).
+            return;
+        }
+    }
+}
+
 fn run<W: Write + Seek>(
     mut writer: K4aWriter<W>,
-    rx: Receiver<Msg>,
+    rx: Receiver<Prepared>,
     shared: Arc<Shared>,
 ) -> Result<(FileSummary, WriterStats), RecordError> {
     let mut stats = WriterStats::default();
     let mut failure = None;
     for msg in rx.iter() {
         match msg {
-            Msg::Capture(c, bytes) => {
+            Prepared::Capture(c, bytes, kinds) => {
                 if failure.is_some() {
-                    shared.drop_capture(&c);
+                    for &k in &kinds {
+                        shared.drop_item(k);
+                    }
                 } else {
-                    let kinds: Vec<TrackKind> = [
-                        (c.color.is_some(), TrackKind::Color),
-                        (c.depth.is_some(), TrackKind::Depth),
-                        (c.ir.is_some(), TrackKind::Ir),
-                    ]
-                    .iter()
-                    .filter(|x| x.0)
-                    .map(|x| x.1)
-                    .collect();
-                    match writer.write_capture_owned(*c) {
+                    match writer.write_prepared(*c) {
                         Ok(()) => {
                             stats.captures_written += 1;
                             shared
@@ -325,7 +378,7 @@ fn run<W: Write + Seek>(
                 }
                 shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             }
-            Msg::Imu(s) => {
+            Prepared::Imu(s) => {
                 if failure.is_some() {
                     shared.drop_item(TrackKind::Imu);
                 } else {

@@ -178,3 +178,176 @@ fn invalid_user_tag_name_is_refused() {
         Err(WriteError::InvalidTagName(_))
     ));
 }
+
+/// Deterministic bytes (xorshift) so every block differs.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+/// A recording exercising every path of the cluster writer: MJPG of varying size, depth and IR
+/// (byte-swapped), missing and empty images, IMU runs split by images, IMU arriving before and
+/// after the images of its window, a late item, early writes past the pending budget, cues,
+/// device info and user tags. Fixed seed and start time, so the bytes are fully determined.
+fn reference_recording(pending_limit_bytes: usize) -> Vec<u8> {
+    let cfg = DeviceConfig {
+        color_resolution: ColorResolution::R720p,
+        depth_mode: DepthMode::Nfov2x2Binned,
+        camera_fps: Fps::Fps30,
+        depth_delay_off_color_usec: -125,
+        ..Default::default()
+    };
+    let mut s = RecordingSettings::new(cfg, true);
+    s.uid_seed = Some(0x5EED);
+    s.start_time = UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
+    s.tags = vec![("TAKE".into(), "7".into())];
+    s.device = Some(DeviceInfo {
+        serial_number: Some("000123456789".into()),
+        color_firmware: Version {
+            major: 1,
+            minor: 6,
+            iteration: 110,
+        },
+        depth_firmware: Version {
+            major: 1,
+            minor: 6,
+            iteration: 80,
+        },
+        calibration_json: b"{\"CalibrationInformation\":{}}".to_vec(),
+    });
+    s.pending_limit_bytes = pending_limit_bytes;
+    let mut w = K4aWriter::create(Cursor::new(Vec::new()), s).unwrap();
+    let (dw, dh) = (320u32, 288u32);
+    let image = |format, w: u32, h: u32, ts, data| Image {
+        format,
+        width: w,
+        height: h,
+        stride_bytes: format.stride_bytes(w),
+        device_timestamp_usec: ts,
+        system_timestamp_nsec: 0,
+        exposure_usec: 0,
+        data,
+    };
+    let mut imu_t = 900_000u64;
+    for n in 0..150u64 {
+        let ts = 1_000_000 + n * 33_333;
+        let cap = Capture {
+            color: (n % 7 != 3).then(|| {
+                let len = if n % 11 == 5 {
+                    0
+                } else {
+                    20_000 + (n as usize * 977) % 9000
+                };
+                image(ImageFormat::Mjpg, 1280, 720, ts, noise(len, n))
+            }),
+            depth: (n % 5 != 2).then(|| {
+                image(
+                    ImageFormat::Depth16,
+                    dw,
+                    dh,
+                    ts,
+                    noise(2 * (dw * dh) as usize, n + 1000),
+                )
+            }),
+            ir: Some(image(
+                ImageFormat::Ir16,
+                dw,
+                dh,
+                ts,
+                noise(2 * (dw * dh) as usize, n + 2000),
+            )),
+            temperature_c: f32::NAN,
+        };
+        // IMU lags the images by a few ms, so some samples land in windows that already hold
+        // images and runs get split.
+        while imu_t < ts + 29_000 {
+            let mut sample = imu(imu_t);
+            sample.acc_mps2[0] = imu_t as f32 * 1e-3;
+            sample.gyro_timestamp_usec = imu_t + 3;
+            w.write_imu(&sample).unwrap();
+            imu_t += 625 + (imu_t / 625) % 3;
+        }
+        if n % 2 == 0 {
+            w.write_capture(&cap).unwrap();
+        } else {
+            w.write_capture_owned(cap).unwrap();
+        }
+        if n == 120 {
+            assert!(matches!(
+                w.write_imu(&imu(1_000_000)),
+                Err(WriteError::TooLate { .. })
+            ));
+        }
+    }
+    let dropped = DropCounts {
+        color: 2,
+        depth: 0,
+        ir: 1,
+        imu: 5,
+    };
+    let (cur, _) = w.finish(dropped).unwrap();
+    cur.into_inner()
+}
+
+/// Length and FNV-1a-64 of [`reference_recording`] as written by the writer of commit 2364194
+/// (before the throughput work): any change to the writer's output shows up here.
+#[test]
+fn output_bytes_are_unchanged() {
+    for (limit, len, digest) in [
+        (
+            DEFAULT_PENDING_LIMIT_BYTES,
+            52_959_599u64,
+            9_525_153_930_738_923_445u64,
+        ),
+        (1 << 20, 52_959_599, 9_525_153_930_738_923_445),
+    ] {
+        let bytes = reference_recording(limit);
+        assert_eq!(
+            (bytes.len() as u64, fnv1a64(&bytes)),
+            (len, digest),
+            "pending limit {limit}"
+        );
+    }
+}
+
+#[test]
+fn word_swap_matches_pairwise_swap_and_crc() {
+    for len in [
+        0,
+        1,
+        2,
+        7,
+        8,
+        9,
+        17,
+        4096,
+        SWAP_CHUNK_BYTES + 3,
+        3 * SWAP_CHUNK_BYTES + 10,
+    ] {
+        let src = noise(len, len as u64 + 1);
+        let mut expected = src.clone();
+        for px in expected.chunks_exact_mut(2) {
+            px.swap(0, 1);
+        }
+        let mut got = src.clone();
+        let crc = swap16_with_crc(&mut got);
+        assert_eq!(got, expected, "len {len}");
+        assert_eq!(crc.finalize(), crc32fast::hash(&expected), "len {len}");
+    }
+    let mut le = vec![0x34, 0x12, 0x78, 0x56];
+    swap16_with_crc(&mut le);
+    assert_eq!(le, [0x12, 0x34, 0x56, 0x78]);
+}
