@@ -201,8 +201,9 @@ def main(argv):
     else:
         raise SystemExit(f"unknown command {cmd}")
     sys.stdout.flush()
-    os.dup2(saved, 1)
-    print(json.dumps(out))
+    # fd 1 stays on stderr: libk4a keeps logging while it is torn down at exit.
+    with os.fdopen(saved, "w") as f:
+        f.write(json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -465,6 +465,9 @@ impl Node {
                 } else {
                     Vec::with_capacity(len)
                 };
+                if u.endpoint & 0x80 == 0 {
+                    log_command(&self.info, u.endpoint, &data);
+                }
                 queue_work(&w, urb as usize, data, len);
                 0
             }
@@ -576,6 +579,25 @@ impl Node {
             *out = urb.cast();
         }
         0
+    }
+}
+
+/// Appends a command packet sent by the host to `$FREEK4A_SHIM_LOG` as one line:
+/// `<product id> <endpoint> <command code> <command data in hex>`.
+fn log_command(info: &DeviceInfo, ep: u8, data: &[u8]) {
+    const PACKET_TYPE: u32 = 0x0602_2009;
+    let Some(path) = std::env::var_os("FREEK4A_SHIM_LOG") else {
+        return;
+    };
+    if data.len() < 20 || u32::from_le_bytes([data[0], data[1], data[2], data[3]]) != PACKET_TYPE {
+        return;
+    }
+    let code = u32::from_le_bytes([data[12], data[13], data[14], data[15]]);
+    let hex: String = data[20..].iter().map(|b| format!("{b:02x}")).collect();
+    let line = format!("{:04x} {ep:02x} {code:08x} {hex}\n", info.product_id);
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 
