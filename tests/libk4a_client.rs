@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use freek4a::device::{DepthEngineChoice, Device, OpenOptions};
+use freek4a::device::{ColorControl, ControlMode, DepthEngineChoice, Device, OpenOptions};
 use freek4a::emulator::{EmulatedBackend, EmulatorSpec};
 use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat, ImuSample};
 use serde_json::Value;
@@ -29,7 +29,10 @@ fn shim_path() -> &'static Path {
         let mut cmd = Command::new(cargo);
         cmd.current_dir(util::repo_root())
             .args(["build", "-q", "-p", "freek4a-usb-shim"]);
-        if util::profile_dir().file_name().is_some_and(|n| n == "release") {
+        if util::profile_dir()
+            .file_name()
+            .is_some_and(|n| n == "release")
+        {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
@@ -129,7 +132,11 @@ fn libk4a_opens_the_emulated_unit_and_reads_identity_and_calibration() {
     assert_eq!(v["calibration_result"], 0);
     // libk4a hands out the JSON with the NUL it appends.
     let cal = v["calibration"].as_str().unwrap();
-    assert_eq!(cal.strip_suffix('\0'), b.calibration_json(0), "raw calibration");
+    assert_eq!(
+        cal.strip_suffix('\0'),
+        b.calibration_json(0),
+        "raw calibration"
+    );
     // Our driver reads the same bytes.
     let d = our_device(&b);
     assert!(
@@ -139,7 +146,9 @@ fn libk4a_opens_the_emulated_unit_and_reads_identity_and_calibration() {
     // The open sequence of §2.10 as libk4a sent it: serial, calibration JSON, versions.
     for code in ["00000115", "00000111", "00000201"] {
         assert!(
-            commands.iter().any(|c| c.starts_with("097c 02 ") && c.contains(code)),
+            commands
+                .iter()
+                .any(|c| c.starts_with("097c 02 ") && c.contains(code)),
             "libk4a sent no depth command {code}: {commands:?}"
         );
     }
@@ -166,8 +175,17 @@ fn decode_jpeg(bytes: &[u8]) -> (usize, usize) {
     (w, h)
 }
 
-/// Colour images our driver receives from a fresh emulator with the same seed.
-fn our_color_frames(res: ColorResolution, fmt: ImageFormat, count: usize) -> Vec<(u64, Vec<u8>)> {
+fn meta_of(frames: &[(u64, Vec<u8>, Value)], ts: u64) -> &Value {
+    &frames.iter().find(|f| f.0 == ts).expect("frame").2
+}
+
+/// Colour images our driver receives from a fresh emulator with the same seed:
+/// (device timestamp, bytes, exposure).
+fn our_color_frames(
+    res: ColorResolution,
+    fmt: ImageFormat,
+    count: usize,
+) -> Vec<(u64, Vec<u8>, u64)> {
     let b = backend();
     let mut d = our_device(&b);
     d.start_cameras(&color_config(res, fmt)).unwrap();
@@ -178,7 +196,7 @@ fn our_color_frames(res: ColorResolution, fmt: ImageFormat, count: usize) -> Vec
             .unwrap()
             .expect("a capture within 5 s");
         if let Some(img) = c.color {
-            out.push((img.device_timestamp_usec, img.data));
+            out.push((img.device_timestamp_usec, img.data, img.exposure_usec));
         }
     }
     d.stop_cameras().unwrap();
@@ -190,10 +208,34 @@ fn libk4a_streams_colour_equal_to_our_driver() {
     let Some(oracle) = Oracle::get() else { return };
     const N: usize = 6;
     for (res, res_name, fmt, fmt_name, size) in [
-        (ColorResolution::R720p, "720P", ImageFormat::Mjpg, "MJPG", (1280, 720)),
-        (ColorResolution::R1080p, "1080P", ImageFormat::Mjpg, "MJPG", (1920, 1080)),
-        (ColorResolution::R720p, "720P", ImageFormat::Nv12, "NV12", (1280, 720)),
-        (ColorResolution::R720p, "720P", ImageFormat::Yuy2, "YUY2", (1280, 720)),
+        (
+            ColorResolution::R720p,
+            "720P",
+            ImageFormat::Mjpg,
+            "MJPG",
+            (1280, 720),
+        ),
+        (
+            ColorResolution::R1080p,
+            "1080P",
+            ImageFormat::Mjpg,
+            "MJPG",
+            (1920, 1080),
+        ),
+        (
+            ColorResolution::R720p,
+            "720P",
+            ImageFormat::Nv12,
+            "NV12",
+            (1280, 720),
+        ),
+        (
+            ColorResolution::R720p,
+            "720P",
+            ImageFormat::Yuy2,
+            "YUY2",
+            (1280, 720),
+        ),
     ] {
         let tmp = TempDir::new("libk4a-color");
         let dir = tmp.path().to_str().unwrap().to_owned();
@@ -203,7 +245,10 @@ fn libk4a_streams_colour_equal_to_our_driver() {
         let theirs = frames_of(&v);
         assert_eq!(theirs.len(), N, "{fmt_name} {res_name}: {v:#}\n{log}");
         for w in theirs.windows(2) {
-            assert!(w[1].0 > w[0].0, "{fmt_name} {res_name}: timestamps increase");
+            assert!(
+                w[1].0 > w[0].0,
+                "{fmt_name} {res_name}: timestamps increase"
+            );
         }
         for (_, data, meta) in &theirs {
             assert_eq!(meta["width"], size.0);
@@ -217,14 +262,19 @@ fn libk4a_streams_colour_equal_to_our_driver() {
         }
         // Frame for frame the same timestamps and bytes as our driver gets (the emulator's
         // frame n is due at a fixed time after the colour start resets the timebase).
-        let ours = our_color_frames(res, fmt, N + 2);
+        let ours = our_color_frames(res, fmt, N + 10);
         for (ts, data, _) in &theirs {
-            let mine = ours.iter().find(|(t, _)| t == ts).unwrap_or_else(|| {
+            let mine = ours.iter().find(|(t, _, _)| t == ts).unwrap_or_else(|| {
                 panic!(
                     "{fmt_name} {res_name}: libk4a's frame at {ts} µs not among ours ({:?})",
                     ours.iter().map(|f| f.0).collect::<Vec<_>>()
                 )
             });
+            assert_eq!(
+                meta_of(&theirs, *ts)["exposure_usec"].as_u64(),
+                Some(mine.2),
+                "{fmt_name} {res_name}: exposure of the frame at {ts} µs"
+            );
             assert!(
                 &mine.1 == data,
                 "{fmt_name} {res_name}: libk4a's frame at {ts} µs ({} bytes) differs from ours \
@@ -233,6 +283,43 @@ fn libk4a_streams_colour_equal_to_our_driver() {
                 mine.1.len()
             );
         }
+    }
+}
+
+/// BGRA32 is MJPEG on the wire decoded by libk4a with libjpeg-turbo: an independent decoder of
+/// the emulator's JPEGs.
+#[test]
+fn libk4a_decodes_the_emulated_mjpeg_to_bgra() {
+    let Some(oracle) = Oracle::get() else { return };
+    const N: usize = 3;
+    let tmp = TempDir::new("libk4a-bgra");
+    let dir = tmp.path().to_str().unwrap().to_owned();
+    let (v, log, _) = client(oracle, &["color", "720P", "BGRA32", "30", "3", &dir], &tmp);
+    assert_eq!(v["start_cameras"], 0, "{log}");
+    let theirs = frames_of(&v);
+    assert_eq!(theirs.len(), N, "{v:#}\n{log}");
+    assert!(!log.contains("MJPEG decode failed"), "{log}");
+    let ours = our_color_frames(ColorResolution::R720p, ImageFormat::Mjpg, N + 2);
+    for (ts, bgra, meta) in &theirs {
+        assert_eq!(meta["stride"], 1280 * 4);
+        assert_eq!(bgra.len(), 1280 * 720 * 4);
+        let jpeg = &ours.iter().find(|f| f.0 == *ts).expect("same timestamp").1;
+        let mut d = zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(
+            jpeg.as_slice(),
+        ));
+        let rgb = d.decode().expect("our decode");
+        assert_eq!(rgb.len(), 1280 * 720 * 3);
+        // Two decoders (libjpeg-turbo with fast DCT and upsampling, zune-jpeg) agree to within
+        // rounding on average.
+        let mut diff = 0u64;
+        for (px, q) in bgra.chunks_exact(4).zip(rgb.chunks_exact(3)) {
+            assert_eq!(px[3], 0xFF, "opaque");
+            for (a, b) in [(px[2], q[0]), (px[1], q[1]), (px[0], q[2])] {
+                diff += a.abs_diff(b) as u64;
+            }
+        }
+        let mean = diff as f64 / (1280.0 * 720.0 * 3.0);
+        assert!(mean < 2.0, "frame at {ts} µs: mean difference {mean}");
     }
 }
 
@@ -299,10 +386,16 @@ fn libk4a_imu_samples_equal_our_driver() {
             o.gyro_radps
         );
         let temp = t["temperature"].as_f64().unwrap() as f32;
-        assert!((temp - o.temperature_c).abs() < 1e-4, "sample {i} temperature");
+        assert!(
+            (temp - o.temperature_c).abs() < 1e-4,
+            "sample {i} temperature"
+        );
     }
     let step = |a: u64, b: u64| b - a;
-    let their_ts: Vec<u64> = theirs.iter().map(|t| t["acc_ts"].as_u64().unwrap()).collect();
+    let their_ts: Vec<u64> = theirs
+        .iter()
+        .map(|t| t["acc_ts"].as_u64().unwrap())
+        .collect();
     let our_ts: Vec<u64> = ours.iter().map(|s| s.acc_timestamp_usec).collect();
     // 1666 Hz is 54.02 ticks of 90 kHz: samples are 54 ticks (600 µs) apart, now and then 55
     // (611 µs).
@@ -336,4 +429,107 @@ fn libk4a_depth_start_reads_the_nv_block_and_stops_at_the_engine_calibration_che
     // Nothing past the engine was sent: no FPS set, no depth start.
     assert!(pos("097c 02 00000103").is_none(), "{commands:?}");
     assert!(pos("097c 02 00000009").is_none(), "{commands:?}");
+}
+
+const CONTROLS: [(&str, ColorControl); 10] = [
+    ("EXPOSURE_TIME_ABSOLUTE", ColorControl::ExposureTimeAbsolute),
+    ("AUTO_EXPOSURE_PRIORITY", ColorControl::AutoExposurePriority),
+    ("BRIGHTNESS", ColorControl::Brightness),
+    ("CONTRAST", ColorControl::Contrast),
+    ("SATURATION", ColorControl::Saturation),
+    ("SHARPNESS", ColorControl::Sharpness),
+    ("WHITEBALANCE", ColorControl::WhiteBalance),
+    (
+        "BACKLIGHT_COMPENSATION",
+        ColorControl::BacklightCompensation,
+    ),
+    ("GAIN", ColorControl::Gain),
+    ("POWERLINE_FREQUENCY", ColorControl::PowerlineFrequency),
+];
+
+fn mode_name(m: ControlMode) -> &'static str {
+    match m {
+        ControlMode::Auto => "AUTO",
+        ControlMode::Manual => "MANUAL",
+    }
+}
+
+#[test]
+fn libk4a_colour_controls_read_the_hardware_defaults_and_match_our_driver_after_sets() {
+    let Some(oracle) = Oracle::get() else { return };
+    let tmp = TempDir::new("libk4a-controls");
+    // Exposure is set at 60 Hz (10 000 µs rounds up to 16 670, UVC 166), then the powerline
+    // switch to 50 Hz makes it read back as the next 50 Hz entry (20 000).
+    let sets: [(&str, ControlMode, i32); 5] = [
+        ("EXPOSURE_TIME_ABSOLUTE", ControlMode::Manual, 10_000),
+        ("BRIGHTNESS", ControlMode::Manual, 100),
+        ("WHITEBALANCE", ControlMode::Manual, 5000),
+        ("POWERLINE_FREQUENCY", ControlMode::Manual, 1),
+        ("GAIN", ControlMode::Manual, 50),
+    ];
+    let args: Vec<String> = std::iter::once("controls".to_owned())
+        .chain(
+            sets.iter()
+                .map(|(n, m, v)| format!("{n}={}:{v}", mode_name(*m))),
+        )
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (v, log, _) = client(oracle, &args, &tmp);
+
+    // The defaults the SDK's colour functional test measured on real hardware (§5.6).
+    let hardware_defaults = [
+        ("EXPOSURE_TIME_ABSOLUTE", "AUTO", 33_330),
+        ("BRIGHTNESS", "MANUAL", 128),
+        ("CONTRAST", "MANUAL", 5),
+        ("SATURATION", "MANUAL", 32),
+        ("SHARPNESS", "MANUAL", 2),
+        ("WHITEBALANCE", "AUTO", 4500),
+        ("BACKLIGHT_COMPENSATION", "MANUAL", 0),
+        ("GAIN", "MANUAL", 0),
+        ("POWERLINE_FREQUENCY", "MANUAL", 2),
+    ];
+    for (name, mode, value) in hardware_defaults {
+        let c = &v["before"][name];
+        assert_eq!(c["result"], 0, "{name}: {log}");
+        assert_eq!(
+            (c["mode"].as_str().unwrap(), c["value"].as_i64().unwrap()),
+            (mode, value),
+            "{name} default"
+        );
+        let cap = &v["capabilities"][name];
+        assert_eq!(cap["result"], 0, "{name} capabilities: {log}");
+        assert_eq!(
+            cap["default"].as_i64().unwrap(),
+            value,
+            "{name} capability default"
+        );
+        assert_eq!(cap["default_mode"], mode, "{name} capability default mode");
+    }
+    for s in v["sets"].as_array().unwrap() {
+        assert_eq!(s["result"], 0, "set {s}: {log}");
+    }
+
+    let b = backend();
+    let mut d = our_device(&b);
+    for (name, mode, value) in sets {
+        let control = CONTROLS.iter().find(|c| c.0 == name).unwrap().1;
+        d.set_color_control(control, mode, value).unwrap();
+    }
+    for (name, control) in CONTROLS {
+        let (mode, value) = d.get_color_control(control).unwrap();
+        let c = &v["after"][name];
+        assert_eq!(c["result"], 0, "{name}: {log}");
+        assert_eq!(
+            (c["mode"].as_str().unwrap(), c["value"].as_i64().unwrap()),
+            (mode_name(mode), value as i64),
+            "{name} after the sets: libk4a vs our driver"
+        );
+    }
+    assert_eq!(v["after"]["EXPOSURE_TIME_ABSOLUTE"]["value"], 20_000);
+    // A unit without cables.
+    assert_eq!(v["sync_jack_result"], 0);
+    assert_eq!(
+        (v["sync_in"].as_bool(), v["sync_out"].as_bool()),
+        (Some(false), Some(false))
+    );
 }

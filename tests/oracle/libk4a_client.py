@@ -8,6 +8,7 @@ libusb. Prints one JSON object on stdout; libk4a's own log lines are kept off st
   libk4a_client.py info
   libk4a_client.py imu COUNT
   libk4a_client.py color RESOLUTION FORMAT FPS COUNT OUTDIR   (frames written as OUTDIR/N.bin)
+  libk4a_client.py controls [NAME=MODE:VALUE ...]   (then reads every colour control again)
   libk4a_client.py depth MODE FPS
 """
 import ctypes as C
@@ -57,7 +58,22 @@ DEVICE_FUNCTIONS = [
     ("k4a_image_get_stride_bytes", [p], C.c_int),
     ("k4a_image_get_device_timestamp_usec", [p], C.c_uint64),
     ("k4a_image_release", [p], None),
+    ("k4a_image_get_exposure_usec", [p], C.c_uint64),
+    ("k4a_image_get_white_balance", [p], C.c_uint32),
+    ("k4a_image_get_iso_speed", [p], C.c_uint32),
+    ("k4a_image_get_system_timestamp_nsec", [p], C.c_uint64),
+    ("k4a_device_get_color_control_capabilities",
+     [p, C.c_int, C.POINTER(C.c_bool), C.POINTER(C.c_int32), C.POINTER(C.c_int32), C.POINTER(C.c_int32),
+      C.POINTER(C.c_int32), C.POINTER(C.c_int)], C.c_int),
+    ("k4a_device_get_color_control", [p, C.c_int, C.POINTER(C.c_int), C.POINTER(C.c_int32)], C.c_int),
+    ("k4a_device_set_color_control", [p, C.c_int, C.c_int, C.c_int32], C.c_int),
+    ("k4a_device_get_sync_jack", [p, C.POINTER(C.c_bool), C.POINTER(C.c_bool)], C.c_int),
 ]
+
+# k4a_color_control_command_t, in enum order.
+CONTROLS = ["EXPOSURE_TIME_ABSOLUTE", "AUTO_EXPOSURE_PRIORITY", "BRIGHTNESS", "CONTRAST", "SATURATION",
+            "SHARPNESS", "WHITEBALANCE", "BACKLIGHT_COMPENSATION", "GAIN", "POWERLINE_FREQUENCY"]
+MODES = ["AUTO", "MANUAL"]
 
 
 def load():
@@ -161,12 +177,51 @@ def cmd_color(k4a, res, fmt, fps, count, outdir):
                            "width": k4a.k4a_image_get_width_pixels(img),
                            "height": k4a.k4a_image_get_height_pixels(img),
                            "stride": k4a.k4a_image_get_stride_bytes(img),
-                           "format": sdk.IMAGE_FORMATS[k4a.k4a_image_get_format(img)], "path": path})
+                           "format": sdk.IMAGE_FORMATS[k4a.k4a_image_get_format(img)], "path": path,
+                           "exposure_usec": k4a.k4a_image_get_exposure_usec(img),
+                           "white_balance": k4a.k4a_image_get_white_balance(img),
+                           "iso_speed": k4a.k4a_image_get_iso_speed(img),
+                           "system_ns": k4a.k4a_image_get_system_timestamp_nsec(img)})
             k4a.k4a_image_release(img)
         k4a.k4a_capture_release(cap)
     k4a.k4a_device_stop_cameras(dev)
     k4a.k4a_device_close(dev)
     out["frames"] = frames
+    return out
+
+
+def read_controls(k4a, dev):
+    out = {}
+    for i, name in enumerate(CONTROLS):
+        mode, value = C.c_int(), C.c_int32()
+        r = k4a.k4a_device_get_color_control(dev, i, C.byref(mode), C.byref(value))
+        out[name] = {"result": r, "mode": MODES[mode.value] if r == 0 else None, "value": value.value}
+    return out
+
+
+def cmd_controls(k4a, sets):
+    """Reads every control and its capabilities, applies `sets` (NAME=MODE:VALUE) in order, reads again."""
+    dev = open_device(k4a)
+    caps = {}
+    for i, name in enumerate(CONTROLS):
+        auto, lo, hi, step, default, mode = (C.c_bool(), C.c_int32(), C.c_int32(), C.c_int32(), C.c_int32(),
+                                             C.c_int())
+        r = k4a.k4a_device_get_color_control_capabilities(dev, i, C.byref(auto), C.byref(lo), C.byref(hi),
+                                                          C.byref(step), C.byref(default), C.byref(mode))
+        caps[name] = {"result": r, "supports_auto": auto.value, "min": lo.value, "max": hi.value,
+                      "step": step.value, "default": default.value,
+                      "default_mode": MODES[mode.value] if r == 0 else None}
+    out = {"capabilities": caps, "before": read_controls(k4a, dev), "sets": []}
+    for item in sets:
+        name, rest = item.split("=")
+        mode, value = rest.split(":")
+        r = k4a.k4a_device_set_color_control(dev, CONTROLS.index(name), MODES.index(mode), int(value))
+        out["sets"].append({"control": name, "result": r})
+    out["after"] = read_controls(k4a, dev)
+    sync_in, sync_out = C.c_bool(), C.c_bool()
+    out["sync_jack_result"] = k4a.k4a_device_get_sync_jack(dev, C.byref(sync_in), C.byref(sync_out))
+    out["sync_in"], out["sync_out"] = sync_in.value, sync_out.value
+    k4a.k4a_device_close(dev)
     return out
 
 
@@ -196,6 +251,8 @@ def main(argv):
         out = cmd_imu(k4a, int(argv[2]))
     elif cmd == "color":
         out = cmd_color(k4a, argv[2], argv[3], int(argv[4]), int(argv[5]), argv[6])
+    elif cmd == "controls":
+        out = cmd_controls(k4a, argv[2:])
     elif cmd == "depth":
         out = cmd_depth(k4a, argv[2], int(argv[3]))
     else:

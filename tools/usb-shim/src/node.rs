@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use freek4a::transport::usbfs_iso::{CtrlTransfer, IsoPacketDesc, SetInterface, Urb};
 use freek4a::transport::{
-    Backend, ControlSetup, DeviceInfo, EndpointQueue, IsoInQueue, TransferError, UsbDevice, UsbInterface,
-    PRODUCT_ID_DEPTH,
+    Backend, ControlSetup, DeviceInfo, EndpointQueue, IsoInQueue, TransferError, UsbDevice,
+    UsbInterface, PRODUCT_ID_DEPTH,
 };
 
 use crate::{mark_node_fd, real, sysname, Shim};
@@ -135,8 +135,14 @@ pub fn open_node(shim: &Shim, rest: &str, _flags: c_int) -> Result<c_int, c_int>
     let info = shim.device_at(bus, addr).ok_or(libc::ENOENT)?.clone();
     let device = shim.backend.open(&info).map_err(|e| errno_of(&e))?;
     let t = Duration::from_secs(1);
-    let mut descriptors = device.get_descriptor(1, 0, 0, t).map_err(|e| errno_of(&e))?;
-    descriptors.extend(device.get_descriptor(2, 0, 0, t).map_err(|e| errno_of(&e))?);
+    let mut descriptors = device
+        .get_descriptor(1, 0, 0, t)
+        .map_err(|e| errno_of(&e))?;
+    descriptors.extend(
+        device
+            .get_descriptor(2, 0, 0, t)
+            .map_err(|e| errno_of(&e))?,
+    );
     // SAFETY: eventfd has no memory preconditions.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -321,12 +327,7 @@ impl Node {
                 (6, true) => {
                     let mut d = self
                         .device
-                        .get_descriptor(
-                            (setup.value >> 8) as u8,
-                            setup.value as u8,
-                            setup.index,
-                            t,
-                        )
+                        .get_descriptor((setup.value >> 8) as u8, setup.value as u8, setup.index, t)
                         .map_err(|_| -libc::EPIPE)?;
                     d.truncate(length as usize);
                     Ok(d)
@@ -366,7 +367,11 @@ impl Node {
         Err(-libc::EPIPE)
     }
 
-    fn worker(self: &Arc<Self>, ep: u8, iso_geometry: Option<(usize, usize)>) -> Result<Arc<Worker>, c_int> {
+    fn worker(
+        self: &Arc<Self>,
+        ep: u8,
+        iso_geometry: Option<(usize, usize)>,
+    ) -> Result<Arc<Worker>, c_int> {
         let mut ws = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = ws.get(&ep) {
             return Ok(w.clone());
@@ -434,7 +439,10 @@ impl Node {
                 };
                 let r = self.control(setup, wlen, &out);
                 if self.trace {
-                    eprintln!("shim:   control {setup:?} len {wlen} -> {:?}", r.as_ref().map(|d| d.len()));
+                    eprintln!(
+                        "shim:   control {setup:?} len {wlen} -> {:?}",
+                        r.as_ref().map(|d| d.len())
+                    );
                 }
                 let (status, data, actual) = match r {
                     Ok(d) if setup.request_type & 0x80 != 0 => {
@@ -502,7 +510,11 @@ impl Node {
             .cloned()
             .collect();
         for w in ws {
-            if w.live.lock().unwrap_or_else(|e| e.into_inner()).contains(&urb) {
+            if w.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&urb)
+            {
                 w.inbox
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -596,7 +608,11 @@ fn log_command(info: &DeviceInfo, ep: u8, data: &[u8]) {
     let hex: String = data[20..].iter().map(|b| format!("{b:02x}")).collect();
     let line = format!("{:04x} {ep:02x} {code:08x} {hex}\n", info.product_id);
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = f.write_all(line.as_bytes());
     }
 }
@@ -633,10 +649,7 @@ fn stop_worker(w: &Worker) {
 }
 
 /// Takes new work and discards; `None` when the worker must stop.
-fn take_work(
-    w: &Worker,
-    idle: bool,
-) -> Option<(Vec<(usize, Vec<u8>, usize)>, HashSet<usize>)> {
+fn take_work(w: &Worker, idle: bool) -> Option<(Vec<(usize, Vec<u8>, usize)>, HashSet<usize>)> {
     let mut inbox = w.inbox.lock().unwrap_or_else(|e| e.into_inner());
     while idle && inbox.new.is_empty() && !inbox.stop {
         inbox = w
@@ -736,7 +749,10 @@ fn run_iso(node: std::sync::Weak<Node>, w: Arc<Worker>, mut q: Box<dyn IsoInQueu
 }
 
 fn finish(w: &Worker, urb: usize) {
-    w.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&urb);
+    w.live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&urb);
     w.inbox
         .lock()
         .unwrap_or_else(|e| e.into_inner())

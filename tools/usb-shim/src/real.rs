@@ -33,16 +33,52 @@ macro_rules! next {
     };
 }
 
-next!(open, c"open", unsafe extern "C" fn(*const c_char, c_int, c_uint) -> c_int);
-next!(open64, c"open64", unsafe extern "C" fn(*const c_char, c_int, c_uint) -> c_int);
-next!(open_2, c"__open_2", unsafe extern "C" fn(*const c_char, c_int) -> c_int);
-next!(open64_2, c"__open64_2", unsafe extern "C" fn(*const c_char, c_int) -> c_int);
-next!(openat, c"openat", unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint) -> c_int);
-next!(openat64, c"openat64", unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint) -> c_int);
+next!(
+    open,
+    c"open",
+    unsafe extern "C" fn(*const c_char, c_int, c_uint) -> c_int
+);
+next!(
+    open64,
+    c"open64",
+    unsafe extern "C" fn(*const c_char, c_int, c_uint) -> c_int
+);
+next!(
+    open_2,
+    c"__open_2",
+    unsafe extern "C" fn(*const c_char, c_int) -> c_int
+);
+next!(
+    open64_2,
+    c"__open64_2",
+    unsafe extern "C" fn(*const c_char, c_int) -> c_int
+);
+next!(
+    openat,
+    c"openat",
+    unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint) -> c_int
+);
+next!(
+    openat64,
+    c"openat64",
+    unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint) -> c_int
+);
 next!(close, c"close", unsafe extern "C" fn(c_int) -> c_int);
-next!(read, c"read", unsafe extern "C" fn(c_int, *mut c_void, usize) -> isize);
-next!(ioctl, c"ioctl", unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int);
-next!(poll, c"poll", unsafe extern "C" fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int);
+next!(
+    read,
+    c"read",
+    unsafe extern "C" fn(c_int, *mut c_void, usize) -> isize
+);
+next!(
+    ioctl,
+    c"ioctl",
+    unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int
+);
+next!(
+    poll,
+    c"poll",
+    unsafe extern "C" fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int
+);
 next!(
     ppoll,
     c"ppoll",
