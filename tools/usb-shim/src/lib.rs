@@ -17,6 +17,10 @@
 //! library passes every call through and udev lists nothing. `FREEK4A_SHIM_TRACE=1` prints
 //! each usbfs request on stderr.
 
+// The exported functions are C entry points: their pointer arguments carry the contracts of the
+// libc and libudev functions they stand in for, checked where possible and noted at each use.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 pub mod node;
 pub mod real;
 pub mod udev;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use freek4a::transport::usbfs_iso::{CtrlTransfer, IsoPacketDesc, SetInterface, Urb};
 use freek4a::transport::{
-    Backend, ControlSetup, DeviceInfo, EndpointQueue, IsoInQueue, TransferError, UsbDevice,
-    UsbInterface, PRODUCT_ID_DEPTH,
+    Backend, Completion, ControlSetup, DeviceInfo, EndpointQueue, IsoInQueue, TransferError,
+    UsbDevice, UsbInterface, PRODUCT_ID_DEPTH,
 };
 
 use crate::{mark_node_fd, real, sysname, Shim};
@@ -502,6 +502,9 @@ impl Node {
     }
 
     fn discard(&self, urb: usize) -> c_int {
+        if self.trace {
+            eprintln!("shim: fd {} discard {urb:#x}", self.fd);
+        }
         let ws: Vec<Arc<Worker>> = self
             .workers
             .lock()
@@ -648,8 +651,11 @@ fn stop_worker(w: &Worker) {
     w.wake.notify_all();
 }
 
+/// New URBs (address, buffer, length) and the addresses asked to be discarded.
+type Work = (Vec<(usize, Vec<u8>, usize)>, HashSet<usize>);
+
 /// Takes new work and discards; `None` when the worker must stop.
-fn take_work(w: &Worker, idle: bool) -> Option<(Vec<(usize, Vec<u8>, usize)>, HashSet<usize>)> {
+fn take_work(w: &Worker, idle: bool) -> Option<Work> {
     let mut inbox = w.inbox.lock().unwrap_or_else(|e| e.into_inner());
     while idle && inbox.new.is_empty() && !inbox.stop {
         inbox = w
@@ -668,49 +674,129 @@ fn take_work(w: &Worker, idle: bool) -> Option<(Vec<(usize, Vec<u8>, usize)>, Ha
 
 const POLL_STEP: Duration = Duration::from_millis(10);
 
+/// How long a worker waits for the emulator to hand back transfers it was asked to cancel.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+
+/// Cancels everything on `q` and collects the transfers back, in order (fewer if the emulator
+/// does not return them within [`CANCEL_WAIT`]).
+fn cancel_and_collect(q: &mut dyn EndpointQueue, count: usize) -> Vec<Completion> {
+    q.cancel_all();
+    let deadline = std::time::Instant::now() + CANCEL_WAIT;
+    let mut back = Vec::with_capacity(count);
+    while back.len() < count && std::time::Instant::now() < deadline {
+        if let Some(c) = q.wait_next_complete(POLL_STEP) {
+            back.push(c);
+        }
+    }
+    back
+}
+
+fn bulk_reapable(urb: usize, is_in: bool, c: Completion) -> Reapable {
+    Reapable {
+        urb,
+        status: urb_status(c.status),
+        actual: c.actual_len,
+        data: if is_in { c.data } else { Vec::new() },
+        packets: None,
+        data_offset: 0,
+    }
+}
+
+/// Worker of one bulk endpoint. `DISCARDURB` unlinks one URB at once, as the kernel does:
+/// the emulator's queue only cancels everything, so every transfer is cancelled, the discarded
+/// ones are reported and the others are queued again unseen (a cancelled emulator transfer has
+/// consumed no data, so the stream continues where it was).
 fn run_bulk(node: std::sync::Weak<Node>, w: Arc<Worker>, mut q: Box<dyn EndpointQueue>) {
-    let mut in_flight: VecDeque<usize> = VecDeque::new();
-    let mut cancelled = false;
+    let mut in_flight: VecDeque<(usize, usize)> = VecDeque::new();
+    let is_in = q.address() & 0x80 != 0;
     loop {
         let Some((new, discard)) = take_work(&w, in_flight.is_empty()) else {
+            // Released or closed: every URB still in flight comes back cancelled.
+            let back = cancel_and_collect(q.as_mut(), in_flight.len());
+            let Some(n) = node.upgrade() else { return };
+            let mut back = back.into_iter();
+            for (urb, _) in in_flight.drain(..) {
+                finish(&w, urb);
+                let r = match back.next() {
+                    Some(c) => bulk_reapable(urb, is_in, c),
+                    None => bulk_reapable(
+                        urb,
+                        is_in,
+                        Completion {
+                            data: Vec::new(),
+                            actual_len: 0,
+                            status: Err(TransferError::Cancelled),
+                        },
+                    ),
+                };
+                n.push_reapable(r);
+            }
             return;
         };
         for (urb, data, len) in new {
-            in_flight.push_back(urb);
+            in_flight.push_back((urb, len));
             q.submit(data, len);
         }
-        if !cancelled && !in_flight.is_empty() && in_flight.iter().all(|u| discard.contains(u)) {
-            q.cancel_all();
-            cancelled = true;
+        if in_flight.iter().any(|(u, _)| discard.contains(u)) {
+            let back = cancel_and_collect(q.as_mut(), in_flight.len());
+            let Some(n) = node.upgrade() else { return };
+            let old: Vec<(usize, usize)> = in_flight.drain(..).collect();
+            let returned = back.len();
+            for ((urb, len), c) in old.iter().copied().zip(back) {
+                if discard.contains(&urb) || c.status != Err(TransferError::Cancelled) {
+                    finish(&w, urb);
+                    n.push_reapable(bulk_reapable(urb, is_in, c));
+                } else {
+                    in_flight.push_back((urb, len));
+                    q.submit(c.data, len);
+                }
+            }
+            // Transfers the emulator did not hand back stay in flight, behind the others.
+            in_flight.extend(old.into_iter().skip(returned));
+            continue;
         }
         let Some(c) = q.wait_next_complete(POLL_STEP) else {
             continue;
         };
-        let Some(urb) = in_flight.pop_front() else {
+        let Some((urb, _)) = in_flight.pop_front() else {
             continue;
         };
         finish(&w, urb);
-        if in_flight.is_empty() {
-            cancelled = false;
-        }
         let Some(n) = node.upgrade() else { return };
-        let is_in = q.address() & 0x80 != 0;
-        n.push_reapable(Reapable {
-            urb,
-            status: urb_status(c.status),
-            actual: c.actual_len,
-            data: if is_in { c.data } else { Vec::new() },
-            packets: None,
-            data_offset: 0,
-        });
+        if n.trace {
+            eprintln!(
+                "shim: fd {} ep {:02x} done {urb:#x} {:?}",
+                n.fd,
+                q.address(),
+                c.status
+            );
+        }
+        n.push_reapable(bulk_reapable(urb, is_in, c));
     }
 }
 
+/// Worker of the isochronous endpoint. libuvc discards all its URBs at once when it stops, so
+/// the emulator's cancel-everything is enough here.
 fn run_iso(node: std::sync::Weak<Node>, w: Arc<Worker>, mut q: Box<dyn IsoInQueue>) {
     let mut in_flight: VecDeque<usize> = VecDeque::new();
     let mut cancelled = false;
     loop {
         let Some((new, discard)) = take_work(&w, in_flight.is_empty()) else {
+            if !in_flight.is_empty() {
+                q.cancel_all();
+            }
+            let Some(n) = node.upgrade() else { return };
+            for urb in in_flight.drain(..) {
+                finish(&w, urb);
+                n.push_reapable(Reapable {
+                    urb,
+                    status: -libc::ENOENT,
+                    actual: 0,
+                    data: Vec::new(),
+                    packets: Some(Vec::new()),
+                    data_offset: 0,
+                });
+            }
             return;
         };
         for (urb, data, _len) in new {
@@ -768,14 +854,16 @@ pub fn ioctl_node(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     if n.trace && request != USBDEVFS_REAPURBNDELAY && request != USBDEVFS_SUBMITURB {
         eprintln!("shim: fd {fd} ioctl {request:#x}");
     }
-    // SAFETY (for every dereference of `arg` below): each usbfs request number names the type
-    // its argument points to, and libusb passes a valid pointer of that type.
+    // Each usbfs request number names the type its argument points to; libusb passes a valid
+    // pointer of that type, which the SAFETY notes below rely on.
     match request {
         USBDEVFS_GET_CAPABILITIES => {
+            // SAFETY: GET_CAPABILITIES takes a `__u32 *` to fill in.
             unsafe { *(arg as *mut u32) = CAPABILITIES };
             0
         }
         USBDEVFS_SETCONFIGURATION => {
+            // SAFETY: SETCONFIGURATION takes an `int *`.
             let v = unsafe { *(arg as *const i32) };
             if v == 1 || v == -1 {
                 0
@@ -783,10 +871,17 @@ pub fn ioctl_node(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
                 fail(libc::EINVAL)
             }
         }
-        USBDEVFS_CLAIMINTERFACE => n.claim(unsafe { *(arg as *const u32) } as u8),
-        USBDEVFS_DISCONNECT_CLAIM => n.claim(unsafe { *(arg as *const u32) } as u8),
-        USBDEVFS_RELEASEINTERFACE => n.release(unsafe { *(arg as *const u32) } as u8),
+        USBDEVFS_CLAIMINTERFACE | USBDEVFS_DISCONNECT_CLAIM => {
+            // SAFETY: CLAIMINTERFACE takes an `unsigned int *`; DISCONNECT_CLAIM a struct whose
+            // first member is the same unsigned interface number.
+            n.claim(unsafe { *(arg as *const u32) } as u8)
+        }
+        USBDEVFS_RELEASEINTERFACE => {
+            // SAFETY: RELEASEINTERFACE takes an `unsigned int *`.
+            n.release(unsafe { *(arg as *const u32) } as u8)
+        }
         USBDEVFS_SETINTERFACE => {
+            // SAFETY: SETINTERFACE takes a `struct usbdevfs_setinterface *`.
             let s = unsafe { &*(arg as *const SetInterface) };
             match n.interface(s.interface as u8) {
                 Some(i) => match i.set_alt_setting(s.alt_setting as u8) {
@@ -800,6 +895,8 @@ pub fn ioctl_node(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
         USBDEVFS_GETDRIVER | USBDEVFS_IOCTL => fail(libc::ENODATA),
         USBDEVFS_CONNECTINFO => {
             let p = arg as *mut u32;
+            // SAFETY: CONNECTINFO takes a `struct usbdevfs_connectinfo *` ({unsigned devnum;
+            // unsigned char slow;}).
             unsafe {
                 *p = n.info.address as u32;
                 *(p.add(1) as *mut u8) = 0;
@@ -809,6 +906,7 @@ pub fn ioctl_node(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
         USBDEVFS_GET_SPEED => 5,
         USBDEVFS_RESET | USBDEVFS_CLEAR_HALT | USBDEVFS_RESETEP => 0,
         USBDEVFS_CONTROL => {
+            // SAFETY: CONTROL takes a `struct usbdevfs_ctrltransfer *`.
             let c = unsafe { &*(arg as *const CtrlTransfer) };
             let setup = ControlSetup {
                 request_type: c.request_type,
@@ -817,6 +915,7 @@ pub fn ioctl_node(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
                 index: c.index,
             };
             let out = if c.request_type & 0x80 == 0 && c.length > 0 {
+                // SAFETY: for an OUT request `data` holds `length` bytes to send.
                 unsafe { std::slice::from_raw_parts(c.data as *const u8, c.length as usize) }
                     .to_vec()
             } else {
@@ -825,6 +924,7 @@ pub fn ioctl_node(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
             match n.control(setup, c.length, &out) {
                 Ok(d) if c.request_type & 0x80 != 0 => {
                     let k = d.len().min(c.length as usize);
+                    // SAFETY: for an IN request `data` has room for `length` bytes; k <= length.
                     unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), c.data as *mut u8, k) };
                     k as c_int
                 }

@@ -19,7 +19,7 @@ pub struct ListEntry {
 
 /// `struct udev_enumerate`.
 pub struct Enumerate {
-    entries: Vec<Box<ListEntry>>,
+    entries: Vec<ListEntry>,
 }
 
 /// `struct udev_device`.
@@ -91,14 +91,15 @@ pub extern "C" fn udev_enumerate_scan_devices(e: *mut Enumerate) -> c_int {
         for d in &s.devices {
             let name = CString::new(format!("{SYSPATH_PREFIX}usb{}/{}", d.bus, sysname(d)))
                 .unwrap_or_default();
-            e.entries.push(Box::new(ListEntry {
+            e.entries.push(ListEntry {
                 name,
                 next: ptr::null_mut(),
-            }));
+            });
         }
     }
+    // Linked only now that the vector no longer grows, so the addresses stay valid.
     for i in (1..e.entries.len()).rev() {
-        let next: *mut ListEntry = &mut *e.entries[i];
+        let next: *mut ListEntry = &mut e.entries[i];
         e.entries[i - 1].next = next;
     }
     0
@@ -114,7 +115,7 @@ pub extern "C" fn udev_enumerate_get_list_entry(e: *mut Enumerate) -> *mut ListE
     let e = unsafe { &mut *e };
     e.entries
         .first_mut()
-        .map_or(ptr::null_mut(), |b| &mut **b as *mut ListEntry)
+        .map_or(ptr::null_mut(), |b| b as *mut ListEntry)
 }
 
 /// `udev_list_entry_get_next`.
