@@ -17,7 +17,7 @@ use freek4a::transport::{
     UsbDevice, UsbInterface, PRODUCT_ID_DEPTH,
 };
 
-use crate::{mark_node_fd, real, sysname, Shim};
+use crate::{mark_node_fd, real, Shim};
 
 // usbfs request numbers on x86-64 (`_IOC(dir, 'U', nr, size)`).
 const USBDEVFS_CONTROL: c_ulong = 0xC018_5500;
@@ -188,7 +188,6 @@ pub fn open_sysfs_attr(shim: &Shim, rest: &str) -> Result<c_int, c_int> {
         }
         _ => return Err(libc::ENOENT),
     };
-    let _ = sysname(d);
     // SAFETY: memfd_create with a static NUL-terminated name.
     let fd = unsafe { libc::memfd_create(c"freek4a-sysfs".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
