@@ -589,6 +589,8 @@ fn tree(py: &Path, file: &Path, ours: bool, mask_offsets: bool) -> Vec<String> {
                     format!("{head} = *")
                 }
                 _ if body.starts_with("Segment") => "Segment *".to_owned(),
+                // The Void after the Tags absorbs the calibration tag's length difference.
+                _ if body.starts_with("Void") => "Void *".to_owned(),
                 _ => body.to_owned(),
             };
             format!("* {indent}{body}")

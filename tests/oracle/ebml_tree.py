@@ -13,10 +13,13 @@ Line format:  <offset> <indent><Name> [<id hex>] sf=<size-field bytes> size=<dat
   MuxingApp, WritingApp, and CRC-32 values. Masked values whose length may vary (app names, UIDs written as
   decimal tag values) print size '*', and offsets and master sizes are normalised: they exclude the bytes of
   such values (as if they were empty), so a 19- vs 20-digit UID shifts nothing. The Void that pads the
-  SeekHead, Info and Tags reserved regions absorbs those bytes (its size prints as '*'); binary UIDs keep their
+  SeekHead and Info reserved regions absorbs those bytes (its size prints as '*'); binary UIDs keep their
   printed size (both writers should use 8 bytes). SeekPosition and CueClusterPosition values print as the
   normalised offset of the element they point to.
---drop-tag-prefix P omits Tag elements whose TagName starts with P; their bytes are excluded the same way.
+--drop-tag-prefix P omits Tag elements whose TagName starts with P; their bytes are excluded the same way,
+  except that a Void right after the Tags takes them back (it is printed as large as it would be without
+  those tags): a writer that puts extra tags into the room the SDK leaves after its Tags keeps the SDK's
+  cluster offsets, and the comparison shows that.
 With --absolute, offsets are absolute file offsets and nothing is normalised.
 """
 import argparse
@@ -29,9 +32,9 @@ import ebml
 UID_IDS = {0x73C5, 0x46AE, 0x63C5, 0x63C6, 0x73A4}
 APP_IDS = {0x4D80, 0x5741}
 VOID, TAG, TAGNAME, TAGSTRING, SIMPLETAG = 0xEC, 0x7373, 0x45A3, 0x4487, 0x67C8
-# SeekHead and Info sit in fixed-size regions padded by a Void (seg+0..1027, seg+1027..1286);
-# Tags and the Void after them end at a fixed offset too (the Void shrinks as the Tags grow)
-RESERVED_REGIONS = {0x114D9B74, 0x1549A966, 0x1254C367}
+# SeekHead and Info sit in fixed-size regions padded by a Void (seg+0..1027, seg+1027..1286)
+RESERVED_REGIONS = {0x114D9B74, 0x1549A966}
+TAGS = 0x1254C367
 SEGMENT = 0x18538067
 POSITION_IDS = {0x53AC, 0xF1}  # SeekPosition, CueClusterPosition
 
@@ -74,6 +77,7 @@ class Dumper:
         self.lines = []
         self.position_refs = []  # (line index, segment position) of SeekPosition / CueClusterPosition
         self.segment_children = {}  # actual segment position -> printed (normalised) offset
+        self.dropped_tag_bytes = 0  # bytes of dropped tags not yet given back to the Void after Tags
 
     def leaf_value(self, el, masked_tag_value):
         """(text, length_may_vary)"""
@@ -108,6 +112,7 @@ class Dumper:
                 name = tag_name_of(self.buf, el, self.limit) or ""
                 if any(name.startswith(p) for p in self.drop):
                     delta += el.end(end) - el.offset
+                    self.dropped_tag_bytes += el.end(end) - el.offset
                     continue
             off = el.offset if self.absolute else el.offset - start - (delta if self.normalise else 0)
             index = len(self.lines)
@@ -129,9 +134,15 @@ class Dumper:
                 value, varies = self.leaf_value(el, masked_tag_value)
                 if self.normalise and el.ident in POSITION_IDS:
                     self.position_refs.append((index, int(value)))
+                    # the width of a position follows the raw offset, which masked bytes shift
+                    varies = True
                 if varies:
                     size_text = "*"
                     delta += el.end(end) - el.data_start
+            if el.ident == VOID and prev_ident == TAGS and self.dropped_tag_bytes and el.size is not None:
+                size_text = str(el.size + self.dropped_tag_bytes)
+                delta -= self.dropped_tag_bytes
+                self.dropped_tag_bytes = 0
             if self.normalise and el.ident == VOID and prev_ident in RESERVED_REGIONS:
                 # the SDK's fixed reserved regions: this Void absorbs any length difference before it
                 size_text = "*"
