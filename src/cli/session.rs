@@ -116,6 +116,10 @@ pub trait RecordingSink {
     fn bytes_written(&self) -> u64 {
         0
     }
+    /// Frames the sink dropped so far (a full queue in front of a slow disk).
+    fn dropped_frames(&self) -> DroppedFrames {
+        DroppedFrames::default()
+    }
 }
 
 /// A source of monotonic time (so tests can run minutes of recording in no time).
@@ -420,10 +424,10 @@ where
                         }
                     }
                 }
-                let dropped = device.dropped_frames();
-                stats.dropped_color = dropped.color;
-                stats.dropped_depth = dropped.depth;
-                stats.dropped_imu = dropped.imu;
+                let (dev, file) = (device.dropped_frames(), sink.dropped_frames());
+                stats.dropped_color = dev.color + file.color;
+                stats.dropped_depth = dev.depth + file.depth;
+                stats.dropped_imu = dev.imu + file.imu;
                 stats.bytes_written = sink.bytes_written();
                 stats.elapsed = io.clock.now().saturating_duration_since(start);
                 (io.progress)(&stats);

@@ -498,4 +498,15 @@ impl RecordingSink for FileSink {
     fn bytes_written(&self) -> u64 {
         self.writer.as_ref().map_or(0, |w| w.bytes_written())
     }
+
+    fn dropped_frames(&self) -> DroppedFrames {
+        self.writer.as_ref().map_or_else(DroppedFrames::default, |w| {
+            let d = w.drops();
+            DroppedFrames {
+                color: d.color,
+                depth: d.depth,
+                imu: d.imu,
+            }
+        })
+    }
 }
