@@ -500,13 +500,15 @@ impl RecordingSink for FileSink {
     }
 
     fn dropped_frames(&self) -> DroppedFrames {
-        self.writer.as_ref().map_or_else(DroppedFrames::default, |w| {
-            let d = w.drops();
-            DroppedFrames {
-                color: d.color,
-                depth: d.depth,
-                imu: d.imu,
-            }
-        })
+        self.writer
+            .as_ref()
+            .map_or_else(DroppedFrames::default, |w| {
+                let d = w.drops();
+                DroppedFrames {
+                    color: d.color,
+                    depth: d.depth,
+                    imu: d.imu,
+                }
+            })
     }
 }
