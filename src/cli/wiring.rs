@@ -84,6 +84,8 @@ pub struct RecordingFile {
     file: File,
     buf: Vec<u8>,
     delay: Option<Duration>,
+    /// Bytes that reached the file through this writer.
+    written: u64,
 }
 
 impl RecordingFile {
@@ -98,6 +100,7 @@ impl RecordingFile {
             file,
             buf: Vec::with_capacity(FILE_BUFFER_BYTES),
             delay,
+            written: 0,
         }
     }
 
@@ -105,7 +108,9 @@ impl RecordingFile {
         if let Some(d) = self.delay {
             std::thread::sleep(d);
         }
-        self.file.write_all(data)
+        self.file.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
     }
 
     fn drain(&mut self) -> std::io::Result<()> {
@@ -127,7 +132,11 @@ impl Write for RecordingFile {
         if self.buf.len() + data.len() > FILE_BUFFER_BYTES {
             self.drain()?;
         }
-        if data.len() >= FILE_BUFFER_BYTES {
+        // The header goes straight to the file: the first cluster follows only seconds later
+        // (the writer holds clusters for CLUSTER_WRITE_DELAY_NS), and a recorder killed before
+        // then must still leave a file that opens.
+        if data.len() >= FILE_BUFFER_BYTES || self.written < FILE_BUFFER_BYTES as u64 {
+            self.drain()?;
             self.write_through(data)?;
         } else {
             self.buf.extend_from_slice(data);
