@@ -303,7 +303,8 @@ fn record_until_signal(
     let mut run = spawn(&["--emulate", path.to_str().unwrap()], &[]);
     let started = run.wait_line("Started recording", Duration::from_secs(60));
     run.wait_line("Press Ctrl-C to stop recording.", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(2500));
+    // Long enough that the captures queued while the device started (a few) stay within 10 %.
+    std::thread::sleep(Duration::from_millis(4000));
     let sent = Instant::now();
     run.signal(sig);
     let (status, lines, err) = run.finish(Duration::from_secs(60));
