@@ -5,7 +5,12 @@
 //! * `units=N`: how many Azure Kinect units to emulate (1…[`EmulateSpec::MAX_UNITS`]);
 //! * `speed=realtime|max|<factor>`: stream in real time, as fast as the host consumes, or at a
 //!   multiple of real time (a positive finite number, `2` is twice as fast);
-//! * `seed=N`: seed (unsigned 64-bit) for the emulator's synthetic content.
+//! * `seed=N`: seed (unsigned 64-bit) for the emulator's synthetic content;
+//! * `unplug_after=SECONDS`: unplug unit 0 this long after its cameras start (a positive
+//!   number; for testing what the recorder does when the cable is pulled);
+//! * `fault=STREAM:FAULT:AFTER[:TIMES]`: inject a fault on unit 0's `depth`, `color` or `imu`
+//!   endpoint (`timeout`, `stall`, `short`, `corrupt` or `disconnect`) after AFTER transfers,
+//!   TIMES times (default once). This key may be given several times.
 //!
 //! An empty SPEC means one unit in real time with seed 0. Keys are lower case; the speed words
 //! are matched case-insensitively. A key given twice is refused so that a typo cannot silently
@@ -48,6 +53,102 @@ pub struct EmulateSpec {
     pub speed: EmulateSpeed,
     /// Seed for synthetic content.
     pub seed: u64,
+    /// Unplug unit 0 this many seconds after its cameras start.
+    pub unplug_after_sec: Option<f64>,
+    /// Faults injected on unit 0's streaming endpoints.
+    pub faults: Vec<StreamFault>,
+}
+
+/// A streaming endpoint of an emulated unit, as named in `fault=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultStream {
+    /// The depth stream (endpoint 0x83 of the depth function).
+    Depth,
+    /// The colour stream (endpoint 0x81 of the colour function).
+    Color,
+    /// The IMU stream (endpoint 0x82 of the colour function).
+    Imu,
+}
+
+/// A fault kind, as named in `fault=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The transfer times out.
+    Timeout,
+    /// The endpoint stalls.
+    Stall,
+    /// The transfer is cut short.
+    Short,
+    /// The transfer's bytes are damaged.
+    Corrupt,
+    /// The unit goes away.
+    Disconnect,
+}
+
+/// One `fault=STREAM:FAULT:AFTER[:TIMES]` item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamFault {
+    /// Which endpoint.
+    pub stream: FaultStream,
+    /// What happens.
+    pub kind: FaultKind,
+    /// Transfers let through first.
+    pub after: u64,
+    /// How many transfers fail.
+    pub times: u64,
+}
+
+impl fmt::Display for StreamFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stream = match self.stream {
+            FaultStream::Depth => "depth",
+            FaultStream::Color => "color",
+            FaultStream::Imu => "imu",
+        };
+        let kind = match self.kind {
+            FaultKind::Timeout => "timeout",
+            FaultKind::Stall => "stall",
+            FaultKind::Short => "short",
+            FaultKind::Corrupt => "corrupt",
+            FaultKind::Disconnect => "disconnect",
+        };
+        write!(f, "{stream}:{kind}:{}:{}", self.after, self.times)
+    }
+}
+
+fn parse_fault(value: &str) -> Result<StreamFault, EmulateSpecError> {
+    let bad = || EmulateSpecError::BadFault {
+        value: value.into(),
+    };
+    let parts: Vec<&str> = value.split(':').collect();
+    if !(3..=4).contains(&parts.len()) {
+        return Err(bad());
+    }
+    let stream = match parts[0] {
+        "depth" => FaultStream::Depth,
+        "color" => FaultStream::Color,
+        "imu" => FaultStream::Imu,
+        _ => return Err(bad()),
+    };
+    let kind = match parts[1] {
+        "timeout" => FaultKind::Timeout,
+        "stall" => FaultKind::Stall,
+        "short" => FaultKind::Short,
+        "corrupt" => FaultKind::Corrupt,
+        "disconnect" => FaultKind::Disconnect,
+        _ => return Err(bad()),
+    };
+    let after = parts[2].parse().map_err(|_| bad())?;
+    let times = match parts.get(3) {
+        Some(t) => t.parse().ok().filter(|t| *t > 0).ok_or_else(bad)?,
+        None => 1,
+    };
+    Ok(StreamFault {
+        stream,
+        kind,
+        after,
+        times,
+    })
 }
 
 impl Default for EmulateSpec {
@@ -56,6 +157,8 @@ impl Default for EmulateSpec {
             units: 1,
             speed: EmulateSpeed::Realtime,
             seed: 0,
+            unplug_after_sec: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -78,7 +181,7 @@ pub enum EmulateSpecError {
     #[error("empty item in emulate specification (two commas in a row, or a trailing comma)")]
     EmptyItem,
     /// The key is not one we know.
-    #[error("unknown emulate key `{key}` (expected units, speed or seed)")]
+    #[error("unknown emulate key `{key}` (expected units, speed, seed, unplug_after or fault)")]
     UnknownKey {
         /// The offending key.
         key: String,
@@ -107,6 +210,18 @@ pub enum EmulateSpecError {
         /// The offending value.
         value: String,
     },
+    /// `unplug_after` is not a positive finite number of seconds.
+    #[error("emulate unplug_after `{value}` must be a positive number of seconds")]
+    BadUnplug {
+        /// The offending value.
+        value: String,
+    },
+    /// `fault` is not STREAM:FAULT:AFTER[:TIMES].
+    #[error("emulate fault `{value}` must be STREAM:FAULT:AFTER[:TIMES] with STREAM depth, color or imu and FAULT timeout, stall, short, corrupt or disconnect")]
+    BadFault {
+        /// The offending value.
+        value: String,
+    },
 }
 
 impl FromStr for EmulateSpec {
@@ -117,7 +232,7 @@ impl FromStr for EmulateSpec {
         if spec.trim().is_empty() {
             return Ok(out);
         }
-        let mut seen: [bool; 3] = [false; 3];
+        let mut seen: [bool; 4] = [false; 4];
         for raw in spec.split(',') {
             let item = raw.trim();
             if item.is_empty() {
@@ -131,6 +246,11 @@ impl FromStr for EmulateSpec {
                 "units" => 0,
                 "speed" => 1,
                 "seed" => 2,
+                "unplug_after" => 3,
+                "fault" => {
+                    out.faults.push(parse_fault(value)?);
+                    continue;
+                }
                 _ => return Err(EmulateSpecError::UnknownKey { key: key.into() }),
             };
             if std::mem::replace(&mut seen[slot], true) {
@@ -147,6 +267,16 @@ impl FromStr for EmulateSpec {
                         })?;
                 }
                 1 => out.speed = parse_speed(value)?,
+                3 => {
+                    out.unplug_after_sec = match parse_speed(value) {
+                        Ok(EmulateSpeed::Factor(x)) => Some(x),
+                        _ => {
+                            return Err(EmulateSpecError::BadUnplug {
+                                value: value.into(),
+                            })
+                        }
+                    };
+                }
                 _ => {
                     out.seed = value.parse().map_err(|_| EmulateSpecError::BadSeed {
                         value: value.into(),
@@ -183,7 +313,14 @@ impl fmt::Display for EmulateSpec {
             f,
             "units={},speed={},seed={}",
             self.units, self.speed, self.seed
-        )
+        )?;
+        if let Some(s) = self.unplug_after_sec {
+            write!(f, ",unplug_after={s}")?;
+        }
+        for fault in &self.faults {
+            write!(f, ",fault={fault}")?;
+        }
+        Ok(())
     }
 }
 
@@ -209,8 +346,37 @@ mod tests {
     }
 
     #[test]
+    fn unplug_and_faults() {
+        let s: EmulateSpec = "unplug_after=2.5,fault=depth:timeout:30:4,fault=imu:corrupt:10"
+            .parse()
+            .unwrap();
+        assert_eq!(s.unplug_after_sec, Some(2.5));
+        assert_eq!(
+            s.faults,
+            vec![
+                StreamFault {
+                    stream: FaultStream::Depth,
+                    kind: FaultKind::Timeout,
+                    after: 30,
+                    times: 4
+                },
+                StreamFault {
+                    stream: FaultStream::Imu,
+                    kind: FaultKind::Corrupt,
+                    after: 10,
+                    times: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn display_round_trips() {
-        for text in ["units=2,speed=realtime,seed=7", "units=1,speed=0.5,seed=0"] {
+        for text in [
+            "units=2,speed=realtime,seed=7",
+            "units=1,speed=0.5,seed=0",
+            "units=1,speed=max,seed=0,unplug_after=1.5,fault=color:stall:9:1",
+        ] {
             let s: EmulateSpec = text.parse().unwrap();
             assert_eq!(s.to_string(), text);
             assert_eq!(s.to_string().parse::<EmulateSpec>().unwrap(), s);
@@ -247,6 +413,19 @@ mod tests {
         assert_eq!(err("units=1,"), E::EmptyItem);
         assert_eq!(err("fast=1"), E::UnknownKey { key: "fast".into() });
         assert_eq!(err("seed=1,seed=2"), E::DuplicateKey { key: "seed".into() });
+        assert_eq!(err("unplug_after=0"), E::BadUnplug { value: "0".into() });
+        assert_eq!(
+            err("fault=depth:melt:3"),
+            E::BadFault {
+                value: "depth:melt:3".into()
+            }
+        );
+        assert_eq!(
+            err("fault=depth:stall:3:0"),
+            E::BadFault {
+                value: "depth:stall:3:0".into()
+            }
+        );
         assert_eq!(
             err("units=0").to_string(),
             "emulate units `0` must be a whole number from 1 to 16"

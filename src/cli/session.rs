@@ -4,9 +4,20 @@
 //! Console lines, their order, their streams (normal lines on stdout, failures on stderr) and
 //! the exit codes are Microsoft's. Where Microsoft printed `Runtime error: <call> returned 1`
 //! and nothing more, we print the same line and then `Cause: <error>` so the reason is not lost.
-//! Two deliberate differences: the record length and the first-capture timeout are measured on
-//! a monotonic clock (Microsoft's 1.4.1 used processor time), and a Ctrl-C during the wait for
-//! the first capture also closes the (empty) recording instead of leaving it unfinished.
+//! Deliberate differences:
+//! * the record length and the first-capture timeout are measured on a monotonic clock
+//!   (Microsoft's 1.4.1 used processor time);
+//! * a Ctrl-C during the wait for the first capture also closes the (empty) recording instead
+//!   of leaving it unfinished;
+//! * when the device fails during the recording (unplugged, a stream error) Microsoft prints
+//!   `Runtime error: k4a_device_get_capture() returned 1`, finishes the file and exits with 0;
+//!   we finish the file the same way but exit with **1**, so a script can tell a cut-short
+//!   recording from a complete one;
+//! * `-l N` also ends the recording once the captures written span N seconds of device time,
+//!   so captures queued while the device started do not stretch the file past N seconds;
+//! * when writing fails (a full disk) Microsoft's CHECK leaves the file unfinished and exits
+//!   with 1; we stop the device, finish the file in place with what reached the disk, name the
+//!   cause and exit with 1.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -104,6 +115,10 @@ pub trait RecordingSink {
     /// Bytes written so far (shown on the progress line).
     fn bytes_written(&self) -> u64 {
         0
+    }
+    /// Frames the sink dropped so far (a full queue in front of a slow disk).
+    fn dropped_frames(&self) -> DroppedFrames {
+        DroppedFrames::default()
     }
 }
 
@@ -341,6 +356,11 @@ where
     let capture_timeout = Duration::from_millis(u64::from(1000 / config.camera_fps.hz()));
     let clock = io.clock;
     let within_length = || limit.is_none_or(|l| clock.now().saturating_duration_since(start) < l);
+    // The length also ends the recording once the captures written span it in device time: a
+    // backlog queued while the device started would otherwise stretch the file past `-l`.
+    let period_usec = 1_000_000 / u64::from(config.camera_fps.hz());
+    let mut first_device_usec: Option<u64> = None;
+    let mut device_length_reached = false;
     let mut failed = false;
     loop {
         match device.get_capture(capture_timeout) {
@@ -348,19 +368,32 @@ where
             WaitResult::Failed(e) => {
                 say!(io.err, "Runtime error: k4a_device_get_capture() returned 1");
                 say!(io.err, "Cause: {e}");
+                say!(
+                    io.err,
+                    "The device stopped delivering captures; finishing the recording with what it holds."
+                );
+                failed = true;
                 break;
             }
             WaitResult::Ready(capture) => {
                 if let Err(e) = sink.write_capture(&capture) {
-                    return check_failed(
+                    return write_failed(
                         device,
+                        sink,
                         io,
+                        options,
                         "k4a_record_write_capture(recording, capture)",
                         &e,
                         stats,
                     );
                 }
                 stats.captures += 1;
+                if let (Some(l), Some(t)) = (limit, capture_device_usec(&capture)) {
+                    let t0 = *first_device_usec.get_or_insert(t);
+                    // Half a period of slack: timestamps are whole microseconds.
+                    let span_usec = t.saturating_sub(t0) + period_usec + period_usec / 2;
+                    device_length_reached = u128::from(span_usec) >= l.as_micros();
+                }
                 if options.imu_enabled {
                     loop {
                         match device.get_imu_sample(Duration::ZERO) {
@@ -373,12 +406,15 @@ where
                             }
                             WaitResult::Ready(sample) => {
                                 if let Err(e) = sink.write_imu_sample(&sample) {
-                                    say!(
-                                        io.err,
-                                        "Runtime error: k4a_record_write_imu_sample() returned 1"
+                                    return write_failed(
+                                        device,
+                                        sink,
+                                        io,
+                                        options,
+                                        "k4a_record_write_imu_sample()",
+                                        &e,
+                                        stats,
                                     );
-                                    say!(io.err, "Cause: {e}");
-                                    break;
                                 }
                                 stats.imu_samples += 1;
                             }
@@ -388,16 +424,16 @@ where
                         }
                     }
                 }
-                let dropped = device.dropped_frames();
-                stats.dropped_color = dropped.color;
-                stats.dropped_depth = dropped.depth;
-                stats.dropped_imu = dropped.imu;
+                let (dev, file) = (device.dropped_frames(), sink.dropped_frames());
+                stats.dropped_color = dev.color + file.color;
+                stats.dropped_depth = dev.depth + file.depth;
+                stats.dropped_imu = dev.imu + file.imu;
                 stats.bytes_written = sink.bytes_written();
                 stats.elapsed = io.clock.now().saturating_duration_since(start);
                 (io.progress)(&stats);
             }
         }
-        if io.stop.is_stopping() || failed || !within_length() {
+        if io.stop.is_stopping() || failed || device_length_reached || !within_length() {
             break;
         }
     }
@@ -428,7 +464,54 @@ where
     stats.elapsed = io.clock.now().saturating_duration_since(start);
     say!(io.out, "Done");
     device.close();
-    report(0, true, stats)
+    // A device failure cut the recording short: the file is complete, the run is not.
+    report(if failed { 1 } else { 0 }, true, stats)
+}
+
+/// The earliest device timestamp of a capture's images.
+fn capture_device_usec(capture: &Capture) -> Option<u64> {
+    [&capture.color, &capture.depth, &capture.ir]
+        .into_iter()
+        .flatten()
+        .map(|i| i.device_timestamp_usec)
+        .min()
+}
+
+/// Writing the recording failed (typically a full disk): stop the device, let the writer
+/// finish the file in place with what reached the disk, report the real cause, exit code 1.
+#[allow(clippy::too_many_arguments)]
+fn write_failed<D: RecorderDevice, S: RecordingSink>(
+    device: &mut D,
+    mut sink: S,
+    io: &mut SessionIo<'_>,
+    options: &RecorderOptions,
+    call: &str,
+    error: &dyn std::error::Error,
+    mut stats: ProgressStats,
+) -> SessionReport {
+    say!(io.err, "Runtime error: {call} returned 1");
+    if options.imu_enabled {
+        device.stop_imu();
+    }
+    device.stop_cameras();
+    // The sink's own error names the failed write (for example "No space left on device").
+    let cause = match sink.close() {
+        Err(e) => e.to_string(),
+        Ok(()) => error.to_string(),
+    };
+    say!(io.err, "Cause: {cause}");
+    stats.bytes_written = sink.bytes_written();
+    say!(
+        io.err,
+        "Recording stopped: writing {} failed; the file was finished with what reached the disk.",
+        options.output_path.display()
+    );
+    device.close();
+    SessionReport {
+        exit_code: 1,
+        finished: true,
+        stats,
+    }
 }
 
 /// Runs [`run_recording`] on the real console: stdout and stderr, the monotonic clock, and a

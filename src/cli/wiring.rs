@@ -2,16 +2,18 @@
 //! the emulator, and a [`RecordingWriter`] on its own thread.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cli::args::{Exposure, RecorderOptions};
-use crate::cli::emulate::{EmulateSpec, EmulateSpeed};
+use crate::cli::emulate::{EmulateSpec, EmulateSpeed, FaultKind, FaultStream};
 use crate::cli::session::{DroppedFrames, RecorderDevice, RecordingSink, WaitResult};
 use crate::device::{self, ColorControl, ControlMode, DepthEngineChoice, Device, DeviceError};
-use crate::emulator::{EmulatedBackend, EmulatorSpec, Speed};
+use crate::emulator::{
+    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed,
+};
 use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
 use crate::record::{RecordError, RecordingWriter, WriterStats};
 use crate::transport::nusb_backend::NusbBackend;
@@ -22,6 +24,14 @@ use crate::types::{Capture, DeviceConfig, HardwareVersion, ImuSample};
 /// (3072p MJPEG + WFOV unbinned depth and IR) this is well over a second of data, and it bounds
 /// the recorder's memory whatever the disk does.
 pub const WRITER_QUEUE_LIMIT_BYTES: usize = 256 << 20;
+
+/// Test-only: milliseconds every write to the recording file sleeps, to emulate a slow disk.
+/// Deliberately not in the help text.
+pub const TEST_WRITE_DELAY_ENV: &str = "FREEK4A_TEST_WRITE_DELAY_MS";
+
+/// Small writes are gathered up to this many bytes; larger ones (image payloads) go straight to
+/// the file, so a killed recorder loses little beyond what the writer itself still holds.
+const FILE_BUFFER_BYTES: usize = 64 << 10;
 
 /// The backend a recorder run talks to: USB, or emulated units.
 pub fn backend_for(emulate: Option<&EmulateSpec>) -> Box<dyn Backend> {
@@ -41,7 +51,109 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
             EmulateSpeed::Factor(f) => Speed::Factor(f),
         },
         seed: spec.seed,
+        faults: spec
+            .faults
+            .iter()
+            .map(|f| FaultRule {
+                unit: 0,
+                target: match f.stream {
+                    FaultStream::Depth => FaultTarget::Endpoint(Function::Depth, 0x83),
+                    FaultStream::Color => FaultTarget::Endpoint(Function::Color, 0x81),
+                    FaultStream::Imu => FaultTarget::Endpoint(Function::Color, 0x82),
+                },
+                fault: match f.kind {
+                    FaultKind::Timeout => Fault::Timeout,
+                    FaultKind::Stall => Fault::Stall,
+                    FaultKind::Short => Fault::Short,
+                    FaultKind::Corrupt => Fault::Corrupt,
+                    FaultKind::Disconnect => Fault::Disconnect,
+                },
+                after: f.after,
+                times: Some(f.times),
+            })
+            .collect(),
         ..EmulatorSpec::default()
+    }
+}
+
+/// The recording file: a write buffer for the writer's small pieces, with two differences
+/// from `BufWriter`. After a failed write (a full disk) the unwritable bytes are discarded, so
+/// the writer can still seek back and patch the header in place; and an optional per-write
+/// delay ([`TEST_WRITE_DELAY_ENV`]) emulates a slow disk in tests.
+pub struct RecordingFile {
+    file: File,
+    buf: Vec<u8>,
+    delay: Option<Duration>,
+    /// Bytes that reached the file through this writer.
+    written: u64,
+}
+
+impl RecordingFile {
+    /// Wraps `file`, reading the test delay from the environment.
+    pub fn new(file: File) -> RecordingFile {
+        let delay = std::env::var(TEST_WRITE_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        RecordingFile {
+            file,
+            buf: Vec::with_capacity(FILE_BUFFER_BYTES),
+            delay,
+            written: 0,
+        }
+    }
+
+    fn write_through(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+        self.file.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.buf);
+        // On failure the bytes are dropped: retrying a full disk only fails again, and keeping
+        // them would make every later seek (the header patches) fail too.
+        let r = self.write_through(&data);
+        self.buf = data;
+        self.buf.clear();
+        r
+    }
+}
+
+impl Write for RecordingFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > FILE_BUFFER_BYTES {
+            self.drain()?;
+        }
+        // The header goes straight to the file: the first cluster follows only seconds later
+        // (the writer holds clusters for CLUSTER_WRITE_DELAY_NS), and a recorder killed before
+        // then must still leave a file that opens.
+        if data.len() >= FILE_BUFFER_BYTES || self.written < FILE_BUFFER_BYTES as u64 {
+            self.drain()?;
+            self.write_through(data)?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        self.file.flush()
+    }
+}
+
+impl Seek for RecordingFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.drain()?;
+        self.file.seek(pos)
     }
 }
 
@@ -52,6 +164,8 @@ pub struct DeviceSource {
     device: Option<Device>,
     /// Device-side drops as of the last stop, for the file's tags.
     final_drops: Arc<Mutex<DropCounts>>,
+    /// The emulated units and when to unplug unit 0 (`--emulate=unplug_after=S`).
+    unplug: Option<(EmulatedBackend, Duration)>,
 }
 
 impl DeviceSource {
@@ -65,8 +179,19 @@ impl DeviceSource {
         };
         // At maximum speed an emulated unit runs at the recorder's pace instead of dropping.
         let backpressure = emulated.is_some_and(|s| s.speed == EmulateSpeed::Max);
+        let (backend, unplug): (Box<dyn Backend>, _) = match emulated {
+            Some(spec) => {
+                let b = EmulatedBackend::new(emulator_spec(spec));
+                let unplug = spec
+                    .unplug_after_sec
+                    .map(|s| (b.clone(), Duration::from_secs_f64(s)));
+                (Box::new(b), unplug)
+            }
+            None => (backend_for(None), None),
+        };
         DeviceSource {
-            backend: backend_for(emulated),
+            backend,
+            unplug,
             options: device::OpenOptions {
                 depth_engine,
                 backpressure,
@@ -164,7 +289,14 @@ impl RecorderDevice for DeviceSource {
     }
 
     fn start_cameras(&mut self, config: &DeviceConfig) -> Result<(), SourceError> {
-        Ok(self.open_device()?.start_cameras(config)?)
+        self.open_device()?.start_cameras(config)?;
+        if let Some((backend, after)) = self.unplug.take() {
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                backend.disconnect(0);
+            });
+        }
+        Ok(())
     }
 
     fn start_imu(&mut self) -> Result<(), SourceError> {
@@ -331,7 +463,7 @@ impl RecordingSink for FileSink {
             path: self.path.clone(),
             source,
         })?;
-        let out = BufWriter::with_capacity(1 << 20, file);
+        let out = RecordingFile::new(file);
         self.writer = Some(
             RecordingWriter::spawn(out, settings, WRITER_QUEUE_LIMIT_BYTES).map_err(Box::new)?,
         );
@@ -374,5 +506,18 @@ impl RecordingSink for FileSink {
 
     fn bytes_written(&self) -> u64 {
         self.writer.as_ref().map_or(0, |w| w.bytes_written())
+    }
+
+    fn dropped_frames(&self) -> DroppedFrames {
+        self.writer
+            .as_ref()
+            .map_or_else(DroppedFrames::default, |w| {
+                let d = w.drops();
+                DroppedFrames {
+                    color: d.color,
+                    depth: d.depth,
+                    imu: d.imu,
+                }
+            })
     }
 }

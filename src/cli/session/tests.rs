@@ -468,6 +468,14 @@ fn failures_follow_the_check_macro() {
     assert!(r
         .err
         .starts_with("Runtime error: k4a_record_write_capture(recording, capture) returned 1\n"));
+    // The file is still finished and the device stopped before it is closed.
+    assert!(r.report.finished, "{}", r.err);
+    assert!(
+        r.err.contains("Recording stopped: writing o.mkv failed"),
+        "{}",
+        r.err
+    );
+    assert_eq!(r.device.last().map(String::as_str), Some("close"));
 
     let mut s = setup();
     s.create_fails = true;
@@ -501,10 +509,13 @@ fn capture_failure_in_main_loop_still_saves() {
     let mut s = setup();
     s.device.script = [Step::Capture, Step::Capture, Step::Fail].into();
     let r = run(s, &["o.mkv"]);
-    assert_eq!(r.report.exit_code, 0);
+    // Microsoft exits with 0 here; we finish the file the same way but exit with 1.
+    assert_eq!(r.report.exit_code, 1);
+    assert!(r.report.finished);
     assert_eq!(
         r.err,
-        "Runtime error: k4a_device_get_capture() returned 1\nCause: fake failure in get_capture\n"
+        "Runtime error: k4a_device_get_capture() returned 1\nCause: fake failure in get_capture\n\
+         The device stopped delivering captures; finishing the recording with what it holds.\n"
     );
     assert!(r
         .out
