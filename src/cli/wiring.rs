@@ -21,9 +21,15 @@ use crate::transport::Backend;
 use crate::types::{Capture, DeviceConfig, HardwareVersion, ImuSample};
 
 /// Bytes of captures and samples allowed to wait for the writer thread. At the heaviest mode
-/// (3072p MJPEG + WFOV unbinned depth and IR) this is well over a second of data, and it bounds
-/// the recorder's memory whatever the disk does.
-pub const WRITER_QUEUE_LIMIT_BYTES: usize = 256 << 20;
+/// (3072p MJPEG + WFOV unbinned depth and IR, about 90 MB/s) this is about a second of data, and
+/// it bounds the recorder's memory whatever the disk does; a longer stall drops frames, counted.
+pub const WRITER_QUEUE_LIMIT_BYTES: usize = 96 << 20;
+
+/// How long (device time) the recorder's writer keeps a cluster open for late data. Captures and
+/// IMU samples reach the writer in device-time order give or take the pipeline's latency (a
+/// frame or two), so a quarter of a second is ample, and it is all a killed recorder can lose; the SDK
+/// holds two seconds.
+pub const RECORDER_CLUSTER_WRITE_DELAY_NS: u64 = 250_000_000;
 
 /// Test-only: milliseconds every write to the recording file sleeps, to emulate a slow disk.
 /// Deliberately not in the help text.
@@ -405,6 +411,7 @@ impl FileSink {
     /// A sink for `options` with the open device's identity and calibration.
     pub fn create(source: &mut DeviceSource, options: &RecorderOptions) -> Result<Self, SinkError> {
         let mut settings = RecordingSettings::new(options.device_config.clone(), false);
+        settings.cluster_write_delay_ns = RECORDER_CLUSTER_WRITE_DELAY_NS;
         if let Some(dev) = source.device() {
             let hw = dev.hardware_version();
             let raw = dev.raw_calibration();

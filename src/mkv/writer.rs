@@ -148,6 +148,11 @@ pub struct RecordingSettings {
     pub uid_seed: Option<u64>,
     /// Budget for data held in pending clusters; older clusters are written early past it.
     pub pending_limit_bytes: usize,
+    /// How far (device time) the newest data must be past a cluster's end before the cluster is
+    /// written. Data older than a written cluster is refused, so this is how late an item may
+    /// arrive; it is also what a killed process loses. The SDK's value,
+    /// [`CLUSTER_WRITE_DELAY_NS`], is the default.
+    pub cluster_write_delay_ns: u64,
 }
 
 impl RecordingSettings {
@@ -162,6 +167,7 @@ impl RecordingSettings {
             start_time: SystemTime::now(),
             uid_seed: None,
             pending_limit_bytes: DEFAULT_PENDING_LIMIT_BYTES,
+            cluster_write_delay_ns: CLUSTER_WRITE_DELAY_NS,
         }
     }
 }
@@ -286,6 +292,12 @@ impl UidGen {
     }
 }
 
+#[derive(Clone, Copy)]
+enum PayloadKind {
+    Image,
+    Imu,
+}
+
 fn valid_tag_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -386,6 +398,10 @@ pub struct K4aWriter<W: Write + Seek> {
     pending_bytes: usize,
     written_until_ns: u64,
     newest_ns: u64,
+    /// Newest image and newest IMU timestamps seen: clusters are written against the older of
+    /// the two, so one stream's backlog (the IMU queue drained after a capture) is not late.
+    newest_image_ns: Option<u64>,
+    newest_imu_ns: Option<u64>,
     seq: u64,
     start_offset_ns: Option<u64>,
     cues: Vec<(u64, u64)>,
@@ -472,6 +488,8 @@ impl<W: Write + Seek> K4aWriter<W> {
             pending_bytes: 0,
             written_until_ns: 0,
             newest_ns: 0,
+            newest_image_ns: None,
+            newest_imu_ns: None,
             seq: 0,
             start_offset_ns: None,
             cues: Vec::new(),
@@ -761,6 +779,10 @@ impl<W: Write + Seek> K4aWriter<W> {
     }
 
     fn enqueue(&mut self, track: usize, ts_ns: u64, payload: Payload) {
+        let payload_kind = match payload {
+            Payload::Imu(_) => PayloadKind::Imu,
+            Payload::Image(..) => PayloadKind::Image,
+        };
         let window = ts_ns / CLUSTER_LENGTH_NS;
         let len = payload.bytes().len();
         let c = self.pending.entry(window).or_default();
@@ -774,12 +796,50 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.seq += 1;
         self.pending_bytes += len;
         self.newest_ns = self.newest_ns.max(ts_ns);
+        let newest = match payload_kind {
+            PayloadKind::Imu => &mut self.newest_imu_ns,
+            PayloadKind::Image => &mut self.newest_image_ns,
+        };
+        *newest = Some(newest.map_or(ts_ns, |n| n.max(ts_ns)));
+    }
+
+    /// How far the data has got, for deciding which clusters are due: the older of the newest
+    /// image and the newest IMU sample (so one stream's backlog, such as the IMU queue drained
+    /// after a capture, is not refused as late), but never further behind the newest item than
+    /// the SDK's two seconds minus the configured delay. With the default delay this is exactly
+    /// the SDK's rule; a stream that lags more, or never delivers, does not hold clusters back
+    /// longer than the SDK would.
+    fn watermark_ns(&self) -> u64 {
+        let image = if self.has_image_tracks() {
+            self.newest_image_ns
+        } else {
+            Some(u64::MAX)
+        };
+        let imu = if self.settings.imu {
+            self.newest_imu_ns
+        } else {
+            Some(u64::MAX)
+        };
+        let slowest = match (image, imu) {
+            (Some(a), Some(b)) => a.min(b),
+            _ => 0,
+        };
+        let max_lag = CLUSTER_WRITE_DELAY_NS.saturating_sub(self.settings.cluster_write_delay_ns);
+        slowest
+            .min(self.newest_ns)
+            .max(self.newest_ns.saturating_sub(max_lag))
+    }
+
+    fn has_image_tracks(&self) -> bool {
+        self.settings.config.color_resolution != crate::types::ColorResolution::Off
+            || self.settings.config.depth_mode != crate::types::DepthMode::Off
     }
 
     fn write_due(&mut self) -> Result<(), WriteError> {
         while let Some((&window, _)) = self.pending.first_key_value() {
             let end = (window + 1) * CLUSTER_LENGTH_NS;
-            let due = self.newest_ns.saturating_sub(end) > CLUSTER_WRITE_DELAY_NS
+            let due = self.watermark_ns().saturating_sub(end)
+                > self.settings.cluster_write_delay_ns
                 || (self.pending_bytes > self.settings.pending_limit_bytes
                     && self.pending.len() > 1);
             if !due {
@@ -953,7 +1013,9 @@ impl<W: Write + Seek> K4aWriter<W> {
             if !buf.is_empty() {
                 self.w.write_all(&buf)?;
             }
-            Ok(())
+            // Hand every finished cluster to the OS: a killed process then loses nothing that
+            // was written, whatever buffering the sink does.
+            self.w.flush()
         })();
         self.scratch = scratch;
         result.map_err(io_err("Cluster"))?;

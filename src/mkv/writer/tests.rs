@@ -351,3 +351,35 @@ fn word_swap_matches_pairwise_swap_and_crc() {
     swap16_with_crc(&mut le);
     assert_eq!(le, [0x12, 0x34, 0x56, 0x78]);
 }
+
+#[test]
+fn a_short_delay_waits_for_the_slower_stream() {
+    let mut s = settings(ColorResolution::R720p, DepthMode::Off, true);
+    s.cluster_write_delay_ns = 250_000_000;
+    let mut w = K4aWriter::create(Cursor::new(Vec::new()), s).unwrap();
+    // A capture 1 s ahead of the IMU backlog, as when the IMU queue is drained after the first
+    // written capture: the backlog still goes in, in order, none of it late.
+    w.write_capture(&color(2_000_000, 100)).unwrap();
+    for k in 0..1600 {
+        w.write_imu(&imu(1_000_000 + k * 625)).unwrap();
+    }
+    // The IMU (the slower stream) has reached 2.0 s: only clusters ending before 1.75 s are out.
+    let written = w.summary().clusters;
+    assert!(written > 0, "no cluster written");
+    assert!(
+        w.written_until_ns <= 1_750_000_000,
+        "written until {}",
+        w.written_until_ns
+    );
+    // A stream that stops (no IMU any more) holds clusters back no longer than the SDK's 2 s.
+    w.write_capture(&color(4_100_000, 100)).unwrap();
+    assert!(
+        w.written_until_ns >= 2_000_000_000,
+        "{}",
+        w.written_until_ns
+    );
+    let (bytes, summary) = w.finish(DropCounts::default()).unwrap();
+    assert_eq!(summary.imu_samples, 1600);
+    assert_eq!(summary.images, 2);
+    assert!(!bytes.into_inner().is_empty());
+}
