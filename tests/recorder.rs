@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use freek4a::playback::info::RecordingInfo;
+use freek4a::types::DepthMode;
 use serde_json::Value;
 
 use crate::util::{self, Oracle, TempDir};
@@ -866,4 +867,65 @@ fn trial_mutated_files_never_panic_the_reader() {
         t0.elapsed()
     );
     assert_eq!(crashes, 0);
+}
+
+/// Every depth mode recorded from the emulated unit (through the emulated engine, loaded over
+/// the plugin ABI) reads back in Microsoft's playback with the synthetic scene's distances —
+/// a wall at 2000 mm, a box at 1000 mm over the middle half of the view — and IR present.
+#[test]
+fn depth_modes_show_the_scene_in_microsofts_playback() {
+    let Some(oracle) = Oracle::get() else { return };
+    let dir = TempDir::new("rec-depth-modes");
+    let scene = freek4a::protocol::depth_raw::Scene::default();
+    for (mode, rate) in [
+        (DepthMode::Nfov2x2Binned, "30"),
+        (DepthMode::NfovUnbinned, "30"),
+        (DepthMode::Wfov2x2Binned, "30"),
+        (DepthMode::WfovUnbinned, "15"),
+        (DepthMode::PassiveIr, "30"),
+    ] {
+        let (w, h) = mode.dimensions().unwrap();
+        let path = dir.join(&format!("{}.mkv", mode.name()));
+        let (status, lines, err) = spawn(
+            &[
+                "-d",
+                mode.name(),
+                "-c",
+                "OFF",
+                "--imu",
+                "OFF",
+                "-r",
+                rate,
+                "-l",
+                "1",
+                "--emulate=speed=max",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .finish(Duration::from_secs(60));
+        assert_eq!(status.code(), Some(0), "{mode:?}: {}{err}", out_of(&lines));
+        let (cx, cy, ex, ey) = (w / 2, h / 2, w / 16, h / 16);
+        let centre = format!("{cx},{cy}");
+        let edge = format!("{ex},{ey}");
+        let v = oracle.playback_with(&path, &["--pixel", &centre, "--pixel", &edge]);
+        assert_eq!(v["opened"], true, "{mode:?}");
+        assert_eq!(v["config"]["depth_mode"], mode.name(), "{mode:?}");
+        let ir = &v["first_pixels"]["ir"];
+        assert_eq!(ir["count"], w * h, "{mode:?}: IR image size");
+        assert_eq!(ir["at"][&centre], scene.ir(cx, cy, w, h), "{mode:?}");
+        assert_eq!(ir["at"][&edge], scene.ir(ex, ey, w, h), "{mode:?}");
+        if mode.has_depth() {
+            let d = &v["first_pixels"]["depth"];
+            assert_eq!(d["count"], w * h, "{mode:?}: depth image size");
+            // Exact, so well within the 1 mm the issue asks for.
+            assert_eq!(d["at"][&centre], scene.box_mm, "{mode:?}");
+            assert_eq!(d["at"][&edge], scene.wall_mm, "{mode:?}");
+            assert_eq!(d["min"], scene.box_mm.min(scene.wall_mm), "{mode:?}");
+            assert_eq!(d["max"], scene.box_mm.max(scene.wall_mm), "{mode:?}");
+        } else {
+            assert!(v["first_pixels"].get("depth").is_none(), "{mode:?}: passive IR has no depth");
+        }
+        assert!(v["images"]["ir"]["count"].as_u64().unwrap() > 0, "{mode:?}");
+    }
 }
