@@ -758,41 +758,6 @@ fn trial_slow_disk_bounds_memory_and_counts_drops() {
     );
 }
 
-/// The fuzz target's body (fuzz/fuzz_targets/reader.rs) on one input.
-fn read_everything(data: &[u8]) {
-    use freek4a::playback::{repair, Origin, Playback};
-    use std::io::Cursor;
-    let Ok(mut pb) = Playback::from_reader(Cursor::new(data.to_vec())) else {
-        return;
-    };
-    let _ = pb.recording_length_usec();
-    let mut n = 0;
-    while let Ok(Some(_)) = pb.next_capture() {
-        n += 1;
-        if n > 10_000 {
-            break;
-        }
-    }
-    while let Ok(Some(_)) = pb.previous_capture() {}
-    while let Ok(Some(_)) = pb.next_imu_sample() {}
-    while let Ok(Some(_)) = pb.previous_imu_sample() {}
-    for (t, o) in [
-        (0, Origin::Begin),
-        (-1000, Origin::End),
-        (1_000_000, Origin::DeviceTime),
-    ] {
-        if pb.seek(t, o).is_ok() {
-            let _ = pb.next_capture();
-            let _ = pb.next_imu_sample();
-        }
-    }
-    let _ = RecordingInfo::from_playback(&mut pb).map(|i| i.to_string());
-    let mut out = Vec::new();
-    if repair::repair_to(&mut pb, &mut out).is_ok() {
-        let _ = Playback::from_reader(Cursor::new(out)).map(|mut p| p.next_capture().is_ok());
-    }
-}
-
 fn mutate(rng: &mut freek4a::emulator::Rng, seed: &[u8]) -> Vec<u8> {
     let mut d = seed.to_vec();
     let edits = 1 + rng.next_u64() % 8;
@@ -853,7 +818,9 @@ fn trial_mutated_files_never_panic_the_reader() {
     for i in 0..execs {
         let seed = &seeds[i % seeds.len()];
         let input = mutate(&mut rng, seed);
-        if std::panic::catch_unwind(|| read_everything(&input)).is_err() {
+        if std::panic::catch_unwind(|| freek4a::playback::exercise::read_everything(&input))
+            .is_err()
+        {
             crashes += 1;
             let p = std::env::temp_dir().join(format!("freek4a-crash-{i}.mkv"));
             let _ = std::fs::write(&p, &input);
@@ -924,7 +891,10 @@ fn depth_modes_show_the_scene_in_microsofts_playback() {
             assert_eq!(d["min"], scene.box_mm.min(scene.wall_mm), "{mode:?}");
             assert_eq!(d["max"], scene.box_mm.max(scene.wall_mm), "{mode:?}");
         } else {
-            assert!(v["first_pixels"].get("depth").is_none(), "{mode:?}: passive IR has no depth");
+            assert!(
+                v["first_pixels"].get("depth").is_none(),
+                "{mode:?}: passive IR has no depth"
+            );
         }
         assert!(v["images"]["ir"]["count"].as_u64().unwrap() > 0, "{mode:?}");
     }

@@ -10,6 +10,7 @@
 //! ```
 
 mod cluster;
+pub mod exercise;
 pub mod info;
 mod layout;
 pub mod repair;
