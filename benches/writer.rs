@@ -22,7 +22,16 @@ fn pattern(n: usize, seed: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 31 + seed) & 0xFF) as u8).collect()
 }
 
-fn image(format: ImageFormat, w: u32, h: u32, ts: u64, data: &[u8]) -> Image {
+/// Both sides write through this sink: a 1 MiB buffer over the file.
+fn sink(out: &Path) -> BufWriter<File> {
+    BufWriter::with_capacity(SINK_BUFFER_BYTES, File::create(out).expect("create output"))
+}
+
+const SINK_BUFFER_BYTES: usize = 1 << 20;
+
+/// A frame as a device delivers it: the pattern copied into `buf` (each side pays this copy).
+fn image(format: ImageFormat, w: u32, h: u32, ts: u64, pattern: &[u8], mut buf: Vec<u8>) -> Image {
+    buf.extend_from_slice(pattern);
     Image {
         format,
         width: w,
@@ -31,7 +40,7 @@ fn image(format: ImageFormat, w: u32, h: u32, ts: u64, data: &[u8]) -> Image {
         device_timestamp_usec: ts,
         system_timestamp_nsec: 0,
         exposure_usec: 0,
-        data: data.to_vec(),
+        data: buf,
     }
 }
 
@@ -56,15 +65,28 @@ fn ours(out: &Path, frames: u64) {
         ..Default::default()
     };
     let t0 = Instant::now();
-    let file = File::create(out).expect("create output");
-    let w = RecordingWriter::spawn(file, RecordingSettings::new(cfg, true), QUEUE_LIMIT_BYTES)
-        .expect("spawn writer");
+    let w = RecordingWriter::spawn(
+        sink(out),
+        RecordingSettings::new(cfg, true),
+        QUEUE_LIMIT_BYTES,
+    )
+    .expect("spawn writer");
+    let fill = |format, width, height, ts, pattern: &[u8]| {
+        image(
+            format,
+            width,
+            height,
+            ts,
+            pattern,
+            w.recycled_buffer(pattern.len()),
+        )
+    };
     for n in 0..frames {
         let ts = 1_000_000 + n * 33_333;
         let cap = Capture {
-            color: Some(image(ImageFormat::Mjpg, 3840, 2160, ts, &color)),
-            depth: Some(image(ImageFormat::Depth16, 640, 576, ts, &depth)),
-            ir: Some(image(ImageFormat::Ir16, 640, 576, ts, &ir)),
+            color: Some(fill(ImageFormat::Mjpg, 3840, 2160, ts, &color)),
+            depth: Some(fill(ImageFormat::Depth16, 640, 576, ts, &depth)),
+            ir: Some(fill(ImageFormat::Ir16, 640, 576, ts, &ir)),
             temperature_c: f32::NAN,
         };
         // Wait for room rather than drop: the benchmark measures a complete file.
@@ -103,13 +125,20 @@ fn plain(out: &Path, frames: u64) {
     let ir = pattern(640 * 576 * 2, 3);
     let imu = [0u8; 40 * 53];
     let t0 = Instant::now();
-    let mut f = BufWriter::with_capacity(1 << 20, File::create(out).expect("create output"));
+    let mut f = sink(out);
     let mut bytes = 0u64;
+    // The same producer copy as `ours` (a fresh frame lands in a buffer), into buffers reused
+    // at once since a plain write needs no queue.
+    let mut bufs = [&color, &depth, &ir].map(|p| Vec::with_capacity(p.len()));
     for _ in 0..frames {
-        for d in [&color[..], &depth[..], &ir[..], &imu[..]] {
-            f.write_all(d).expect("write");
-            bytes += d.len() as u64;
+        for (b, p) in bufs.iter_mut().zip([&color, &depth, &ir]) {
+            b.clear();
+            b.extend_from_slice(p);
+            f.write_all(b).expect("write");
+            bytes += b.len() as u64;
         }
+        f.write_all(&imu).expect("write");
+        bytes += imu.len() as u64;
     }
     f.into_inner().expect("flush");
     let secs = t0.elapsed().as_secs_f64();
@@ -197,6 +226,8 @@ fn main() {
                 _ => run(Command::new(&exe).arg(side).arg(&path)),
             };
             let _ = std::fs::remove_file(&path);
+            // Let the previous file's writeback settle so it does not land on the next side.
+            let _ = Command::new("sync").status();
             let secs = json_field(&line, "seconds");
             let bytes = json_field(&line, "bytes");
             let rss = json_field(&line, "peak_rss_kib") / 1024.0;

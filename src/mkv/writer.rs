@@ -329,6 +329,20 @@ fn swap16_with_crc(data: &mut [u8]) -> crc32fast::Hasher {
     crc
 }
 
+/// Writes every byte of `slices` (consumed as it goes), retrying short and interrupted writes.
+fn write_all_vectored<W: Write>(w: &mut W, mut slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match w.write_vectored(slices) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A capture's images in file form: depth and IR swapped to big-endian, each with the CRC-32 of
 /// its bytes, empty images left out. Preparing is the bulk of the CPU work per capture and needs
 /// no writer, so it can run on another thread ([`K4aWriter::write_prepared`] takes the result).
@@ -409,6 +423,10 @@ pub struct K4aWriter<W: Write + Seek> {
     summary: FileSummary,
     stopped: Option<String>,
     scratch: Vec<u8>,
+    /// Image buffers of written clusters, kept for [`K4aWriter::take_spent_buffers`] when
+    /// recycling is on.
+    spent: Vec<Vec<u8>>,
+    recycle: bool,
 }
 
 impl<W: Write + Seek> K4aWriter<W> {
@@ -497,6 +515,8 @@ impl<W: Write + Seek> K4aWriter<W> {
             summary: FileSummary::default(),
             stopped: None,
             scratch: Vec::with_capacity(64 << 10),
+            spent: Vec::new(),
+            recycle: false,
             tracks,
             track_index,
             settings,
@@ -990,33 +1010,57 @@ impl<W: Write + Seek> K4aWriter<W> {
         head.extend_from_slice(&ebml::crc32_element_from(crc.finalize()));
         let cluster_pos = self.end;
 
-        // Write: small pieces are gathered, large payloads go straight through.
+        // Write: small pieces are gathered into `buf`, large payloads are referenced in place,
+        // and the whole cluster goes to the sink as one vectored write (a buffered sink passes
+        // it straight to the file, without copying the payloads into its buffer).
+        enum Seg {
+            Buf(usize, usize),
+            Data(usize),
+        }
         let mut buf = std::mem::take(&mut head);
-        let result = (|| -> io::Result<()> {
-            for part in &parts {
-                match *part {
-                    Part::Scratch(a, b) => buf.extend_from_slice(&scratch[a..b]),
-                    Part::Data(k) => {
-                        let d = items[k].payload.bytes();
-                        if d.len() >= 16 << 10 {
-                            if !buf.is_empty() {
-                                self.w.write_all(&buf)?;
-                                buf.clear();
-                            }
-                            self.w.write_all(d)?;
-                        } else {
-                            buf.extend_from_slice(d);
-                        }
+        let mut segs = Vec::with_capacity(parts.len());
+        let mut run_start = 0;
+        for part in &parts {
+            let small = match *part {
+                Part::Scratch(a, b) => {
+                    buf.extend_from_slice(&scratch[a..b]);
+                    true
+                }
+                Part::Data(k) => {
+                    let d = items[k].payload.bytes();
+                    if d.len() >= 16 << 10 {
+                        false
+                    } else {
+                        buf.extend_from_slice(d);
+                        true
                     }
                 }
+            };
+            if !small {
+                if run_start < buf.len() {
+                    segs.push(Seg::Buf(run_start, buf.len()));
+                    run_start = buf.len();
+                }
+                if let Part::Data(k) = *part {
+                    segs.push(Seg::Data(k));
+                }
             }
-            if !buf.is_empty() {
-                self.w.write_all(&buf)?;
-            }
+        }
+        if run_start < buf.len() {
+            segs.push(Seg::Buf(run_start, buf.len()));
+        }
+        let mut slices: Vec<io::IoSlice<'_>> = segs
+            .iter()
+            .map(|seg| match *seg {
+                Seg::Buf(a, b) => io::IoSlice::new(&buf[a..b]),
+                Seg::Data(k) => io::IoSlice::new(items[k].payload.bytes()),
+            })
+            .collect();
+        let result = write_all_vectored(&mut self.w, &mut slices)
             // Hand every finished cluster to the OS: a killed process then loses nothing that
             // was written, whatever buffering the sink does.
-            self.w.flush()
-        })();
+            .and_then(|()| self.w.flush());
+        drop(slices);
         self.scratch = scratch;
         result.map_err(io_err("Cluster"))?;
         let total = ebml::header_len(ids::CLUSTER, body_len + 6) as u64 + body_len + 6;
@@ -1028,6 +1072,13 @@ impl<W: Write + Seek> K4aWriter<W> {
                 Payload::Image(..) => self.summary.images += 1,
             }
         }
+        if self.recycle {
+            for it in items {
+                if let Payload::Image(v, _) = it.payload {
+                    self.spent.push(v);
+                }
+            }
+        }
         if let Some(t) = cue_candidate {
             // The SDK uses 0 as "no cue yet", so a first cue at time 0 lets the next one in too.
             if self.last_cue_ns == 0 || t >= self.last_cue_ns + CUE_ENTRY_GAP_NS {
@@ -1036,6 +1087,22 @@ impl<W: Write + Seek> K4aWriter<W> {
             }
         }
         Ok(())
+    }
+
+    /// With `on`, the image buffers of written clusters are kept for
+    /// [`K4aWriter::take_spent_buffers`] instead of being freed, so a producer can refill them
+    /// (no fresh pages to fault in per frame). Off by default.
+    pub fn set_recycling(&mut self, on: bool) {
+        self.recycle = on;
+        if !on {
+            self.spent = Vec::new();
+        }
+    }
+
+    /// Moves out the image buffers of the clusters written since the last call (only collected
+    /// while [`K4aWriter::set_recycling`] is on). Their contents are stale.
+    pub fn take_spent_buffers(&mut self, out: &mut Vec<Vec<u8>>) {
+        out.append(&mut self.spent);
     }
 
     /// Drop counts to write at close are added to these (the writer counts nothing itself).

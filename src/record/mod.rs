@@ -11,7 +11,7 @@
 
 use std::io::{Seek, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -92,7 +92,50 @@ struct Shared {
     drops: [AtomicU64; 4],
     /// File size as of the last write (for progress displays).
     bytes_written: AtomicU64,
+    /// Spent image buffers for [`RecordingWriter::recycled_buffer`], at most
+    /// [`RECYCLE_POOL_LIMIT_BYTES`] of capacity.
+    pool: Mutex<Pool>,
 }
+
+#[derive(Default)]
+struct Pool {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Pool {
+    /// Keeps what fits under the limit; the rest is freed.
+    fn give_back(&mut self, spent: &mut Vec<Vec<u8>>) {
+        for v in spent.drain(..) {
+            if self.bytes + v.capacity() <= RECYCLE_POOL_LIMIT_BYTES {
+                self.bytes += v.capacity();
+                self.buffers.push(v);
+            }
+        }
+    }
+
+    /// The smallest buffer holding `len` bytes, emptied.
+    fn take(&mut self, len: usize) -> Option<Vec<u8>> {
+        let i = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= len)
+            .min_by_key(|(_, v)| v.capacity())?
+            .0;
+        let mut v = self.buffers.swap_remove(i);
+        self.bytes -= v.capacity();
+        v.clear();
+        Some(v)
+    }
+}
+
+/// Capacity of spent buffers kept for reuse; producers refilling them is what keeps the
+/// recording from faulting in fresh pages for every frame.
+pub const RECYCLE_POOL_LIMIT_BYTES: usize = 16 << 20;
+
+/// New buffers are rounded up to this, so frames of varying size (MJPG) can reuse each other's.
+const RECYCLE_GRANULE_BYTES: usize = 64 << 10;
 
 impl Shared {
     fn drop_item(&self, kind: TrackKind) {
@@ -157,12 +200,14 @@ impl RecordingWriter {
         settings: RecordingSettings,
         queue_limit_bytes: usize,
     ) -> Result<RecordingWriter, RecordError> {
-        let writer = K4aWriter::create(file, settings).map_err(RecordError::Create)?;
+        let mut writer = K4aWriter::create(file, settings).map_err(RecordError::Create)?;
+        writer.set_recycling(true);
         let shared = Arc::new(Shared {
             queued_bytes: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             drops: Default::default(),
             bytes_written: AtomicU64::new(0),
+            pool: Mutex::default(),
         });
         // Both queues are unbounded in items but bounded in bytes by `reserve`.
         let (tx, rx) = unbounded();
@@ -248,6 +293,17 @@ impl RecordingWriter {
                 false
             }
         }
+    }
+
+    /// An empty buffer with room for at least `len` bytes for the next image: a spent one from
+    /// an image already written when one fits, otherwise a new one. Filling it and submitting it
+    /// as [`Image::data`](crate::types::Image::data) reuses memory that is already mapped.
+    pub fn recycled_buffer(&self, len: usize) -> Vec<u8> {
+        let reused = match self.shared.pool.lock() {
+            Ok(mut p) => p.take(len),
+            Err(_) => None,
+        };
+        reused.unwrap_or_else(|| Vec::with_capacity(len.next_multiple_of(RECYCLE_GRANULE_BYTES)))
     }
 
     /// Bytes currently waiting in the queue (producers that prefer waiting to dropping can
@@ -344,6 +400,7 @@ fn run<W: Write + Seek>(
 ) -> Result<(FileSummary, WriterStats), RecordError> {
     let mut stats = WriterStats::default();
     let mut failure = None;
+    let mut spent = Vec::new();
     for msg in rx.iter() {
         match msg {
             Prepared::Capture(c, bytes, kinds) => {
@@ -399,6 +456,14 @@ fn run<W: Write + Seek>(
                     .queued_bytes
                     .fetch_sub(IMU_QUEUE_BYTES, Ordering::AcqRel);
             }
+        }
+        // Clusters are written by captures and IMU samples alike.
+        writer.take_spent_buffers(&mut spent);
+        if !spent.is_empty() {
+            if let Ok(mut p) = shared.pool.lock() {
+                p.give_back(&mut spent);
+            }
+            spent.clear();
         }
     }
     stats.drops = shared.drops();
@@ -504,6 +569,37 @@ mod tests {
         let bytes = disk.data.lock().unwrap().get_ref().clone();
         assert!(bytes.windows(21).any(|w| w == b"FREEK4A_DROPPED_COLOR"));
         assert_eq!(stats.bytes_written, bytes.len() as u64);
+    }
+
+    #[test]
+    fn written_image_buffers_come_back_for_reuse() {
+        let disk = SmallDisk {
+            data: Arc::new(Mutex::new(Cursor::new(Vec::new()))),
+            limit: u64::MAX,
+        };
+        let w = RecordingWriter::spawn(disk, settings(), 64 << 20).unwrap();
+        // Nothing written yet: a new buffer, rounded up to the granule.
+        let fresh = w.recycled_buffer(50_000);
+        assert_eq!((fresh.len(), fresh.capacity()), (0, RECYCLE_GRANULE_BYTES));
+        // 3 s of captures: the first second's clusters are written and their buffers returned.
+        for i in 0..90 {
+            assert!(w.submit_capture(capture(1_000_000 + i * 33_333, 50_000)));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let reused = loop {
+            let b = w.recycled_buffer(50_000);
+            // Submitted buffers hold exactly 50 000 bytes; new ones are rounded up.
+            if b.capacity() == 50_000 {
+                break b;
+            }
+            assert!(std::time::Instant::now() < deadline, "no buffer came back");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(reused.is_empty());
+        // A buffer too small for the request is not handed out.
+        assert!(w.recycled_buffer(60_000).capacity() >= 60_000);
+        let stats = w.finish().unwrap();
+        assert_eq!(stats.captures_written, 90);
     }
 
     #[test]
