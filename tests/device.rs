@@ -738,6 +738,8 @@ fn command_faults_give_typed_errors_naming_the_command() {
 fn stream_with(
     rules: Vec<FaultRule>,
     captures: usize,
+    min_raws: usize,
+    min_imus: usize,
 ) -> (Result<(), DeviceError>, device::Drops, usize, usize) {
     within(60, move || {
         let b = faulty(rules);
@@ -753,7 +755,8 @@ fn stream_with(
         let end = Instant::now() + WAIT;
         let (mut seen, mut raws, mut imus) = (0, 0, 0);
         let mut result = Ok(());
-        while seen < captures {
+        // Streams are paced independently: wait for each to get past its injected faults.
+        while seen < captures || raws < min_raws || imus < min_imus {
             assert!(Instant::now() < end, "stream stalled: {:?}", d.drops());
             match d.get_capture(Duration::from_millis(10)) {
                 Ok(Some(_)) => seen += 1,
@@ -789,6 +792,8 @@ fn stream_faults_are_counted_drops() {
             FaultRule::once_after(0, depth, Fault::Oversized, 4),
         ],
         20,
+        8,
+        0,
     );
     r.unwrap();
     assert_eq!(d.depth_invalid_size, 2, "{d:?} raws {raws}");
@@ -800,6 +805,8 @@ fn stream_faults_are_counted_drops() {
             FaultRule::once_after(0, color, Fault::Oversized, 5),
         ],
         20,
+        0,
+        0,
     );
     r.unwrap();
     // PTS 0, no metadata, and a metadata item overrunning the metadata.
@@ -811,12 +818,14 @@ fn stream_faults_are_counted_drops() {
             FaultRule::once_after(0, imu, Fault::Oversized, 7),
         ],
         20,
+        0,
+        200,
     );
     r.unwrap();
     assert_eq!(d.imu_malformed, 3, "{d:?}");
     assert!(imus > 0);
     // A silent depth endpoint: colour keeps flowing, nothing hangs.
-    let (r, _, raws, _) = stream_with(vec![FaultRule::always(0, depth, Fault::Timeout)], 10);
+    let (r, _, raws, _) = stream_with(vec![FaultRule::always(0, depth, Fault::Timeout)], 10, 0, 0);
     r.unwrap();
     assert_eq!(raws, 0);
 }
@@ -841,7 +850,8 @@ fn stream_failures_end_the_stream_with_typed_errors() {
             TransferError::Disconnected,
         ),
     ] {
-        let (r, _, _, _) = stream_with(vec![FaultRule::once_after(0, target, fault, 3)], 1000);
+        let (r, _, _, _) =
+            stream_with(vec![FaultRule::once_after(0, target, fault, 3)], 1000, 0, 0);
         match r {
             Err(DeviceError::Stream(StreamError::Transfer {
                 stream: s,
