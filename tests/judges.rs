@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::util::{self, Mask, Oracle, TempDir};
 
-const REAL_RECORDING: &str = "sdk141-mjpg720-nfov-1capture.mkv";
+use util::REAL_RECORDING;
 
 fn calibration_fixture() -> std::path::PathBuf {
     util::fixture("calibration-001514394512-pretty.json")
@@ -31,20 +31,9 @@ fn real_recording_plays_back_with_known_values() {
     let p = oracle.playback_with(&util::fixture(REAL_RECORDING), &["--pixel", "320,288"]);
     assert_eq!(p["opened"], true, "{p:#}");
     let tags = &p["tags"];
-    for (name, value) in [
-        ("K4A_COLOR_MODE", "MJPG_720P"),
-        ("K4A_DEPTH_MODE", "NFOV_UNBINNED"),
-        ("K4A_IR_MODE", "ACTIVE"),
-        ("K4A_IMU_MODE", "ON"),
-        ("K4A_DEPTH_DELAY_NS", "0"),
-        ("K4A_WIRED_SYNC_MODE", "STANDALONE"),
-        ("K4A_COLOR_FIRMWARE_VERSION", "1.6.110"),
-        ("K4A_DEPTH_FIRMWARE_VERSION", "1.6.79"),
-        ("K4A_DEVICE_SERIAL_NUMBER", "001514394512"),
-        ("K4A_START_OFFSET_NS", "336277000"),
-        ("K4A_CALIBRATION_FILE", "calibration.json"),
-    ] {
-        assert_eq!(tags[name], value, "tag {name}");
+    let calibration_tag = [("K4A_CALIBRATION_FILE", "calibration.json")];
+    for (name, value) in util::REAL_RECORDING_TAGS.iter().chain(&calibration_tag) {
+        assert_eq!(tags[*name], *value, "tag {name}");
     }
     assert_eq!(tags["K4A_SUBORDINATE_DELAY_NS"], Value::Null);
     assert_eq!(u(&p["length_usec"]), 463_945);

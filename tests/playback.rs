@@ -61,18 +61,7 @@ impl AddOne for &mut usize {
 #[test]
 fn real_recording_reads_back_known_values() {
     let mut pb = Playback::open(fixture(REAL)).unwrap();
-    let expect = [
-        ("K4A_COLOR_MODE", "MJPG_720P"),
-        ("K4A_DEPTH_MODE", "NFOV_UNBINNED"),
-        ("K4A_IR_MODE", "ACTIVE"),
-        ("K4A_IMU_MODE", "ON"),
-        ("K4A_DEPTH_DELAY_NS", "0"),
-        ("K4A_WIRED_SYNC_MODE", "STANDALONE"),
-        ("K4A_COLOR_FIRMWARE_VERSION", "1.6.110"),
-        ("K4A_DEPTH_FIRMWARE_VERSION", "1.6.79"),
-        ("K4A_DEVICE_SERIAL_NUMBER", "001514394512"),
-        ("K4A_START_OFFSET_NS", "336277000"),
-    ];
+    let expect = crate::util::REAL_RECORDING_TAGS;
     for (name, value) in expect {
         assert_eq!(pb.tag(name), Some(value), "{name}");
     }

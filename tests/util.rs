@@ -18,6 +18,23 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// A file under `tests/fixtures/`.
+/// The real k4arecorder 1.4.1 recording in `tests/fixtures/` (provenance in its README).
+pub const REAL_RECORDING: &str = "sdk141-mjpg720-nfov-1capture.mkv";
+
+/// The real recording's tags and their values, as its provenance README lists them.
+pub const REAL_RECORDING_TAGS: [(&str, &str); 10] = [
+    ("K4A_COLOR_MODE", "MJPG_720P"),
+    ("K4A_DEPTH_MODE", "NFOV_UNBINNED"),
+    ("K4A_IR_MODE", "ACTIVE"),
+    ("K4A_IMU_MODE", "ON"),
+    ("K4A_DEPTH_DELAY_NS", "0"),
+    ("K4A_WIRED_SYNC_MODE", "STANDALONE"),
+    ("K4A_COLOR_FIRMWARE_VERSION", "1.6.110"),
+    ("K4A_DEPTH_FIRMWARE_VERSION", "1.6.79"),
+    ("K4A_DEVICE_SERIAL_NUMBER", "001514394512"),
+    ("K4A_START_OFFSET_NS", "336277000"),
+];
+
 pub fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests").join("fixtures").join(name)
 }
