@@ -5,10 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use freek4a::depthengine::{
-    find_emulated_engine, ticks_to_usec, CameraCalibration, DepthEngine, DepthEngineError,
-    DepthPipeline, EngineResult,
+    find_emulated_engine, CameraCalibration, DepthEngine, DepthEngineError, DepthPipeline,
+    EngineResult,
 };
 use freek4a::protocol::depth_raw::{self, RawFrameHeader, Scene};
+use freek4a::protocol::ticks_to_usec;
 use freek4a::types::{Capture, DepthMode, Fps, ImageFormat};
 
 use crate::util;

@@ -144,11 +144,6 @@ pub fn engine_mode(mode: DepthMode) -> Option<(i32, i32)> {
     })
 }
 
-/// Device timestamp in µs from a 90 kHz centre-of-exposure tick (× 100 / 9, as the SDK).
-pub fn ticks_to_usec(ticks: u64) -> u64 {
-    u64::try_from(u128::from(ticks) * 100 / 9).unwrap_or(u64::MAX)
-}
-
 /// Locates freek4a's emulated engine: next to the running executable (and its parent, for
 /// test binaries in `deps/`), then in this crate's cargo target directory
 /// (`target/<profile>/` and `target/<profile>/deps/`). The newest file wins.
@@ -232,16 +227,6 @@ mod tests {
             matches!(err, DepthEngineError::NoRegisterSymbol { ref path, .. } if path.ends_with("libc.so.6")),
             "{err}"
         );
-    }
-
-    #[test]
-    fn ticks_convert_like_the_sdk() {
-        assert_eq!(ticks_to_usec(0), 0);
-        assert_eq!(ticks_to_usec(9), 100);
-        assert_eq!(ticks_to_usec(90_000), 1_000_000);
-        assert_eq!(ticks_to_usec(1_000_000), 11_111_111);
-        assert_eq!(ticks_to_usec(u64::MAX), u64::MAX);
-        assert_eq!(ticks_to_usec(u64::MAX / 100), u64::MAX / 100 * 100 / 9);
     }
 
     #[test]

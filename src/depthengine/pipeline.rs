@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 
-use super::{ticks_to_usec, CameraCalibration, DepthEngine, DepthEngineError};
+use super::{CameraCalibration, DepthEngine, DepthEngineError};
 use crate::protocol::depth_raw;
 use crate::types::{Capture, DepthMode, Fps, Image, ImageFormat};
 
@@ -325,7 +325,7 @@ impl Worker {
                 mode: self.mode.sdk_name(),
             });
         }
-        let device_usec = ticks_to_usec(info.center_of_exposure_in_ticks);
+        let device_usec = crate::protocol::ticks_to_usec(info.center_of_exposure_in_ticks);
         let image = |format: ImageFormat, data: Vec<u8>| Image {
             format,
             width: self.width,

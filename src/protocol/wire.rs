@@ -79,3 +79,20 @@ pub fn ticks_to_usec(ticks: u64) -> u64 {
 pub fn usec_to_ticks(usec: u64) -> u64 {
     usec.wrapping_mul(9) / 100
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_convert_like_the_sdk() {
+        assert_eq!(ticks_to_usec(0), 0);
+        assert_eq!(ticks_to_usec(9), 100);
+        assert_eq!(ticks_to_usec(10), 111);
+        assert_eq!(ticks_to_usec(90_000), 1_000_000);
+        assert_eq!(ticks_to_usec(1_000_000), 11_111_111);
+        assert_eq!(usec_to_ticks(1_000_000), 90_000);
+        assert_eq!(usec_to_ticks(11), 0);
+        assert_eq!(usec_to_ticks(12), 1);
+    }
+}
