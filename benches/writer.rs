@@ -1,6 +1,7 @@
-//! Writer benchmark: our recording writer vs Microsoft's libk4arecord vs a plain sequential
-//! write of the same payload bytes, on identical synthetic captures (2160p MJPG + NFOV_UNBINNED
-//! depth and IR at 30 fps + 1600 Hz IMU). Each side runs in its own process so peak RSS is its own.
+//! Writer benchmark: our recording writer (with library defaults, `ours`, and with the settings
+//! `k4arecorder` uses, `ours-rec`) vs Microsoft's libk4arecord vs a plain sequential write of the
+//! same payload bytes, on identical synthetic captures (2160p MJPG + NFOV_UNBINNED depth and IR
+//! at 30 fps + 1600 Hz IMU). Each side runs in its own process so peak RSS is its own.
 //!
 //! Run: `cargo bench --bench writer` (env: `FREEK4A_BENCH_FRAMES`, default 400 ≈ 1.07 GB;
 //! `FREEK4A_BENCH_DIR`, default `target/bench`; the SDK side needs `tests/oracle/install.sh`).
@@ -11,12 +12,46 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use freek4a::cli::wiring::{RECORDER_CLUSTER_WRITE_DELAY_NS, WRITER_QUEUE_LIMIT_BYTES};
 use freek4a::mkv::writer::RecordingSettings;
 use freek4a::record::RecordingWriter;
 use freek4a::types::*;
 
 const MJPG_BYTES: usize = 1_200_000;
+/// Queue of the `ours` side (library defaults otherwise).
 const QUEUE_LIMIT_BYTES: usize = 16 << 20;
+
+/// Which writer configuration a run of our writer uses.
+#[derive(Clone, Copy)]
+enum Config {
+    /// `RecordingSettings::new` as is (the SDK's 2 s cluster delay) and a 16 MiB queue.
+    Library,
+    /// What `k4arecorder` sets (src/cli/wiring.rs): its cluster delay and queue limit.
+    Recorder,
+}
+
+/// A byte count from the environment, for experiments only.
+fn env_bytes(key: &str) -> Option<usize> {
+    std::env::var(key).ok().and_then(|v| v.parse().ok())
+}
+
+/// Settings and queue limit for `config`. For trying budgets without rebuilding,
+/// `FREEK4A_BENCH_PENDING_BYTES` and `FREEK4A_BENCH_QUEUE_BYTES` override the pending budget and
+/// the queue limit of the recorder configuration (unset, it is exactly the recorder's).
+fn writer_settings(config: Config, cfg: DeviceConfig) -> (RecordingSettings, usize) {
+    let mut settings = RecordingSettings::new(cfg, true);
+    match config {
+        Config::Library => (settings, QUEUE_LIMIT_BYTES),
+        Config::Recorder => {
+            settings.cluster_write_delay_ns = RECORDER_CLUSTER_WRITE_DELAY_NS;
+            if let Some(b) = env_bytes("FREEK4A_BENCH_PENDING_BYTES") {
+                settings.pending_limit_bytes = b;
+            }
+            let queue = env_bytes("FREEK4A_BENCH_QUEUE_BYTES").unwrap_or(WRITER_QUEUE_LIMIT_BYTES);
+            (settings, queue)
+        }
+    }
+}
 
 fn pattern(n: usize, seed: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 31 + seed) & 0xFF) as u8).collect()
@@ -55,7 +90,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn ours(out: &Path, frames: u64) {
+fn ours(out: &Path, frames: u64, config: Config) {
     let color = pattern(MJPG_BYTES, 1);
     let depth = pattern(640 * 576 * 2, 2);
     let ir = pattern(640 * 576 * 2, 3);
@@ -64,13 +99,9 @@ fn ours(out: &Path, frames: u64) {
         depth_mode: DepthMode::NfovUnbinned,
         ..Default::default()
     };
+    let (settings, queue_limit_bytes) = writer_settings(config, cfg);
     let t0 = Instant::now();
-    let w = RecordingWriter::spawn(
-        sink(out),
-        RecordingSettings::new(cfg, true),
-        QUEUE_LIMIT_BYTES,
-    )
-    .expect("spawn writer");
+    let w = RecordingWriter::spawn(sink(out), settings, queue_limit_bytes).expect("spawn writer");
     let fill = |format, width, height, ts, pattern: &[u8]| {
         image(
             format,
@@ -171,18 +202,22 @@ fn run(cmd: &mut Command) -> String {
         .to_owned()
 }
 
+/// Sides in run order: our writer with library defaults, with the recorder's settings, a plain
+/// sequential write, libk4arecord.
+const SIDES: [&str; 4] = ["ours", "ours-rec", "plain", "sdk"];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let frames: u64 = std::env::var("FREEK4A_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
-    if args.len() >= 3 && (args[1] == "ours" || args[1] == "plain") {
+    if args.len() >= 3 && SIDES[..3].contains(&args[1].as_str()) {
         let out = PathBuf::from(&args[2]);
-        if args[1] == "ours" {
-            ours(&out, frames)
-        } else {
-            plain(&out, frames)
+        match args[1].as_str() {
+            "ours" => ours(&out, frames, Config::Library),
+            "ours-rec" => ours(&out, frames, Config::Recorder),
+            _ => plain(&out, frames),
         }
         return;
     }
@@ -199,6 +234,11 @@ fn main() {
     let python = String::from_utf8_lossy(&install.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("python=").map(str::to_owned));
+    for key in ["FREEK4A_BENCH_PENDING_BYTES", "FREEK4A_BENCH_QUEUE_BYTES"] {
+        if let Some(b) = env_bytes(key) {
+            println!("{key}={b}: `ours-rec` is NOT the recorder's configuration in this run");
+        }
+    }
     let repeats: usize = std::env::var("FREEK4A_BENCH_REPEATS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -207,7 +247,7 @@ fn main() {
     // hits all sides alike; the best run of each side is its figure (medians printed too).
     let mut runs: Vec<(&str, f64, f64, f64, f64)> = Vec::new();
     for round in 0..repeats {
-        for side in ["ours", "plain", "sdk"] {
+        for side in SIDES {
             let path = dir.join(format!("{side}.mkv"));
             let line = match side {
                 "sdk" => match &python {
@@ -237,7 +277,7 @@ fn main() {
                 0.0
             };
             println!(
-                "run {round} {side:>5}: {:.0} MB in {secs:.2} s = {:.0} MB/s, peak RSS {rss:.1} MiB",
+                "run {round} {side:>8}: {:.0} MB in {secs:.2} s = {:.0} MB/s, peak RSS {rss:.1} MiB",
                 bytes / 1e6,
                 bytes / 1e6 / secs
             );
@@ -245,7 +285,7 @@ fn main() {
         }
     }
     let mut rows = Vec::new();
-    for side in ["ours", "plain", "sdk"] {
+    for side in SIDES {
         let mut rates: Vec<f64> = runs.iter().filter(|r| r.0 == side).map(|r| r.1).collect();
         if rates.is_empty() {
             continue;
@@ -264,7 +304,7 @@ fn main() {
             .map(|r| r.4)
             .fold(0.0, f64::max);
         println!(
-            "{side:>5}: best {:.0} MB/s, median {:.0} MB/s of {} runs, peak RSS {rss:.1} MiB{}",
+            "{side:>8}: best {:.0} MB/s, median {:.0} MB/s of {} runs, peak RSS {rss:.1} MiB{}",
             best / 1e6,
             median / 1e6,
             rates.len(),
@@ -277,18 +317,18 @@ fn main() {
         rows.push((side, best, median));
     }
     let rate = |s: &str| rows.iter().find(|r| r.0 == s).map(|r| (r.1, r.2));
-    if let (Some(o), Some(p)) = (rate("ours"), rate("plain")) {
-        println!(
-            "ours / plain sequential write = {:.2} (best), {:.2} (median)",
-            o.0 / p.0,
-            o.1 / p.1
-        );
-    }
-    if let (Some(o), Some(k)) = (rate("ours"), rate("sdk")) {
-        println!(
-            "ours / libk4arecord           = {:.2} (best), {:.2} (median)",
-            o.0 / k.0,
-            o.1 / k.1
-        );
+    for (ours, label) in [
+        ("ours", "ours (library defaults) "),
+        ("ours-rec", "ours (recorder settings)"),
+    ] {
+        for (other, name) in [("plain", "plain write "), ("sdk", "libk4arecord")] {
+            if let (Some(o), Some(p)) = (rate(ours), rate(other)) {
+                println!(
+                    "{label} / {name} = {:.2} (best), {:.2} (median)",
+                    o.0 / p.0,
+                    o.1 / p.1
+                );
+            }
+        }
     }
 }
