@@ -7,7 +7,9 @@
 //! Two threads share the work: a preparing thread swaps depth/IR to big-endian and checksums
 //! every image ([`PreparedCapture`]), the writing thread groups, renders and writes, so the CPU
 //! work of one capture overlaps the file writes of the previous ones. Captures move through
-//! both by ownership; their bytes count against the queue bound until written.
+//! both by ownership. Their bytes count against the queue bound until the writing thread takes
+//! them, and from then on against the writer's pending-cluster budget
+//! (`RecordingSettings::pending_limit_bytes`), so the memory held is at most the sum of the two.
 
 use std::io::{Seek, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
