@@ -446,6 +446,22 @@ impl Configuration {
     }
 }
 
+/// A vendor-class interface (alternate 0) with bulk endpoints: the command channel and stream
+/// of the depth MCU, and of the colour MCU / IMU.
+fn vendor_interface(number: u8, endpoints: [u8; 3]) -> InterfaceAlt {
+    InterfaceAlt {
+        number,
+        alternate: 0,
+        class: 0xFF,
+        subclass: 0,
+        protocol: 0,
+        string_index: 0,
+        association: None,
+        class_specific: Vec::new(),
+        endpoints: endpoints.into_iter().map(Endpoint::bulk).collect(),
+    }
+}
+
 /// The depth unit's configuration (emulator's choice of packet sizes and bursts): interface
 /// 0, vendor class, bulk endpoints 0x02 OUT, 0x81 IN, 0x83 IN.
 pub fn depth_configuration() -> Configuration {
@@ -453,21 +469,14 @@ pub fn depth_configuration() -> Configuration {
         value: CONFIGURATION_VALUE,
         attributes: 0x80,
         max_power: 112,
-        interfaces: vec![InterfaceAlt {
-            number: DEPTH_INTERFACE,
-            alternate: 0,
-            class: 0xFF,
-            subclass: 0,
-            protocol: 0,
-            string_index: 0,
-            association: None,
-            class_specific: Vec::new(),
-            endpoints: vec![
-                Endpoint::bulk(EP_DEPTH_COMMAND_OUT),
-                Endpoint::bulk(EP_DEPTH_RESPONSE_IN),
-                Endpoint::bulk(EP_DEPTH_STREAM_IN),
+        interfaces: vec![vendor_interface(
+            DEPTH_INTERFACE,
+            [
+                EP_DEPTH_COMMAND_OUT,
+                EP_DEPTH_RESPONSE_IN,
+                EP_DEPTH_STREAM_IN,
             ],
-        }],
+        )],
     }
 }
 
@@ -726,21 +735,10 @@ pub fn color_configuration() -> Configuration {
             }],
         });
     }
-    interfaces.push(InterfaceAlt {
-        number: COLOR_VENDOR_INTERFACE,
-        alternate: 0,
-        class: 0xFF,
-        subclass: 0,
-        protocol: 0,
-        string_index: 0,
-        association: None,
-        class_specific: Vec::new(),
-        endpoints: vec![
-            Endpoint::bulk(EP_COLOR_COMMAND_OUT),
-            Endpoint::bulk(EP_COLOR_RESPONSE_IN),
-            Endpoint::bulk(EP_IMU_STREAM_IN),
-        ],
-    });
+    interfaces.push(vendor_interface(
+        COLOR_VENDOR_INTERFACE,
+        [EP_COLOR_COMMAND_OUT, EP_COLOR_RESPONSE_IN, EP_IMU_STREAM_IN],
+    ));
     Configuration {
         value: CONFIGURATION_VALUE,
         attributes: 0x80,
