@@ -8,7 +8,7 @@ use crate::protocol::command::{
     Command, CommandError, CommandName, DeviceStatus, HostTransaction, TransactionIds,
     COMMAND_TIMEOUT_MS, STATUS_PACKET_LEN,
 };
-use crate::transport::{EndpointQueue, TransferError, UsbInterface};
+use crate::transport::{in_transfer_len, EndpointQueue, TransferError, UsbInterface};
 
 /// Why a command transaction failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +72,6 @@ fn wait(
 ) -> Result<crate::transport::Completion, CommandFailure> {
     match q.wait_next_complete(phase_timeout()) {
         Some(c) => match c.status {
-            Ok(()) | Err(TransferError::Overflow) if phase != "command" => Ok(c),
             Ok(()) => Ok(c),
             Err(source) => Err(CommandFailure::Transfer {
                 command,
@@ -132,23 +131,20 @@ impl CommandChannel {
             inner.out.submit(d, n);
             wait(inner.out.as_mut(), name, "data")?;
         }
+        // IN lengths are whole packets (nusb's rule): the buffer the command asks for, rounded
+        // up. The header still announces the command's own size, so the device never sends
+        // more than that and ends early with a short packet; more is refused by accept_data.
+        let mps = inner.inq.max_packet_size();
         if let Some(len) = t.read_len() {
-            inner.inq.submit(vec![0; len], len);
+            let n = in_transfer_len(len, mps);
+            inner.inq.submit(vec![0; n], n);
             let c = wait(inner.inq.as_mut(), name, "data")?;
-            if c.status == Err(TransferError::Overflow) {
-                return Err(CommandError::DataOverflow {
-                    command: name,
-                    got: c.data.len() + 1,
-                    max: len,
-                }
-                .into());
-            }
             t.accept_data(&c.data)?;
         }
-        // A generous buffer, so an oversized status is seen as such rather than as overflow.
-        inner.inq.submit(vec![0; 1024], 1024);
+        // At least one whole packet, so an oversized status is seen as such.
+        let n = in_transfer_len(STATUS_PACKET_LEN, mps);
+        inner.inq.submit(vec![0; n], n);
         let c = wait(inner.inq.as_mut(), name, "status")?;
-        let _ = STATUS_PACKET_LEN;
         Ok((t, c.data))
     }
 

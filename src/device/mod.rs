@@ -662,12 +662,14 @@ impl Device {
             self.depth_cmd.execute(DepthStart)?;
             self.depth_cmd.execute(DepthStreamStart)?;
             let raw_size = depth_raw::raw_frame_size(sensor.value()).unwrap_or(0);
-            let buffer_size = modes::round_up_1024(raw_size);
             let pool = self
                 .options
                 .max_pool_bytes
                 .unwrap_or(modes::LINUX_MAX_POOL_BYTES);
             let queue = self.depth_if.endpoint(0x83)?;
+            // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
+            // 1024-rounded buffer).
+            let buffer_size = crate::transport::in_transfer_len(raw_size, queue.max_packet_size());
             running.depth_reader = Some(streams::start_depth(streams::DepthReaderParams {
                 queue,
                 raw_size,

@@ -497,7 +497,10 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
             mut startup_filter,
             backpressure,
         } = p;
-        let len = crate::protocol::modes::IMU_TRANSFER_BYTES;
+        // The SDK's 252-byte buffer, rounded up to whole packets (nusb's rule); a packet longer
+        // than 252 bytes is what the SDK's buffer would have refused (babble), so it is dropped.
+        let max_packet = crate::protocol::modes::IMU_TRANSFER_BYTES;
+        let len = crate::transport::in_transfer_len(max_packet, queue.max_packet_size());
         for _ in 0..crate::protocol::modes::MAX_TRANSFERS {
             queue.submit(vec![0; len], len);
         }
@@ -532,6 +535,7 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
             }
             match ImuPacket::decode(&c.data) {
                 Err(_) => drops.add(&drops.imu_malformed, 1),
+                Ok(_) if c.data.len() > max_packet => drops.add(&drops.imu_malformed, 1),
                 Ok(packet) if packet.gyro.len() > 8 || packet.accel.len() > 8 => {
                     drops.add(&drops.imu_malformed, 1)
                 }

@@ -9,6 +9,7 @@
 //! gets an empty data phase and WRONG_COMMAND_STATE; commands out of order get
 //! WRONG_COMMAND_STATE; a packet that is not a command at all is ignored (no answer).
 
+use super::pipe::Message;
 use super::{Fault, FaultTarget, Function, Unit};
 use crate::protocol::command::{
     parse_command_packet, DeviceCommand, DeviceStatus, Mcu, SensorMode, StatusPacket,
@@ -71,18 +72,19 @@ impl Unit {
             Function::Depth => (&self.depth_resp, Mcu::Depth),
             Function::Color => (&self.color_resp, Mcu::Color),
         };
-        let (transaction_id, code, reply) = match parse_command_packet(mcu, bytes) {
+        let (transaction_id, code, payload_size, reply) = match parse_command_packet(mcu, bytes) {
             Ok(received) => {
                 let r = match function {
                     Function::Depth => self.depth_command(&received.command),
                     Function::Color => self.color_command(&received.command),
                 };
-                (received.header.transaction_id, received.header.command, r)
+                let h = received.header;
+                (h.transaction_id, h.command, h.payload_size as usize, r)
             }
             Err(rejected) => match rejected.transaction_id {
                 Some(id) => {
                     let code = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-                    (id, code, err(rejected.status))
+                    (id, code, 0, err(rejected.status))
                 }
                 // Not a command packet at all: nothing to answer.
                 None => return OutResult::Ok,
@@ -93,8 +95,10 @@ impl Unit {
             .encode()
             .to_vec();
         let mut data = reply.data;
+        let mut babble = false;
         match fault {
             None => {}
+            Some(Fault::Babble) => babble = true,
             Some(Fault::Stall) => return OutResult::Stall,
             Some(Fault::Timeout) | Some(Fault::Disconnect) => return OutResult::Ok,
             Some(Fault::Short) => match &mut data {
@@ -120,10 +124,21 @@ impl Unit {
             }
         }
         let mut q = chan.queue.lock().unwrap_or_else(|e| e.into_inner());
+        // The babble replaces the first thing sent: the data phase, or the status.
         if let Some(d) = data {
-            q.push_back(d);
+            // Data shorter than the host's buffer ends with a short packet, or a zero-length
+            // one when it is whole packets (our choice; protocol/kernel.md).
+            let zlp = d.len() < payload_size;
+            q.push_back(Message {
+                bytes: d,
+                zlp,
+                babble: std::mem::take(&mut babble),
+            });
         }
-        q.push_back(status_bytes);
+        q.push_back(Message {
+            babble,
+            ..Message::terminated(status_bytes)
+        });
         chan.ready.notify_all();
         OutResult::Ok
     }

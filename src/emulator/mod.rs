@@ -20,6 +20,7 @@ mod color;
 mod commands;
 pub mod images;
 pub mod imu;
+mod pipe;
 mod streams;
 mod usb;
 
@@ -79,6 +80,9 @@ pub enum Fault {
     Short,
     /// The answer is longer than it should be.
     Oversized,
+    /// The device babbles: it sends a packet longer than the endpoint's wMaxPacketSize instead
+    /// of the answer, and the host's transfer fails with EOVERFLOW (bulk IN endpoints).
+    Babble,
     /// The answer's bytes are damaged (header or metadata).
     Corrupt,
     /// The status packet carries another transaction id.
@@ -234,7 +238,7 @@ pub(crate) struct UnitState {
 /// Responses waiting on a response IN endpoint.
 #[derive(Default)]
 pub(crate) struct ResponseChannel {
-    pub queue: Mutex<std::collections::VecDeque<Vec<u8>>>,
+    pub queue: Mutex<std::collections::VecDeque<pipe::Message>>,
     pub ready: Condvar,
 }
 
@@ -335,6 +339,8 @@ impl Unit {
 #[derive(Clone)]
 pub struct EmulatedBackend {
     units: Arc<Vec<Arc<Unit>>>,
+    /// Whether bulk IN endpoints refuse lengths that are not whole packets, as nusb does.
+    nusb_rules: bool,
 }
 
 impl EmulatedBackend {
@@ -389,6 +395,20 @@ impl EmulatedBackend {
             .collect();
         EmulatedBackend {
             units: Arc::new(units),
+            nusb_rules: true,
+        }
+    }
+
+    /// The same units as the kernel's usbfs presents them to any program: bulk and interrupt IN
+    /// transfers of any length are taken (a packet that does not fit the room left is babble,
+    /// EOVERFLOW). The backend from [`EmulatedBackend::new`] also applies nusb's rule, which
+    /// refuses IN lengths that are not non-zero multiples of wMaxPacketSize before they reach
+    /// the kernel, so in-process tests see what a real camera's path sees
+    /// (`protocol/kernel.md`).
+    pub fn usbfs_view(&self) -> EmulatedBackend {
+        EmulatedBackend {
+            units: self.units.clone(),
+            nusb_rules: false,
         }
     }
 
@@ -496,6 +516,7 @@ impl Backend for EmulatedBackend {
             unit.clone(),
             function,
             device.clone(),
+            self.nusb_rules,
         )))
     }
 }

@@ -1,11 +1,11 @@
 //! The depth (0x83) and IMU (0x82) bulk streams.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::clock::{Pacer, StreamId, TICKS_PER_SECOND};
 use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
+use super::pipe::{InPipe, Message};
 use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
 use crate::protocol::depth_raw::{self, RawFrameHeader};
 use crate::protocol::imu::{ImuPacket, RawImuSample};
@@ -45,40 +45,6 @@ impl Schedule {
                 s
             }
         }
-    }
-}
-
-/// Pending host transfers of a bulk IN stream.
-pub(crate) struct Pending {
-    pub items: VecDeque<(Vec<u8>, usize, bool)>,
-}
-
-impl Pending {
-    pub fn new() -> Pending {
-        Pending {
-            items: VecDeque::new(),
-        }
-    }
-    pub fn cancelled_front(&mut self) -> Option<Completion> {
-        if self.items.front().is_some_and(|p| p.2) {
-            let (mut data, _, _) = self.items.pop_front()?;
-            data.clear();
-            return Some(Completion {
-                data,
-                actual_len: 0,
-                status: Err(TransferError::Cancelled),
-            });
-        }
-        None
-    }
-    pub fn fail_front(&mut self, e: TransferError) -> Option<Completion> {
-        let (mut data, _, _) = self.items.pop_front()?;
-        data.clear();
-        Some(Completion {
-            data,
-            actual_len: 0,
-            status: Err(e),
-        })
     }
 }
 
@@ -142,20 +108,130 @@ pub(crate) fn gate(
 /// Depth frames on endpoint 0x83.
 pub(crate) struct DepthStream {
     unit: Arc<Unit>,
-    pending: Pending,
+    pipe: InPipe,
     sched: Option<Schedule>,
     sequence: u32,
     template: Option<(u32, Vec<u8>)>,
 }
 
 impl DepthStream {
-    pub fn new(unit: Arc<Unit>) -> DepthStream {
+    pub fn new(unit: Arc<Unit>, pipe: InPipe) -> DepthStream {
         DepthStream {
             unit,
-            pending: Pending::new(),
+            pipe,
             sched: None,
             sequence: 0,
             template: None,
+        }
+    }
+}
+
+impl Producer for DepthStream {
+    fn pipe(&mut self) -> &mut InPipe {
+        &mut self.pipe
+    }
+
+    fn produce(&mut self, deadline: Instant) -> Result<Message, Option<Completion>> {
+        let target = FaultTarget::Endpoint(Function::Depth, 0x83);
+        let mode_cell = std::cell::Cell::new(0u32);
+        let gate = gate(
+            &self.unit,
+            StreamId::Depth,
+            target,
+            &mut self.sched,
+            deadline,
+            |st, unit| {
+                let d = &st.depth;
+                if !d.streaming || subordinate_blocked(st, unit) {
+                    return None;
+                }
+                mode_cell.set(d.mode?);
+                let period = TICKS_PER_SECOND / d.fps? as u64;
+                Some((period, st.depth_delay_ticks as i64 + delay_ticks(st)))
+            },
+        );
+        let (s, ticks) = match gate {
+            Gate::Go(s, t) => (s, t),
+            Gate::Idle => return Err(None),
+            Gate::Disconnected => return Err(self.pipe.fail_front(TransferError::Disconnected)),
+        };
+        if let Some(sc) = &mut self.sched {
+            sc.index = s.index + 1;
+        }
+        let mode = mode_cell.get();
+        let size = depth_raw::raw_frame_size(mode).ok_or(None)?;
+        self.sequence = self.sequence.wrapping_add(1);
+        let fault = self.unit.take_fault(target);
+        match fault {
+            Some(Fault::Disconnect) => {
+                return Err(self.pipe.fail_front(TransferError::Disconnected))
+            }
+            Some(Fault::Stall) => return Err(self.pipe.fail_front(TransferError::Stall)),
+            Some(Fault::Timeout) => return Err(None),
+            _ => {}
+        }
+        let seconds = ticks as f64 / TICKS_PER_SECOND as f64;
+        let header = RawFrameHeader {
+            sensor_mode: mode,
+            sequence: self.sequence,
+            center_of_exposure_ticks: ticks,
+            usb_sof_tick: ticks + 45,
+            sensor_temp_c: 38.0 + (seconds / 600.0).min(4.0) as f32,
+            laser_temp_c: [36.0, 36.5],
+            scene: self.unit.scene,
+        };
+        // The filler after the header carries nothing (depth_raw): fill it once per mode and
+        // copy it, which keeps the heaviest modes well above real time.
+        if self.template.as_ref().is_none_or(|(m, _)| *m != mode) {
+            let mut t = vec![0u8; size];
+            depth_raw::fill_frame(&header, &mut t);
+            self.template = Some((mode, t));
+        }
+        let template = &self.template.as_ref().ok_or(None)?.1;
+        let send = match fault {
+            Some(Fault::Short) => size / 2,
+            Some(Fault::Oversized) => size + 200,
+            _ => size,
+        };
+        let mut buf = self.pipe.take_spare();
+        buf.clear();
+        buf.extend_from_slice(&template[..send.min(size)]);
+        buf.resize(send, 0xEE);
+        if send >= depth_raw::HEADER_LEN {
+            header.encode_into(&mut buf);
+        }
+        if fault == Some(Fault::Corrupt) {
+            buf[..8].copy_from_slice(b"NOTFRAME");
+        }
+        Ok(Message {
+            babble: fault == Some(Fault::Babble),
+            ..Message::terminated(buf)
+        })
+    }
+}
+
+/// The bulk IN streams: the device makes its next message only when the host's oldest transfer
+/// needs more than the device already sent.
+trait Producer {
+    fn pipe(&mut self) -> &mut InPipe;
+
+    /// The device's next message, or how the host's oldest transfer ends without one (stall,
+    /// disconnect), or `Err(None)` when nothing is due before the deadline.
+    fn produce(&mut self, deadline: Instant) -> Result<Message, Option<Completion>>;
+
+    fn next_transfer(&mut self, timeout: Duration) -> Option<Completion> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.pipe().pending() == 0 {
+                return None;
+            }
+            if let Some(c) = self.pipe().next_completion() {
+                return Some(c);
+            }
+            match self.produce(deadline) {
+                Ok(m) => self.pipe().push(m),
+                Err(done) => return done,
+            }
         }
     }
 }
@@ -184,108 +260,22 @@ fn subordinate_blocked(st: &UnitState, unit: &Unit) -> bool {
 
 impl EndpointQueue for DepthStream {
     fn address(&self) -> u8 {
-        0x83
+        self.pipe.address()
     }
     fn max_packet_size(&self) -> usize {
-        1024
+        self.pipe.max_packet_size()
     }
     fn submit(&mut self, buffer: Vec<u8>, length: usize) {
-        self.pending.items.push_back((buffer, length, false));
+        self.pipe.submit(buffer, length);
     }
     fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
-        self.pending.items.front()?;
-        if let Some(c) = self.pending.cancelled_front() {
-            return Some(c);
-        }
-        let deadline = Instant::now() + timeout;
-        let target = FaultTarget::Endpoint(Function::Depth, 0x83);
-        let mode_cell = std::cell::Cell::new(0u32);
-        let gate = gate(
-            &self.unit,
-            StreamId::Depth,
-            target,
-            &mut self.sched,
-            deadline,
-            |st, unit| {
-                let d = &st.depth;
-                if !d.streaming || subordinate_blocked(st, unit) {
-                    return None;
-                }
-                mode_cell.set(d.mode?);
-                let period = TICKS_PER_SECOND / d.fps? as u64;
-                Some((period, st.depth_delay_ticks as i64 + delay_ticks(st)))
-            },
-        );
-        let (s, ticks) = match gate {
-            Gate::Go(s, t) => (s, t),
-            Gate::Idle => return None,
-            Gate::Disconnected => return self.pending.fail_front(TransferError::Disconnected),
-        };
-        if let Some(sc) = &mut self.sched {
-            sc.index = s.index + 1;
-        }
-        let mode = mode_cell.get();
-        let size = depth_raw::raw_frame_size(mode)?;
-        self.sequence = self.sequence.wrapping_add(1);
-        let fault = self.unit.take_fault(target);
-        match fault {
-            Some(Fault::Disconnect) => return self.pending.fail_front(TransferError::Disconnected),
-            Some(Fault::Stall) => return self.pending.fail_front(TransferError::Stall),
-            Some(Fault::Timeout) => return None,
-            _ => {}
-        }
-        let (mut buf, length, _) = self.pending.items.pop_front()?;
-        let seconds = ticks as f64 / TICKS_PER_SECOND as f64;
-        let header = RawFrameHeader {
-            sensor_mode: mode,
-            sequence: self.sequence,
-            center_of_exposure_ticks: ticks,
-            usb_sof_tick: ticks + 45,
-            sensor_temp_c: 38.0 + (seconds / 600.0).min(4.0) as f32,
-            laser_temp_c: [36.0, 36.5],
-            scene: self.unit.scene,
-        };
-        // The filler after the header carries nothing (depth_raw): fill it once per mode and
-        // copy it, which keeps the heaviest modes well above real time.
-        if self.template.as_ref().is_none_or(|(m, _)| *m != mode) {
-            let mut t = vec![0u8; size];
-            depth_raw::fill_frame(&header, &mut t);
-            self.template = Some((mode, t));
-        }
-        let template = &self.template.as_ref()?.1;
-        let send = match fault {
-            Some(Fault::Short) => size / 2,
-            Some(Fault::Oversized) => size + 200,
-            _ => size,
-        };
-        let n = send.min(length);
-        buf.clear();
-        buf.extend_from_slice(&template[..n.min(size)]);
-        buf.resize(n, 0xEE);
-        if n >= depth_raw::HEADER_LEN {
-            header.encode_into(&mut buf);
-        }
-        if fault == Some(Fault::Corrupt) {
-            buf[..8].copy_from_slice(b"NOTFRAME");
-        }
-        let status = if send > length {
-            Err(TransferError::Overflow)
-        } else {
-            Ok(())
-        };
-        Some(Completion {
-            actual_len: n,
-            data: buf,
-            status,
-        })
+        self.next_transfer(timeout)
     }
     fn pending(&self) -> usize {
-        self.pending.items.len()
+        self.pipe.pending()
     }
     fn cancel_all(&mut self) {
-        for p in self.pending.items.iter_mut() {
-            p.2 = true;
-        }
+        self.pipe.cancel_all();
         self.unit.pacer.leave(StreamId::Depth);
     }
 }
@@ -296,18 +286,18 @@ pub const IMU_SAMPLES_PER_PACKET: u64 = 8;
 /// IMU packets on endpoint 0x82.
 pub(crate) struct ImuStream {
     unit: Arc<Unit>,
-    pending: Pending,
+    pipe: InPipe,
     sched: Option<Schedule>,
     rng: Rng,
     started_at_ticks: Option<(u64, u64)>,
 }
 
 impl ImuStream {
-    pub fn new(unit: Arc<Unit>) -> ImuStream {
+    pub fn new(unit: Arc<Unit>, pipe: InPipe) -> ImuStream {
         let rng = Rng::new(unit.seed ^ 0x1A1A);
         ImuStream {
             unit,
-            pending: Pending::new(),
+            pipe,
             sched: None,
             rng,
             started_at_ticks: None,
@@ -323,20 +313,32 @@ impl Drop for ImuStream {
 
 impl EndpointQueue for ImuStream {
     fn address(&self) -> u8 {
-        0x82
+        self.pipe.address()
     }
     fn max_packet_size(&self) -> usize {
-        1024
+        self.pipe.max_packet_size()
     }
     fn submit(&mut self, buffer: Vec<u8>, length: usize) {
-        self.pending.items.push_back((buffer, length, false));
+        self.pipe.submit(buffer, length);
     }
     fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
-        self.pending.items.front()?;
-        if let Some(c) = self.pending.cancelled_front() {
-            return Some(c);
-        }
-        let deadline = Instant::now() + timeout;
+        self.next_transfer(timeout)
+    }
+    fn pending(&self) -> usize {
+        self.pipe.pending()
+    }
+    fn cancel_all(&mut self) {
+        self.pipe.cancel_all();
+        self.unit.pacer.leave(StreamId::Imu);
+    }
+}
+
+impl Producer for ImuStream {
+    fn pipe(&mut self) -> &mut InPipe {
+        &mut self.pipe
+    }
+
+    fn produce(&mut self, deadline: Instant) -> Result<Message, Option<Completion>> {
         let target = FaultTarget::Endpoint(Function::Color, 0x82);
         // The schedule counts packets; a packet is due when its last sample is.
         let packet_ticks = IMU_SAMPLES_PER_PACKET * TICKS_PER_SECOND / imu::SAMPLE_RATE_HZ;
@@ -350,8 +352,8 @@ impl EndpointQueue for ImuStream {
         );
         let s = match gate {
             Gate::Go(s, _) => s,
-            Gate::Idle => return None,
-            Gate::Disconnected => return self.pending.fail_front(TransferError::Disconnected),
+            Gate::Idle => return Err(None),
+            Gate::Disconnected => return Err(self.pipe.fail_front(TransferError::Disconnected)),
         };
         if let Some(sc) = &mut self.sched {
             sc.index = s.index + 1;
@@ -398,36 +400,19 @@ impl EndpointQueue for ImuStream {
         let mut bytes = packet.encode().unwrap_or_default();
         let fault = self.unit.take_fault(target);
         match fault {
-            Some(Fault::Disconnect) => return self.pending.fail_front(TransferError::Disconnected),
-            Some(Fault::Stall) => return self.pending.fail_front(TransferError::Stall),
-            Some(Fault::Timeout) => return None,
+            Some(Fault::Disconnect) => {
+                return Err(self.pipe.fail_front(TransferError::Disconnected))
+            }
+            Some(Fault::Stall) => return Err(self.pipe.fail_front(TransferError::Stall)),
+            Some(Fault::Timeout) => return Err(None),
             Some(Fault::Short) => bytes.truncate(40),
             Some(Fault::Oversized) => bytes.resize(400, 0),
             Some(Fault::Corrupt) => bytes[14] = 0xC8,
             _ => {}
         }
-        let (mut buf, length, _) = self.pending.items.pop_front()?;
-        buf.clear();
-        let n = bytes.len().min(length);
-        buf.extend_from_slice(&bytes[..n]);
-        let status = if bytes.len() > length {
-            Err(TransferError::Overflow)
-        } else {
-            Ok(())
-        };
-        Some(Completion {
-            actual_len: n,
-            data: buf,
-            status,
+        Ok(Message {
+            babble: fault == Some(Fault::Babble),
+            ..Message::terminated(bytes)
         })
-    }
-    fn pending(&self) -> usize {
-        self.pending.items.len()
-    }
-    fn cancel_all(&mut self) {
-        for p in self.pending.items.iter_mut() {
-            p.2 = true;
-        }
-        self.unit.pacer.leave(StreamId::Imu);
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::color::{self, ColorStream};
 use super::commands::OutResult;
+use super::pipe::InPipe;
 use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
 use crate::protocol::descriptors::{
@@ -30,14 +31,39 @@ pub(crate) struct EmuDevice {
     unit: Arc<Unit>,
     function: Function,
     info: DeviceInfo,
+    nusb_rules: bool,
+}
+
+/// wMaxPacketSize of a bulk endpoint of `function`'s vendor interface, from the descriptors
+/// the function presents.
+pub(crate) fn bulk_max_packet_size(
+    function: Function,
+    interface: u8,
+    address: u8,
+) -> Option<usize> {
+    let config = match function {
+        Function::Depth => depth_configuration(),
+        Function::Color => color_configuration(),
+    };
+    config
+        .endpoints(interface)
+        .iter()
+        .find(|e| e.address == address && e.transfer_type() == 2)
+        .map(|e| usize::from(e.max_packet_size & 0x7FF))
 }
 
 impl EmuDevice {
-    pub fn new(unit: Arc<Unit>, function: Function, info: DeviceInfo) -> EmuDevice {
+    pub fn new(
+        unit: Arc<Unit>,
+        function: Function,
+        info: DeviceInfo,
+        nusb_rules: bool,
+    ) -> EmuDevice {
         EmuDevice {
             unit,
             function,
             info,
+            nusb_rules,
         }
     }
 
@@ -120,6 +146,7 @@ impl UsbDevice for EmuDevice {
             unit: self.unit.clone(),
             function: self.function,
             number,
+            nusb_rules: self.nusb_rules,
         }))
     }
 }
@@ -129,6 +156,7 @@ pub(crate) struct EmuInterface {
     unit: Arc<Unit>,
     function: Function,
     number: u8,
+    nusb_rules: bool,
 }
 
 impl Drop for EmuInterface {
@@ -299,21 +327,24 @@ impl UsbInterface for EmuInterface {
             return Err(disconnected(ctx()));
         }
         let u = self.unit.clone();
+        let mps = bulk_max_packet_size(self.function, self.number, address)
+            .ok_or_else(|| transport::Error::new(ErrorKind::NotFound, ctx()))?;
+        let pipe = || InPipe::new(address, mps, self.nusb_rules);
         Ok(match (self.function, self.number, address) {
             (Function::Depth, 0, 0x02) | (Function::Color, 2, 0x04) => Box::new(CommandOut {
                 unit: u,
                 function: self.function,
                 address,
+                max_packet_size: mps,
                 pending: VecDeque::new(),
             }),
             (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => Box::new(ResponseIn {
                 unit: u,
                 function: self.function,
-                address,
-                pending: VecDeque::new(),
+                pipe: pipe(),
             }),
-            (Function::Depth, 0, 0x83) => Box::new(DepthStream::new(u)),
-            (Function::Color, 2, 0x82) => Box::new(ImuStream::new(u)),
+            (Function::Depth, 0, 0x83) => Box::new(DepthStream::new(u, pipe())),
+            (Function::Color, 2, 0x82) => Box::new(ImuStream::new(u, pipe())),
             _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx())),
         })
     }
@@ -359,6 +390,7 @@ struct CommandOut {
     unit: Arc<Unit>,
     function: Function,
     address: u8,
+    max_packet_size: usize,
     pending: VecDeque<(Vec<u8>, usize)>,
 }
 
@@ -367,7 +399,7 @@ impl EndpointQueue for CommandOut {
         self.address
     }
     fn max_packet_size(&self) -> usize {
-        1024
+        self.max_packet_size
     }
     fn submit(&mut self, buffer: Vec<u8>, length: usize) {
         self.pending.push_back((buffer, length));
@@ -405,89 +437,61 @@ impl EndpointQueue for CommandOut {
     fn cancel_all(&mut self) {}
 }
 
-/// Response IN endpoint: delivers queued data phases and status packets in order.
+/// Response IN endpoint: the data phases and status packets the MCU queued, through the bulk
+/// IN packet model.
 struct ResponseIn {
     unit: Arc<Unit>,
     function: Function,
-    address: u8,
-    pending: VecDeque<(Vec<u8>, usize, bool)>,
+    pipe: InPipe,
 }
 
 impl EndpointQueue for ResponseIn {
     fn address(&self) -> u8 {
-        self.address
+        self.pipe.address()
     }
     fn max_packet_size(&self) -> usize {
-        1024
+        self.pipe.max_packet_size()
     }
     fn submit(&mut self, buffer: Vec<u8>, length: usize) {
-        self.pending.push_back((buffer, length, false));
+        self.pipe.submit(buffer, length);
     }
     fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
-        let (_, _, cancelled) = self.pending.front()?;
-        if *cancelled {
-            let (data, _, _) = self.pending.pop_front()?;
-            return Some(Completion {
-                data: {
-                    let mut d = data;
-                    d.clear();
-                    d
-                },
-                actual_len: 0,
-                status: Err(TransferError::Cancelled),
-            });
+        if self.pipe.pending() == 0 {
+            return None;
         }
         let chan = match self.function {
             Function::Depth => &self.unit.depth_resp,
             Function::Color => &self.unit.color_resp,
         };
         let deadline = Instant::now() + timeout;
-        let mut q = chan.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.unit.is_disconnected() {
-                drop(q);
-                let (mut data, _, _) = self.pending.pop_front()?;
-                data.clear();
-                return Some(Completion {
-                    data,
-                    actual_len: 0,
-                    status: Err(TransferError::Disconnected),
-                });
+                return self.pipe.fail_front(TransferError::Disconnected);
             }
+            if let Some(c) = self.pipe.next_completion() {
+                return Some(c);
+            }
+            let mut q = chan.queue.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(msg) = q.pop_front() {
                 drop(q);
-                let (mut data, length, _) = self.pending.pop_front()?;
-                data.clear();
-                let n = msg.len().min(length);
-                data.extend_from_slice(&msg[..n]);
-                let status = if msg.len() > length {
-                    Err(TransferError::Overflow)
-                } else {
-                    Ok(())
-                };
-                return Some(Completion {
-                    data,
-                    actual_len: n,
-                    status,
-                });
+                self.pipe.push(msg);
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
                 return None;
             }
-            q = chan
-                .ready
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            drop(
+                chan.ready
+                    .wait_timeout(q, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
         }
     }
     fn pending(&self) -> usize {
-        self.pending.len()
+        self.pipe.pending()
     }
     fn cancel_all(&mut self) {
-        for p in self.pending.iter_mut() {
-            p.2 = true;
-        }
+        self.pipe.cancel_all();
     }
 }

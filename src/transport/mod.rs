@@ -140,9 +140,24 @@ pub enum TransferError {
     /// The device went away.
     #[error("device disconnected")]
     Disconnected,
-    /// The device sent more data than the buffer holds.
-    #[error("transfer overflow")]
+    /// Babble: the device sent a packet longer than the endpoint's wMaxPacketSize or than the
+    /// room left in the buffer (the kernel's EOVERFLOW).
+    #[error("the device sent more than the transfer buffer holds (babble, EOVERFLOW)")]
     Overflow,
+    /// An IN transfer whose length is not a non-zero multiple of the endpoint's
+    /// wMaxPacketSize; nusb refuses it before it reaches the kernel (see [`check_in_length`]).
+    #[error(
+        "IN transfer of {requested} bytes on endpoint 0x{endpoint:02X} refused: the length must \
+         be a non-zero multiple of its wMaxPacketSize ({max_packet_size})"
+    )]
+    InvalidLength {
+        /// The endpoint address.
+        endpoint: u8,
+        /// The length asked for.
+        requested: usize,
+        /// The endpoint's wMaxPacketSize.
+        max_packet_size: usize,
+    },
     /// The host controller reported a fault (CRC, bit-stuffing, babble…).
     #[error("transfer fault")]
     Fault,
@@ -277,14 +292,17 @@ pub trait UsbInterface: Send + Sync {
 
 /// A bulk or interrupt endpoint as a queue of transfers: submit many, complete in order.
 ///
-/// IN transfers complete when the requested length arrives or on a short packet; OUT transfers
-/// complete when all bytes are sent. Errors are reported in the [`Completion`], never at
-/// submit, so the in-flight count stays consistent.
+/// IN transfers complete when the requested length arrives or on a short packet (one shorter
+/// than wMaxPacketSize, zero-length included); OUT transfers complete when all bytes are sent.
+/// An IN length must be a non-zero multiple of [`EndpointQueue::max_packet_size`]
+/// ([`check_in_length`]; size buffers with [`in_transfer_len`]), otherwise the transfer completes
+/// at once with [`TransferError::InvalidLength`]. Errors are reported in the [`Completion`], never
+/// at submit, so the in-flight count stays consistent.
 pub trait EndpointQueue: Send {
     /// The endpoint address.
     fn address(&self) -> u8;
 
-    /// wMaxPacketSize of the endpoint (IN lengths should be a multiple of it).
+    /// wMaxPacketSize of the endpoint, from its descriptor (IN lengths must be a multiple of it).
     fn max_packet_size(&self) -> usize;
 
     /// Queues a transfer. For IN endpoints `buffer` is reused as storage and `length` bytes
@@ -328,6 +346,35 @@ impl fmt::Display for DeviceInfo {
             self.vendor_id, self.product_id, self.bus, self.address
         )
     }
+}
+
+/// The length to request for an IN transfer that should receive up to `wanted` bytes: the
+/// smallest non-zero multiple of `max_packet_size` that holds them. A device that sends fewer
+/// bytes ends the transfer early with a short packet, so the extra room is never filled by a
+/// well-behaved device; callers still check the received length against `wanted`.
+pub fn in_transfer_len(wanted: usize, max_packet_size: usize) -> usize {
+    if max_packet_size == 0 {
+        return wanted;
+    }
+    wanted.max(1).div_ceil(max_packet_size) * max_packet_size
+}
+
+/// nusb's rule for IN transfers on bulk and interrupt endpoints, checked on every backend so the
+/// emulator refuses what a real camera's path refuses: the length must be a non-zero multiple of
+/// the endpoint's wMaxPacketSize (`protocol/kernel.md`).
+pub fn check_in_length(
+    endpoint: u8,
+    requested: usize,
+    max_packet_size: usize,
+) -> Result<(), TransferError> {
+    if requested == 0 || max_packet_size == 0 || !requested.is_multiple_of(max_packet_size) {
+        return Err(TransferError::InvalidLength {
+            endpoint,
+            requested,
+            max_packet_size,
+        });
+    }
+    Ok(())
 }
 
 /// How long [`transfer_blocking`] waits for a transfer it cancelled to come back.
@@ -428,6 +475,40 @@ mod tests {
         fn cancel_all(&mut self) {
             self.cancelled = true;
         }
+    }
+
+    #[test]
+    fn in_lengths_round_up_to_whole_packets() {
+        assert_eq!(in_transfer_len(255, 1024), 1024);
+        assert_eq!(in_transfer_len(1024, 1024), 1024);
+        assert_eq!(in_transfer_len(1025, 1024), 2048);
+        assert_eq!(in_transfer_len(0, 1024), 1024);
+        assert_eq!(in_transfer_len(2_000_000, 1024), 2_000_896);
+        assert_eq!(in_transfer_len(252, 64), 256);
+        assert_eq!(in_transfer_len(252, 0), 252);
+        for (len, mps) in [(255, 1024), (2_000_000, 1024), (18, 512), (13, 64)] {
+            assert_eq!(
+                check_in_length(0x81, in_transfer_len(len, mps), mps),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn nusb_in_length_rule() {
+        assert_eq!(check_in_length(0x81, 2048, 1024), Ok(()));
+        let e = check_in_length(0x81, 255, 1024).unwrap_err();
+        assert_eq!(
+            e,
+            TransferError::InvalidLength {
+                endpoint: 0x81,
+                requested: 255,
+                max_packet_size: 1024
+            }
+        );
+        assert!(e.to_string().contains("0x81"), "{e}");
+        assert!(check_in_length(0x83, 0, 1024).is_err());
+        assert!(check_in_length(0x82, 512, 1024).is_err());
     }
 
     #[test]

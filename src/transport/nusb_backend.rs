@@ -470,6 +470,18 @@ impl EndpointQueue for NusbEndpointQueue {
 
     fn submit(&mut self, buffer: Vec<u8>, length: usize) {
         let is_in = matches!(self.endpoint, Ep::BulkIn(_) | Ep::InterruptIn(_));
+        // nusb would refuse this length with a bare EINVAL; refuse it here with a typed error
+        // that names the endpoint and its packet size.
+        if is_in {
+            if let Err(e) = super::check_in_length(self.address(), length, self.max_packet_size()) {
+                self.slots.push_back(Slot::Refused(Completion {
+                    data: Vec::new(),
+                    actual_len: 0,
+                    status: Err(e),
+                }));
+                return;
+            }
+        }
         let prepared = if is_in {
             in_buffer(buffer, length)
         } else {

@@ -63,7 +63,8 @@ fn parse_spec(text: &str) -> EmulatorSpec {
 pub fn shim() -> Option<&'static Shim> {
     SHIM.get_or_init(|| {
         let text = std::env::var("FREEK4A_SHIM_EMULATE").ok()?;
-        let backend = EmulatedBackend::new(parse_spec(&text));
+        // libusb's IN lengths reach the kernel as they are: the kernel's view, not nusb's.
+        let backend = EmulatedBackend::new(parse_spec(&text)).usbfs_view();
         let devices = backend.list().ok()?;
         Some(Shim {
             backend,
