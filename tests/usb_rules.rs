@@ -15,7 +15,7 @@ use freek4a::protocol::descriptors::Configuration;
 use freek4a::protocol::payload::NvTag;
 use freek4a::transport::{
     in_transfer_len, transfer_blocking, Backend, Completion, EndpointQueue, TransferError,
-    UsbInterface, PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH,
+    UsbDevice, UsbInterface, PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH,
 };
 use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat};
 
@@ -32,17 +32,23 @@ fn spec(faults: Vec<FaultRule>) -> EmulatorSpec {
     }
 }
 
-/// The claimed vendor interface of `product` (depth: interface 0, colour: interface 2).
-fn vendor_interface(b: &EmulatedBackend, product: u16) -> Box<dyn UsbInterface> {
+/// The opened function `product` of unit 0.
+fn open_function(b: &EmulatedBackend, product: u16) -> Box<dyn UsbDevice> {
     let info = b
         .list()
         .unwrap()
         .into_iter()
         .find(|d| d.product_id == product)
         .unwrap();
-    let dev = b.open(&info).unwrap();
+    b.open(&info).unwrap()
+}
+
+/// The claimed vendor interface of `product` (depth: interface 0, colour: interface 2).
+fn vendor_interface(b: &EmulatedBackend, product: u16) -> Box<dyn UsbInterface> {
     let number = if product == PRODUCT_ID_DEPTH { 0 } else { 2 };
-    dev.claim_interface(number, false).unwrap()
+    open_function(b, product)
+        .claim_interface(number, false)
+        .unwrap()
 }
 
 struct Channel {
@@ -83,13 +89,7 @@ fn endpoints_report_the_packet_size_of_their_descriptors() {
         (PRODUCT_ID_DEPTH, 0u8, [0x02u8, 0x81, 0x83]),
         (PRODUCT_ID_COLOR, 2, [0x04, 0x83, 0x82]),
     ] {
-        let info = b
-            .list()
-            .unwrap()
-            .into_iter()
-            .find(|d| d.product_id == product)
-            .unwrap();
-        let dev = b.open(&info).unwrap();
+        let dev = open_function(&b, product);
         let config = Configuration::decode(&dev.get_descriptor(2, 0, 0, T).unwrap()).unwrap();
         let i = dev.claim_interface(interface, false).unwrap();
         for address in endpoints {

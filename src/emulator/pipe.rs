@@ -24,8 +24,9 @@
 //! host drives it: the in-process transport or a usbfs front end.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use crate::transport::{check_in_length, Completion, TransferError};
+use crate::transport::{check_in_length, Completion, EndpointQueue, TransferError};
 
 /// Bytes the device sends in one go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -237,6 +238,69 @@ impl InPipe {
     fn finish(&mut self, status: Result<(), TransferError>) -> Option<Completion> {
         let t = self.transfers.pop_front()?;
         Some(done(t, status))
+    }
+}
+
+/// What a device sends on one bulk IN endpoint, made when the host's transfer needs it.
+pub(crate) trait Source: Send {
+    /// The device's next message; or how the host's oldest transfer ends without one
+    /// (`Err(Some(_))`, from [`InPipe::fail_front`]: stall, disconnect); or `Err(None)` when
+    /// nothing comes before `deadline`.
+    fn produce(
+        &mut self,
+        pipe: &mut InPipe,
+        deadline: Instant,
+    ) -> Result<Message, Option<Completion>>;
+
+    /// The host cancelled its transfers.
+    fn cancelled(&mut self) {}
+}
+
+/// A bulk IN endpoint queue: the host's transfers, filled through the packet model from what
+/// the source sends.
+pub(crate) struct BulkIn<S> {
+    pipe: InPipe,
+    source: S,
+}
+
+impl<S: Source> BulkIn<S> {
+    /// The endpoint `pipe` fed by `source`.
+    pub fn new(pipe: InPipe, source: S) -> BulkIn<S> {
+        BulkIn { pipe, source }
+    }
+}
+
+impl<S: Source> EndpointQueue for BulkIn<S> {
+    fn address(&self) -> u8 {
+        self.pipe.address()
+    }
+    fn max_packet_size(&self) -> usize {
+        self.pipe.max_packet_size()
+    }
+    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
+        self.pipe.submit(buffer, length);
+    }
+    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.pipe.pending() == 0 {
+                return None;
+            }
+            if let Some(c) = self.pipe.next_completion() {
+                return Some(c);
+            }
+            match self.source.produce(&mut self.pipe, deadline) {
+                Ok(m) => self.pipe.push(m),
+                Err(ended) => return ended,
+            }
+        }
+    }
+    fn pending(&self) -> usize {
+        self.pipe.pending()
+    }
+    fn cancel_all(&mut self) {
+        self.pipe.cancel_all();
+        self.source.cancelled();
     }
 }
 

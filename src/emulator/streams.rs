@@ -1,15 +1,15 @@
 //! The depth (0x83) and IMU (0x82) bulk streams.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::clock::{Pacer, StreamId, TICKS_PER_SECOND};
 use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
-use super::pipe::{InPipe, Message};
+use super::pipe::{InPipe, Message, Source};
 use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
 use crate::protocol::depth_raw::{self, RawFrameHeader};
 use crate::protocol::imu::{ImuPacket, RawImuSample};
-use crate::transport::{Completion, EndpointQueue, TransferError};
+use crate::transport::{Completion, TransferError};
 
 /// A stream's schedule: item `index` is due at `anchor + index × period`.
 #[derive(Clone, Copy, Debug)]
@@ -108,17 +108,15 @@ pub(crate) fn gate(
 /// Depth frames on endpoint 0x83.
 pub(crate) struct DepthStream {
     unit: Arc<Unit>,
-    pipe: InPipe,
     sched: Option<Schedule>,
     sequence: u32,
     template: Option<(u32, Vec<u8>)>,
 }
 
 impl DepthStream {
-    pub fn new(unit: Arc<Unit>, pipe: InPipe) -> DepthStream {
+    pub fn new(unit: Arc<Unit>) -> DepthStream {
         DepthStream {
             unit,
-            pipe,
             sched: None,
             sequence: 0,
             template: None,
@@ -126,12 +124,16 @@ impl DepthStream {
     }
 }
 
-impl Producer for DepthStream {
-    fn pipe(&mut self) -> &mut InPipe {
-        &mut self.pipe
+impl Source for DepthStream {
+    fn cancelled(&mut self) {
+        self.unit.pacer.leave(StreamId::Depth);
     }
 
-    fn produce(&mut self, deadline: Instant) -> Result<Message, Option<Completion>> {
+    fn produce(
+        &mut self,
+        pipe: &mut InPipe,
+        deadline: Instant,
+    ) -> Result<Message, Option<Completion>> {
         let target = FaultTarget::Endpoint(Function::Depth, 0x83);
         let mode_cell = std::cell::Cell::new(0u32);
         let gate = gate(
@@ -153,7 +155,7 @@ impl Producer for DepthStream {
         let (s, ticks) = match gate {
             Gate::Go(s, t) => (s, t),
             Gate::Idle => return Err(None),
-            Gate::Disconnected => return Err(self.pipe.fail_front(TransferError::Disconnected)),
+            Gate::Disconnected => return Err(pipe.fail_front(TransferError::Disconnected)),
         };
         if let Some(sc) = &mut self.sched {
             sc.index = s.index + 1;
@@ -163,10 +165,8 @@ impl Producer for DepthStream {
         self.sequence = self.sequence.wrapping_add(1);
         let fault = self.unit.take_fault(target);
         match fault {
-            Some(Fault::Disconnect) => {
-                return Err(self.pipe.fail_front(TransferError::Disconnected))
-            }
-            Some(Fault::Stall) => return Err(self.pipe.fail_front(TransferError::Stall)),
+            Some(Fault::Disconnect) => return Err(pipe.fail_front(TransferError::Disconnected)),
+            Some(Fault::Stall) => return Err(pipe.fail_front(TransferError::Stall)),
             Some(Fault::Timeout) => return Err(None),
             _ => {}
         }
@@ -193,7 +193,7 @@ impl Producer for DepthStream {
             Some(Fault::Oversized) => size + 200,
             _ => size,
         };
-        let mut buf = self.pipe.take_spare();
+        let mut buf = pipe.take_spare();
         buf.clear();
         buf.extend_from_slice(&template[..send.min(size)]);
         buf.resize(send, 0xEE);
@@ -207,32 +207,6 @@ impl Producer for DepthStream {
             babble: fault == Some(Fault::Babble),
             ..Message::terminated(buf)
         })
-    }
-}
-
-/// The bulk IN streams: the device makes its next message only when the host's oldest transfer
-/// needs more than the device already sent.
-trait Producer {
-    fn pipe(&mut self) -> &mut InPipe;
-
-    /// The device's next message, or how the host's oldest transfer ends without one (stall,
-    /// disconnect), or `Err(None)` when nothing is due before the deadline.
-    fn produce(&mut self, deadline: Instant) -> Result<Message, Option<Completion>>;
-
-    fn next_transfer(&mut self, timeout: Duration) -> Option<Completion> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.pipe().pending() == 0 {
-                return None;
-            }
-            if let Some(c) = self.pipe().next_completion() {
-                return Some(c);
-            }
-            match self.produce(deadline) {
-                Ok(m) => self.pipe().push(m),
-                Err(done) => return done,
-            }
-        }
     }
 }
 
@@ -258,46 +232,22 @@ fn subordinate_blocked(st: &UnitState, unit: &Unit) -> bool {
             .load(std::sync::atomic::Ordering::SeqCst)
 }
 
-impl EndpointQueue for DepthStream {
-    fn address(&self) -> u8 {
-        self.pipe.address()
-    }
-    fn max_packet_size(&self) -> usize {
-        self.pipe.max_packet_size()
-    }
-    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
-        self.pipe.submit(buffer, length);
-    }
-    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
-        self.next_transfer(timeout)
-    }
-    fn pending(&self) -> usize {
-        self.pipe.pending()
-    }
-    fn cancel_all(&mut self) {
-        self.pipe.cancel_all();
-        self.unit.pacer.leave(StreamId::Depth);
-    }
-}
-
 /// Samples per IMU packet.
 pub const IMU_SAMPLES_PER_PACKET: u64 = 8;
 
 /// IMU packets on endpoint 0x82.
 pub(crate) struct ImuStream {
     unit: Arc<Unit>,
-    pipe: InPipe,
     sched: Option<Schedule>,
     rng: Rng,
     started_at_ticks: Option<(u64, u64)>,
 }
 
 impl ImuStream {
-    pub fn new(unit: Arc<Unit>, pipe: InPipe) -> ImuStream {
+    pub fn new(unit: Arc<Unit>) -> ImuStream {
         let rng = Rng::new(unit.seed ^ 0x1A1A);
         ImuStream {
             unit,
-            pipe,
             sched: None,
             rng,
             started_at_ticks: None,
@@ -311,34 +261,16 @@ impl Drop for ImuStream {
     }
 }
 
-impl EndpointQueue for ImuStream {
-    fn address(&self) -> u8 {
-        self.pipe.address()
-    }
-    fn max_packet_size(&self) -> usize {
-        self.pipe.max_packet_size()
-    }
-    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
-        self.pipe.submit(buffer, length);
-    }
-    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
-        self.next_transfer(timeout)
-    }
-    fn pending(&self) -> usize {
-        self.pipe.pending()
-    }
-    fn cancel_all(&mut self) {
-        self.pipe.cancel_all();
+impl Source for ImuStream {
+    fn cancelled(&mut self) {
         self.unit.pacer.leave(StreamId::Imu);
     }
-}
 
-impl Producer for ImuStream {
-    fn pipe(&mut self) -> &mut InPipe {
-        &mut self.pipe
-    }
-
-    fn produce(&mut self, deadline: Instant) -> Result<Message, Option<Completion>> {
+    fn produce(
+        &mut self,
+        pipe: &mut InPipe,
+        deadline: Instant,
+    ) -> Result<Message, Option<Completion>> {
         let target = FaultTarget::Endpoint(Function::Color, 0x82);
         // The schedule counts packets; a packet is due when its last sample is.
         let packet_ticks = IMU_SAMPLES_PER_PACKET * TICKS_PER_SECOND / imu::SAMPLE_RATE_HZ;
@@ -353,7 +285,7 @@ impl Producer for ImuStream {
         let s = match gate {
             Gate::Go(s, _) => s,
             Gate::Idle => return Err(None),
-            Gate::Disconnected => return Err(self.pipe.fail_front(TransferError::Disconnected)),
+            Gate::Disconnected => return Err(pipe.fail_front(TransferError::Disconnected)),
         };
         if let Some(sc) = &mut self.sched {
             sc.index = s.index + 1;
@@ -400,10 +332,8 @@ impl Producer for ImuStream {
         let mut bytes = packet.encode().unwrap_or_default();
         let fault = self.unit.take_fault(target);
         match fault {
-            Some(Fault::Disconnect) => {
-                return Err(self.pipe.fail_front(TransferError::Disconnected))
-            }
-            Some(Fault::Stall) => return Err(self.pipe.fail_front(TransferError::Stall)),
+            Some(Fault::Disconnect) => return Err(pipe.fail_front(TransferError::Disconnected)),
+            Some(Fault::Stall) => return Err(pipe.fail_front(TransferError::Stall)),
             Some(Fault::Timeout) => return Err(None),
             Some(Fault::Short) => bytes.truncate(40),
             Some(Fault::Oversized) => bytes.resize(400, 0),

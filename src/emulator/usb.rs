@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::color::{self, ColorStream};
 use super::commands::OutResult;
-use super::pipe::InPipe;
+use super::pipe::{BulkIn, InPipe, Message, Source};
 use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
 use crate::protocol::descriptors::{
@@ -338,13 +338,15 @@ impl UsbInterface for EmuInterface {
                 max_packet_size: mps,
                 pending: VecDeque::new(),
             }),
-            (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => Box::new(ResponseIn {
-                unit: u,
-                function: self.function,
-                pipe: pipe(),
-            }),
-            (Function::Depth, 0, 0x83) => Box::new(DepthStream::new(u, pipe())),
-            (Function::Color, 2, 0x82) => Box::new(ImuStream::new(u, pipe())),
+            (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => Box::new(BulkIn::new(
+                pipe(),
+                Responses {
+                    unit: u,
+                    function: self.function,
+                },
+            )),
+            (Function::Depth, 0, 0x83) => Box::new(BulkIn::new(pipe(), DepthStream::new(u))),
+            (Function::Color, 2, 0x82) => Box::new(BulkIn::new(pipe(), ImuStream::new(u))),
             _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx())),
         })
     }
@@ -437,61 +439,40 @@ impl EndpointQueue for CommandOut {
     fn cancel_all(&mut self) {}
 }
 
-/// Response IN endpoint: the data phases and status packets the MCU queued, through the bulk
-/// IN packet model.
-struct ResponseIn {
+/// Response IN endpoint: the data phases and status packets the MCU queued.
+struct Responses {
     unit: Arc<Unit>,
     function: Function,
-    pipe: InPipe,
 }
 
-impl EndpointQueue for ResponseIn {
-    fn address(&self) -> u8 {
-        self.pipe.address()
-    }
-    fn max_packet_size(&self) -> usize {
-        self.pipe.max_packet_size()
-    }
-    fn submit(&mut self, buffer: Vec<u8>, length: usize) {
-        self.pipe.submit(buffer, length);
-    }
-    fn wait_next_complete(&mut self, timeout: Duration) -> Option<Completion> {
-        if self.pipe.pending() == 0 {
-            return None;
-        }
+impl Source for Responses {
+    fn produce(
+        &mut self,
+        pipe: &mut InPipe,
+        deadline: Instant,
+    ) -> Result<Message, Option<Completion>> {
         let chan = match self.function {
             Function::Depth => &self.unit.depth_resp,
             Function::Color => &self.unit.color_resp,
         };
-        let deadline = Instant::now() + timeout;
+        let mut q = chan.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.unit.is_disconnected() {
-                return self.pipe.fail_front(TransferError::Disconnected);
-            }
-            if let Some(c) = self.pipe.next_completion() {
-                return Some(c);
-            }
-            let mut q = chan.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(msg) = q.pop_front() {
                 drop(q);
-                self.pipe.push(msg);
-                continue;
+                return Err(pipe.fail_front(TransferError::Disconnected));
+            }
+            if let Some(msg) = q.pop_front() {
+                return Ok(msg);
             }
             let now = Instant::now();
             if now >= deadline {
-                return None;
+                return Err(None);
             }
-            drop(
-                chan.ready
-                    .wait_timeout(q, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            q = chan
+                .ready
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-    }
-    fn pending(&self) -> usize {
-        self.pipe.pending()
-    }
-    fn cancel_all(&mut self) {
-        self.pipe.cancel_all();
     }
 }

@@ -46,7 +46,9 @@
 //! the ioctl structure layouts and request numbers against the kernel's x86-64 values, error
 //! mapping, request-type decoding, buffer preparation, isochronous geometry limits and completion
 //! decoding, the memory budget (parsed from a fake sysfs tree) and pool sizing, and BOS reading
-//! through a fake device. The emulator backend exercises the seam itself end to end.
+//! through a fake device. The emulator backend exercises the seam itself end to end, with the
+//! USB-level rules of the kernel and nusb (`protocol/kernel.md`): IN lengths in whole packets
+//! ([`check_in_length`], [`in_transfer_len`]), short packets, babble.
 
 pub mod discovery;
 pub mod nusb_backend;

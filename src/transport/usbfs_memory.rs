@@ -161,8 +161,9 @@ impl StreamReservation {
         imu_transfers: usize,
         imu_len: usize,
     ) -> StreamReservation {
-        // Command and response transfers are small; 4 KiB each covers the largest (NV data
-        // reads of a few KiB are chunked by the protocol layer).
+        // Command and response transfers while streaming are small (a status read is one
+        // 1024-byte packet); 4 KiB each covers them. NV_DATA_GET's 2,000,896-byte read happens
+        // before any stream starts, so it does not compete with the streams.
         let command = 2 * 2 * urb_cost_bytes(4096, 0);
         StreamReservation {
             color_bytes: color_transfers as u64
