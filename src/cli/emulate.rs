@@ -9,7 +9,8 @@
 //! * `unplug_after=SECONDS`: unplug unit 0 this long after its cameras start (a positive
 //!   number; for testing what the recorder does when the cable is pulled);
 //! * `fault=STREAM:FAULT:AFTER[:TIMES]`: inject a fault on unit 0's `depth`, `color` or `imu`
-//!   endpoint (`timeout`, `stall`, `short`, `corrupt` or `disconnect`) after AFTER transfers,
+//!   endpoint (`timeout`, `stall`, `short`, `corrupt`, `babble` or `disconnect`; `babble` on the
+//!   bulk `depth` and `imu` endpoints only) after AFTER transfers,
 //!   TIMES times (default once). This key may be given several times.
 //!
 //! An empty SPEC means one unit in real time with seed 0. Keys are lower case; the speed words
@@ -83,6 +84,8 @@ pub enum FaultKind {
     Corrupt,
     /// The unit goes away.
     Disconnect,
+    /// The device sends a packet longer than wMaxPacketSize (EOVERFLOW on bulk endpoints).
+    Babble,
 }
 
 /// One `fault=STREAM:FAULT:AFTER[:TIMES]` item.
@@ -111,6 +114,7 @@ impl fmt::Display for StreamFault {
             FaultKind::Short => "short",
             FaultKind::Corrupt => "corrupt",
             FaultKind::Disconnect => "disconnect",
+            FaultKind::Babble => "babble",
         };
         write!(f, "{stream}:{kind}:{}:{}", self.after, self.times)
     }
@@ -136,6 +140,8 @@ fn parse_fault(value: &str) -> Result<StreamFault, EmulateSpecError> {
         "short" => FaultKind::Short,
         "corrupt" => FaultKind::Corrupt,
         "disconnect" => FaultKind::Disconnect,
+        // The colour endpoint is isochronous: no babble fault there.
+        "babble" if stream != FaultStream::Color => FaultKind::Babble,
         _ => return Err(bad()),
     };
     let after = parts[2].parse().map_err(|_| bad())?;
@@ -217,7 +223,7 @@ pub enum EmulateSpecError {
         value: String,
     },
     /// `fault` is not STREAM:FAULT:AFTER[:TIMES].
-    #[error("emulate fault `{value}` must be STREAM:FAULT:AFTER[:TIMES] with STREAM depth, color or imu and FAULT timeout, stall, short, corrupt or disconnect")]
+    #[error("emulate fault `{value}` must be STREAM:FAULT:AFTER[:TIMES] with STREAM depth, color or imu and FAULT timeout, stall, short, corrupt, babble or disconnect")]
     BadFault {
         /// The offending value.
         value: String,
@@ -376,6 +382,7 @@ mod tests {
             "units=2,speed=realtime,seed=7",
             "units=1,speed=0.5,seed=0",
             "units=1,speed=max,seed=0,unplug_after=1.5,fault=color:stall:9:1",
+            "units=1,speed=realtime,seed=3,fault=depth:babble:2:1,fault=imu:babble:0:3",
         ] {
             let s: EmulateSpec = text.parse().unwrap();
             assert_eq!(s.to_string(), text);
@@ -418,6 +425,12 @@ mod tests {
             err("fault=depth:melt:3"),
             E::BadFault {
                 value: "depth:melt:3".into()
+            }
+        );
+        assert_eq!(
+            err("fault=color:babble:3"),
+            E::BadFault {
+                value: "color:babble:3".into()
             }
         );
         assert_eq!(

@@ -73,6 +73,7 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
                     FaultKind::Short => Fault::Short,
                     FaultKind::Corrupt => Fault::Corrupt,
                     FaultKind::Disconnect => Fault::Disconnect,
+                    FaultKind::Babble => Fault::Babble,
                 },
                 after: f.after,
                 times: Some(f.times),
