@@ -36,11 +36,7 @@ pub(crate) struct EmuDevice {
 
 /// wMaxPacketSize of a bulk endpoint of `function`'s vendor interface, from the descriptors
 /// the function presents.
-pub(crate) fn bulk_max_packet_size(
-    function: Function,
-    interface: u8,
-    address: u8,
-) -> Option<usize> {
+fn bulk_max_packet_size(function: Function, interface: u8, address: u8) -> Option<usize> {
     let config = match function {
         Function::Depth => depth_configuration(),
         Function::Color => color_configuration(),
