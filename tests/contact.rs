@@ -202,3 +202,393 @@ fn extract_refuses_a_non_empty_destination() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(snapshot(&dir.join("frames")), first);
 }
+
+/// The real recording with one byte of its calibration JSON changed (`:` after the first key
+/// becomes `;`).
+fn damaged_calibration_copy(dir: &TempDir) -> (PathBuf, usize) {
+    let mut bytes = std::fs::read(fixture(REAL_RECORDING)).unwrap();
+    let key = b"\"CalibrationInformation\"";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("calibration JSON in the fixture")
+        + key.len();
+    assert_eq!(bytes[at], b':');
+    bytes[at] = b';';
+    let path = dir.join("badcal.mkv");
+    std::fs::write(&path, &bytes).unwrap();
+    (path, at)
+}
+
+/// Item 2: a damaged calibration is reported by info (text and JSON), refused by extract unless
+/// skipped, refused by repair unless a replacement is given, and replaced by --calibration.
+#[test]
+fn damaged_calibration_is_reported_everywhere_and_replaceable() {
+    let dir = TempDir::new("contact-badcal");
+    let (bad, _) = damaged_calibration_copy(&dir);
+    let bad_s = bad.to_str().unwrap();
+
+    let out = freek4a_in(dir.path(), &["info", bad_s]);
+    assert!(out.status.success());
+    let info = text(&out.stdout);
+    assert!(!info.contains("Problems:         none"), "{info}");
+    let line = info
+        .lines()
+        .find(|l| l.contains("calibration attachment calibration.json is damaged"))
+        .unwrap_or_else(|| panic!("no calibration problem listed:\n{info}"));
+    assert!(
+        line.contains("line 1 column 26"),
+        "position of the parse error: {line}"
+    );
+
+    let out = freek4a_in(dir.path(), &["info", bad_s, "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diag = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "bad_calibration")
+        .unwrap_or_else(|| panic!("{:#}", v["diagnostics"]));
+    assert_eq!(diag["file_name"], "calibration.json");
+    assert!(
+        diag["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 column 26"),
+        "{diag}"
+    );
+
+    // extract: refused before writing anything, unless told to skip the calibration.
+    let out = freek4a_in(dir.path(), &["extract", bad_s, "-o", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("calibration attachment is damaged") && err.contains("--skip-bad-calibration"),
+        "{err}"
+    );
+    assert!(!dir.join("x").exists());
+    let out = freek4a_in(
+        dir.path(),
+        &["extract", bad_s, "-o", "x", "--skip-bad-calibration"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(dir.join("x/calibration-damaged.json").is_file());
+    assert!(!dir.join("x/calibration.json").exists() && !dir.join("x/intrinsics.json").exists());
+    assert_eq!(std::fs::read_dir(dir.join("x/color")).unwrap().count(), 1);
+
+    // repair: cannot rebuild it, says how to replace it, writes nothing.
+    let out = freek4a_in(dir.path(), &["repair", bad_s, "-o", "fixed.mkv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--calibration FILE") && err.contains("line 1 column 26"),
+        "{err}"
+    );
+    assert!(!dir.join("fixed.mkv").exists());
+    // A replacement that does not parse either is refused.
+    let out = freek4a_in(
+        dir.path(),
+        &[
+            "repair",
+            bad_s,
+            "-o",
+            "fixed.mkv",
+            "--calibration",
+            "x/calibration-damaged.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("fixed.mkv").exists());
+
+    // The unit's calibration from extract of an intact recording replaces it.
+    let good = fixture(REAL_RECORDING);
+    let out = freek4a_in(
+        dir.path(),
+        &["extract", good.to_str().unwrap(), "-o", "good"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = freek4a_in(
+        dir.path(),
+        &[
+            "repair",
+            bad_s,
+            "-o",
+            "fixed.mkv",
+            "--calibration",
+            "good/calibration.json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("replaced the calibration attachment"),
+        "{}",
+        text(&out.stdout)
+    );
+    let fixed = dir.join("fixed.mkv");
+    let info = RecordingInfo::read(&fixed).unwrap();
+    assert!(info.diagnostics.is_empty(), "{:?}", info.diagnostics);
+    assert_eq!(info.captures, 1);
+    if let Some(v) = judges(&fixed) {
+        let want = Oracle::get().unwrap().playback(&good);
+        assert_eq!(v["calibration"]["sha256"], want["calibration"]["sha256"]);
+        assert_eq!(v["captures"], want["captures"]);
+        assert_eq!(v["images"], want["images"]);
+    }
+}
+
+/// `info`'s counts of a file, as (captures, colour, depth, IR, IMU samples).
+fn counts(path: &Path) -> (u64, u64, u64, u64, u64) {
+    let i = RecordingInfo::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (
+        i.captures,
+        i.color_images,
+        i.depth_images,
+        i.ir_images,
+        i.imu_samples,
+    )
+}
+
+fn oracle_counts(v: &Value) -> (u64, u64, u64, u64, u64) {
+    let n = |x: &Value| x.as_u64().unwrap();
+    (
+        n(&v["captures"]),
+        n(&v["images"]["color"]["count"]),
+        n(&v["images"]["depth"]["count"]),
+        n(&v["images"]["ir"]["count"]),
+        n(&v["imu"]["count"]),
+    )
+}
+
+/// Item 3: a file cut inside a cluster keeps every complete block; info and repair agree, and
+/// Microsoft's playback yields the same from the repaired file.
+#[test]
+fn repair_keeps_the_complete_blocks_of_a_cut_cluster() {
+    let dir = TempDir::new("contact-cut");
+    for name in [REAL_RECORDING, "sdk142-off-nfovbin-imu-5fps.mkv"] {
+        let full = std::fs::read(fixture(name)).unwrap();
+        for percent in [75usize, 60, 90] {
+            let cut = dir.join(&format!("cut{percent}-{name}"));
+            std::fs::write(&cut, &full[..full.len() * percent / 100]).unwrap();
+            let before = counts(&cut);
+            let fixed = dir.join(&format!("fixed{percent}-{name}"));
+            let report = freek4a::playback::repair::repair(&cut, &fixed).unwrap();
+            let after = counts(&fixed);
+            assert_eq!(
+                after, before,
+                "{name} cut at {percent} %: info before and after repair"
+            );
+            assert_eq!(report.captures_kept as u64, before.0, "{name} {percent} %");
+            assert_eq!(
+                report.imu_samples_kept as u64, before.4,
+                "{name} {percent} %"
+            );
+            if let Some(v) = judges(&fixed) {
+                assert_eq!(
+                    oracle_counts(&v),
+                    after,
+                    "{name} {percent} %: Microsoft's counts"
+                );
+            }
+            if name == REAL_RECORDING && percent == 75 {
+                // Microsoft's recorder put the whole capture in one cluster; its colour and
+                // depth images are complete at 75 %.
+                assert_eq!(before, (1, 1, 1, 0, 1));
+                assert!(report
+                    .fixes
+                    .iter()
+                    .any(|f| f.contains("kept the complete blocks")));
+            }
+        }
+    }
+}
+
+/// Item 3: the other repair cases a user meets.
+#[test]
+fn repair_rebuilds_a_zeroed_header_refuses_non_k4a_and_says_when_nothing_was_wrong() {
+    let dir = TempDir::new("contact-repair-cases");
+    let real = fixture(REAL_RECORDING);
+    let real_s = real.to_str().unwrap();
+
+    // A healthy file: says so.
+    let out = freek4a_in(dir.path(), &["repair", real_s, "-o", "copy.mkv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.starts_with("Nothing to fix:"), "{said}");
+    assert!(!said.contains("rebuilt"), "{said}");
+    assert_eq!(counts(&dir.join("copy.mkv")), counts(&real));
+    judges(&dir.join("copy.mkv"));
+
+    // The EBML header zeroed, the Segment intact.
+    let mut bytes = std::fs::read(&real).unwrap();
+    bytes[..40].fill(0);
+    std::fs::write(dir.join("zeroed.mkv"), &bytes).unwrap();
+    assert!(RecordingInfo::read(dir.join("zeroed.mkv")).is_err());
+    let out = freek4a_in(dir.path(), &["repair", "zeroed.mkv", "-o", "unzeroed.mkv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("rebuilt the EBML header"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(counts(&dir.join("unzeroed.mkv")), counts(&real));
+    assert_eq!(
+        std::fs::read(dir.join("unzeroed.mkv")).unwrap()[..40],
+        std::fs::read(&real).unwrap()[..40]
+    );
+    judges(&dir.join("unzeroed.mkv"));
+
+    // Cut inside the cluster: no "rebuilt Cues" unless Cues were written.
+    let report = freek4a::playback::repair::repair(&real, dir.join("again.mkv")).unwrap();
+    assert!(report.nothing_to_fix);
+    assert!(
+        !report.fixes.iter().any(|f| f.contains("rebuilt Cues")),
+        "{:?}",
+        report.fixes
+    );
+
+    // A plain Matroska file that is not an Azure Kinect recording: refused, nothing written.
+    if util::have_tool("ffmpeg") {
+        let st = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=64x48:rate=5",
+            ])
+            .args(["-c:v", "mjpeg", "-y"])
+            .arg(dir.join("plain.mkv"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = freek4a_in(dir.path(), &["repair", "plain.mkv", "-o", "k4a.mkv"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("not an Azure Kinect recording"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!dir.join("k4a.mkv").exists());
+    }
+}
+
+/// Strings anywhere in a JSON document, with their paths.
+fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((path, s)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| strings(x, format!("{path}[{i}]"), out)),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, x)| strings(x, format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+/// Item 12: `info --json` uses the SDK's names only, has a schema version, and the README
+/// describes every field.
+#[test]
+fn info_json_speaks_the_sdks_names_and_is_documented() {
+    let dir = TempDir::new("contact-info-json");
+    let readme = std::fs::read_to_string(util::repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n### `info --json`")
+        .nth(1)
+        .expect("README has a section \"### `info --json`\"");
+    let section = section.split("\n#").next().unwrap();
+    let cut = dir.join("cut.mkv");
+    let full = std::fs::read(fixture(REAL_RECORDING)).unwrap();
+    std::fs::write(&cut, &full[..full.len() * 3 / 4]).unwrap();
+    for file in [
+        fixture(REAL_RECORDING),
+        fixture("sdk142-off-nfovbin-imu-5fps.mkv"),
+        cut,
+    ] {
+        let out = freek4a_in(dir.path(), &["info", "--json", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        for (k, want) in [
+            ("color_resolution", "K4A_COLOR_RESOLUTION_"),
+            ("depth_mode", "K4A_DEPTH_MODE_"),
+            ("camera_fps", "K4A_FRAMES_PER_SECOND_"),
+            ("wired_sync_mode", "K4A_WIRED_SYNC_MODE_"),
+        ] {
+            let s = v["config"][k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{k}: {}", v["config"]));
+            assert!(s.starts_with(want), "{k} = {s}");
+        }
+        let c = &v["config"]["color_format"];
+        assert!(
+            c.is_null() || c.as_str().unwrap().starts_with("K4A_IMAGE_FORMAT_"),
+            "{c}"
+        );
+        for t in v["tracks"].as_array().unwrap() {
+            assert!(
+                ["COLOR", "DEPTH", "IR", "IMU", "CUSTOM"].contains(&t["kind"].as_str().unwrap()),
+                "{t}"
+            );
+        }
+        assert!(v["dropped"].is_object());
+        for d in v["diagnostics"].as_array().unwrap() {
+            assert!(d["kind"].is_string() && d["message"].is_string(), "{d}");
+        }
+        // No Rust enum spelling anywhere (CamelCase words such as R720p, NfovUnbinned, Fps5).
+        let mut all = Vec::new();
+        strings(&v, String::new(), &mut all);
+        let rusty = [
+            "R720p",
+            "R1080p",
+            "R1440p",
+            "R1536p",
+            "R2160p",
+            "R3072p",
+            "Nfov",
+            "Wfov",
+            "PassiveIr",
+            "Fps5",
+            "Fps15",
+            "Fps30",
+            "Standalone",
+            "Master",
+            "Subordinate",
+            "Mjpg",
+            "Nv12",
+            "Yuy2",
+            "Bgra32",
+            "Depth16",
+            "Ir16",
+        ];
+        for (path, s) in &all {
+            if path.starts_with(".tags")
+                || path.starts_with(".attachments")
+                || path.starts_with(".writing_app")
+            {
+                continue; // the file's own strings
+            }
+            assert!(!rusty.iter().any(|r| s.contains(r)), "{path} = {s}");
+        }
+        // Every top-level field is described in the README.
+        for key in v.as_object().unwrap().keys() {
+            assert!(
+                section.contains(&format!("`{key}`")),
+                "README's info --json section lacks `{key}`"
+            );
+        }
+        for key in v["config"].as_object().unwrap().keys() {
+            assert!(
+                section.contains(&format!("`{key}`")),
+                "README's info --json section lacks config `{key}`"
+            );
+        }
+    }
+}

@@ -972,7 +972,7 @@ fn info_summary_of_real_recording() {
     );
     let json = serde_json::to_value(&info).unwrap();
     assert_eq!(json["length_usec"], 463_945);
-    assert_eq!(json["config"]["depth_mode"], "NfovUnbinned");
+    assert_eq!(json["config"]["depth_mode"], "K4A_DEPTH_MODE_NFOV_UNBINNED");
     assert_eq!(json["tracks"][0]["fourcc"], "MJPG");
 }
 

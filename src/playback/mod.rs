@@ -241,9 +241,10 @@ pub struct Attachment {
     pub data: Vec<u8>,
 }
 
-/// What a track carries.
+/// What a track carries (serialised as the SDK's track name: `COLOR`, `DEPTH`, `IR`, `IMU`;
+/// `CUSTOM` for anything else).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "UPPERCASE")]
 pub enum TrackKind {
     /// Colour images.
     Color,
@@ -303,13 +304,13 @@ pub struct RecordConfig {
     #[serde(serialize_with = "ser_format")]
     pub color_format: Option<ImageFormat>,
     /// Colour resolution (OFF without a colour track or for unknown dimensions).
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_color_resolution")]
     pub color_resolution: ColorResolution,
     /// Depth mode.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_depth_mode")]
     pub depth_mode: DepthMode,
     /// Camera frame rate.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_fps")]
     pub camera_fps: Fps,
     /// A COLOR track exists.
     pub color_track_enabled: bool,
@@ -322,7 +323,7 @@ pub struct RecordConfig {
     /// `K4A_DEPTH_DELAY_NS` / 1000.
     pub depth_delay_off_color_usec: i32,
     /// `K4A_WIRED_SYNC_MODE`.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_sync_mode")]
     pub wired_sync_mode: WiredSyncMode,
     /// `K4A_SUBORDINATE_DELAY_NS` / 1000.
     pub subordinate_delay_off_master_usec: u32,
@@ -330,8 +331,24 @@ pub struct RecordConfig {
     pub start_timestamp_offset_usec: u64,
 }
 
-fn ser_debug<T: fmt::Debug, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:?}"))
+// Serialised under the SDK's enum names (`k4a_record_configuration_t` in JSON).
+fn ser_color_resolution<S: serde::Serializer>(
+    v: &ColorResolution,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.sdk_name())
+}
+
+fn ser_depth_mode<S: serde::Serializer>(v: &DepthMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.sdk_name())
+}
+
+fn ser_fps<S: serde::Serializer>(v: &Fps, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.sdk_name())
+}
+
+fn ser_sync_mode<S: serde::Serializer>(v: &WiredSyncMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("K4A_WIRED_SYNC_MODE_{}", v.name()))
 }
 
 fn ser_format<S: serde::Serializer>(v: &Option<ImageFormat>, s: S) -> Result<S::Ok, S::Error> {

@@ -283,6 +283,7 @@ fn repair_open<R: Read + Seek>(
         })?;
         report
     };
+    report.nothing_to_fix &= fixes.is_empty();
     report.fixes.splice(0..0, fixes);
     let mut check =
         Playback::open(out.temp_path()).map_err(|source| RepairError::Verify { source })?;
