@@ -10,5 +10,6 @@ pub mod mkv;
 pub mod playback;
 pub mod protocol;
 pub mod record;
+pub mod safe_output;
 pub mod transport;
 pub mod types;

@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod contact;
 mod depthengine;
 mod device;
 mod judges;

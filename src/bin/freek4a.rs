@@ -54,15 +54,29 @@ enum Cmd {
         /// Output directory
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         out_dir: PathBuf,
+        /// Write into a directory that is not empty (files of the same names are replaced)
+        #[arg(long)]
+        force: bool,
+        /// Extract a recording whose calibration attachment is damaged (its bytes go to
+        /// calibration-damaged.json, no intrinsics.json)
+        #[arg(long)]
+        skip_bad_calibration: bool,
     },
     /// Rebuild a damaged or unfinished recording into one every reader opens
     #[command(after_help = EXIT_CODES)]
     Repair {
         /// The damaged recording
         input: PathBuf,
-        /// Where to write the repaired recording
+        /// Where to write the repaired recording (never the input)
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: PathBuf,
+        /// Replace OUT if it exists
+        #[arg(long)]
+        force: bool,
+        /// Store this calibration JSON instead of the recording's own (a damaged one cannot be
+        /// rebuilt): the unit's calibration.json from another recording or from `extract`
+        #[arg(long, value_name = "FILE")]
+        calibration: Option<PathBuf>,
     },
     /// Print or install the udev rules that give users access to the device
     #[command(after_help = EXIT_CODES)]
@@ -112,7 +126,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("freek4a: {error:#}");
+            eprintln!("freek4a: {}", cli::toolbox::error_text(error.as_ref()));
             ExitCode::from(code)
         }
     }
@@ -140,8 +154,31 @@ fn run(command: Cmd) -> Result<(), Failure> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Extract { file, out_dir } => cli::toolbox::extract(&file, &out_dir).map_err(runtime),
-        Cmd::Repair { input, output } => cli::toolbox::repair(&input, &output).map_err(runtime),
+        Cmd::Extract {
+            file,
+            out_dir,
+            force,
+            skip_bad_calibration,
+        } => {
+            let options = cli::extract::ExtractOptions {
+                progress: true,
+                force,
+                skip_bad_calibration,
+            };
+            cli::toolbox::extract(&file, &out_dir, &options).map_err(runtime)
+        }
+        Cmd::Repair {
+            input,
+            output,
+            force,
+            calibration,
+        } => {
+            let options = freek4a::playback::repair::RepairOptions {
+                overwrite: force,
+                calibration,
+            };
+            cli::toolbox::repair(&input, &output, &options).map_err(runtime)
+        }
         Cmd::Udev {
             action: UdevCmd::Print,
         } => {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::playback::{self, Playback};
 use crate::protocol::calibration::{Calibration, CameraCalibration};
+use crate::safe_output::{prepare_dir, Inputs, PendingFile};
 use crate::types::{Image, ImageFormat};
 
 /// Why extraction failed.
@@ -42,6 +43,18 @@ pub enum ExtractError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// An output file or directory was refused (it is the input, exists, or the directory is
+    /// not empty) or could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::safe_output::OutputError),
+    /// The recording's calibration attachment does not parse.
+    #[error("{path}: calibration attachment is damaged: {reason}; nothing extracted (use --skip-bad-calibration to extract everything else)")]
+    BadCalibration {
+        /// The recording.
+        path: PathBuf,
+        /// The parse error.
+        reason: String,
     },
     /// An image could not be encoded.
     #[error("encoding {path}: {message}")]
@@ -99,25 +112,102 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExtractError + '_ {
     }
 }
 
+/// How to extract.
+#[derive(Clone, Debug, Default)]
+pub struct ExtractOptions {
+    /// Show a count of captures on stderr when it is a terminal.
+    pub progress: bool,
+    /// Write into a non-empty directory, replacing files of the same names.
+    pub force: bool,
+    /// Extract a recording whose calibration attachment does not parse (its bytes go to
+    /// `calibration-damaged.json`, no `intrinsics.json`).
+    pub skip_bad_calibration: bool,
+}
+
 /// Extracts `file` into `out_dir` (created if missing). With `progress`, a count of captures is
-/// shown on stderr when it is a terminal.
+/// shown on stderr when it is a terminal. Refuses a non-empty `out_dir`.
 pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractReport, ExtractError> {
+    extract_with(
+        file,
+        out_dir,
+        &ExtractOptions {
+            progress,
+            ..ExtractOptions::default()
+        },
+    )
+}
+
+/// Writes one output file under a temporary name, renamed into place when complete.
+struct Saver {
+    inputs: Inputs,
+    overwrite: bool,
+}
+
+impl Saver {
+    fn save(
+        &self,
+        path: &Path,
+        body: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), ExtractError>,
+    ) -> Result<(), ExtractError> {
+        let mut pending = PendingFile::create(path, self.overwrite, &self.inputs)?;
+        {
+            let mut w = BufWriter::new(pending.file());
+            body(&mut w)?;
+            w.flush().map_err(write_err(path))?;
+        }
+        pending.commit()?;
+        Ok(())
+    }
+
+    fn bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), ExtractError> {
+        self.save(path, |w| w.write_all(bytes).map_err(write_err(path)))
+    }
+}
+
+/// [`extract`] with options.
+pub fn extract_with(
+    file: &Path,
+    out_dir: &Path,
+    options: &ExtractOptions,
+) -> Result<ExtractReport, ExtractError> {
     let read_err = |source| ExtractError::Read {
         path: file.to_path_buf(),
         source,
     };
     let mut pb = Playback::open(file).map_err(read_err)?;
-    fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
+    let calibration = pb
+        .calibration()
+        .map(|json| (json.to_vec(), Calibration::from_json(json)));
+    if let Some((_, Err(e))) = &calibration {
+        if !options.skip_bad_calibration {
+            return Err(ExtractError::BadCalibration {
+                path: file.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    prepare_dir(out_dir, options.force)?;
+    let saver = Saver {
+        inputs: Inputs::new([file]),
+        overwrite: options.force,
+    };
     let mut report = ExtractReport {
         out_dir: out_dir.to_path_buf(),
         ..Default::default()
     };
-    let show = progress && std::io::stderr().is_terminal();
+    let show = options.progress && std::io::stderr().is_terminal();
 
-    if let Some(json) = pb.calibration().map(<[u8]>::to_vec) {
-        let path = out_dir.join("calibration.json");
-        fs::write(&path, &json).map_err(write_err(&path))?;
-        if let Ok(cal) = Calibration::from_json(&json) {
+    if let Some((json, parsed)) = calibration {
+        let Ok(cal) = parsed else {
+            saver.bytes(&out_dir.join("calibration-damaged.json"), &json)?;
+            eprintln!(
+                "warning: {}: calibration attachment is damaged; wrote its bytes to calibration-damaged.json, no intrinsics.json",
+                file.display()
+            );
+            return extract_frames(&mut pb, file, out_dir, &saver, show, report);
+        };
+        saver.bytes(&out_dir.join("calibration.json"), &json)?;
+        {
             let cfg = pb.config();
             let depth = cal.depth.for_depth_mode(cfg.depth_mode);
             let color = cal.color.for_color_resolution(cfg.color_resolution);
@@ -127,13 +217,26 @@ pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractRep
                 "color_resolution": cfg.color_resolution.dimensions(),
                 "color": color.as_ref().map(intrinsics_json),
             });
-            let path = out_dir.join("intrinsics.json");
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-            fs::write(&path, text + "\n").map_err(write_err(&path))?;
+            saver.bytes(&out_dir.join("intrinsics.json"), (text + "\n").as_bytes())?;
         }
         report.calibration = true;
     }
+    extract_frames(&mut pb, file, out_dir, &saver, show, report)
+}
 
+fn extract_frames(
+    pb: &mut Playback<File>,
+    file: &Path,
+    out_dir: &Path,
+    saver: &Saver,
+    show: bool,
+    mut report: ExtractReport,
+) -> Result<ExtractReport, ExtractError> {
+    let read_err = |source| ExtractError::Read {
+        path: file.to_path_buf(),
+        source,
+    };
     while let Some(capture) = pb.next_capture().map_err(read_err)? {
         let n = report.captures;
         for (image, dir, count) in [
@@ -146,7 +249,7 @@ pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractRep
                 if *count == 0 {
                     fs::create_dir_all(&sub).map_err(write_err(&sub))?;
                 }
-                write_image(&sub, n, image)?;
+                write_image(saver, &sub, n, image)?;
                 *count += 1;
             }
         }
@@ -162,9 +265,9 @@ pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractRep
     if pb.config().imu_track_enabled {
         pb.seek(0, playback::Origin::Begin).map_err(read_err)?;
         let path = out_dir.join("imu.csv");
-        let f = File::create(&path).map_err(write_err(&path))?;
-        let mut w = BufWriter::new(f);
-        let mut rows = || -> Result<u64, std::io::Error> {
+        let mut count = 0;
+        saver.save(&path, |w| {
+            let mut rows = || -> Result<u64, std::io::Error> {
             writeln!(
                 w,
                 "acc_timestamp_usec,acc_x_mps2,acc_y_mps2,acc_z_mps2,gyro_timestamp_usec,gyro_x_radps,gyro_y_radps,gyro_z_radps"
@@ -183,10 +286,12 @@ pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractRep
                 )?;
                 n += 1;
             }
-            w.flush()?;
             Ok(n)
         };
-        report.imu_samples = rows().map_err(write_err(&path))?;
+            count = rows().map_err(write_err(&path))?;
+            Ok(())
+        })?;
+        report.imu_samples = count;
     }
     Ok(report)
 }
@@ -224,11 +329,11 @@ fn intrinsics_json(c: &CameraCalibration) -> serde_json::Value {
     })
 }
 
-fn write_image(dir: &Path, index: u64, image: &Image) -> Result<(), ExtractError> {
+fn write_image(saver: &Saver, dir: &Path, index: u64, image: &Image) -> Result<(), ExtractError> {
     let stem = format!("{index:06}_{}", image.device_timestamp_usec);
     if image.format == ImageFormat::Mjpg {
         let path = dir.join(format!("{stem}.jpg"));
-        return fs::write(&path, &image.data).map_err(write_err(&path));
+        return saver.bytes(&path, &image.data);
     }
     let path = dir.join(format!("{stem}.png"));
     let (w, h) = (image.width, image.height);
@@ -280,17 +385,18 @@ fn write_image(dir: &Path, index: u64, image: &Image) -> Result<(), ExtractError
             ),
         });
     }
-    let f = File::create(&path).map_err(write_err(&path))?;
-    let mut enc = png::Encoder::new(BufWriter::new(f), w, h);
-    enc.set_color(color);
-    enc.set_depth(depth);
-    let encode_err = |e: png::EncodingError| ExtractError::Encode {
-        path: path.clone(),
-        message: e.to_string(),
-    };
-    let mut writer = enc.write_header().map_err(encode_err)?;
-    writer.write_image_data(&bytes).map_err(encode_err)?;
-    writer.finish().map_err(encode_err)
+    saver.save(&path, |out| {
+        let mut enc = png::Encoder::new(out, w, h);
+        enc.set_color(color);
+        enc.set_depth(depth);
+        let encode_err = |e: png::EncodingError| ExtractError::Encode {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let mut writer = enc.write_header().map_err(encode_err)?;
+        writer.write_image_data(&bytes).map_err(encode_err)?;
+        writer.finish().map_err(encode_err)
+    })
 }
 
 /// BT.601 limited-range YUV to RGB.

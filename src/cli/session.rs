@@ -334,6 +334,9 @@ where
         }
     }
     if io.stop.is_stopping() {
+        if io.stop.announce_stop() {
+            say!(io.out, "Stopping recording...");
+        }
         device.close();
         // Microsoft leaves the file unfinished here; closing it costs nothing and keeps it valid.
         let finished = sink.close().is_ok();
@@ -438,8 +441,8 @@ where
         }
     }
 
-    if !io.stop.is_stopping() {
-        io.stop.request_stop();
+    io.stop.request_stop();
+    if io.stop.announce_stop() {
         say!(io.out, "Stopping recording...");
     }
     if options.imu_enabled {

@@ -1,7 +1,8 @@
 //! Ctrl-C / SIGTERM handling with k4arecorder's two-step behaviour.
 //!
-//! The first SIGINT or SIGTERM (SIGHUP too, through ctrlc's `termination` feature) prints
-//! `Stopping recording...` and sets the stop flag, so the recording loop can finish the file.
+//! The first SIGINT or SIGTERM (SIGHUP too, through ctrlc's `termination` feature) sets the stop
+//! flag, so the recording loop can finish the file; the loop prints `Stopping recording...` when
+//! it acts on it (printing from the handler let the line overtake `Device started`).
 //! A further signal more than one second after the first prints `Forcing stop.` and exits with
 //! 1; one within that second is ignored (a held-down Ctrl-C should not kill the finalisation).
 //! Microsoft's tool measured that second with `clock()` (processor time); we use a monotonic
@@ -17,7 +18,7 @@ pub const FORCE_GRACE: Duration = Duration::from_secs(1);
 /// What a received signal means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignalAction {
-    /// First signal: print `Stopping recording...` and stop gracefully.
+    /// First signal: stop gracefully (the recording sequence prints `Stopping recording...`).
     Stop,
     /// A later signal after the grace period: print `Forcing stop.` and exit with 1.
     Force,
@@ -33,6 +34,7 @@ pub struct SignalInstallError(#[source] ctrlc::Error);
 #[derive(Debug, Default)]
 struct State {
     stopping: AtomicBool,
+    announced: AtomicBool,
     first_at: Mutex<Option<Instant>>,
 }
 
@@ -53,7 +55,9 @@ impl StopSignal {
     pub fn install(&self) -> Result<(), SignalInstallError> {
         let me = self.clone();
         ctrlc::set_handler(move || match me.on_signal(Instant::now()) {
-            SignalAction::Stop => println!("Stopping recording..."),
+            // The recording sequence prints "Stopping recording..." when it acts on the
+            // flag, so the line never overtakes the ones printed before it.
+            SignalAction::Stop => {}
             SignalAction::Force => {
                 println!("Forcing stop.");
                 std::process::exit(1);
@@ -91,6 +95,11 @@ impl StopSignal {
             .unwrap_or_else(|e| e.into_inner());
         first.get_or_insert_with(Instant::now);
         self.state.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// True exactly once, for the caller that prints "Stopping recording...".
+    pub fn announce_stop(&self) -> bool {
+        !self.state.announced.swap(true, Ordering::SeqCst)
     }
 
     /// Whether a stop was asked for.

@@ -20,6 +20,12 @@ pub enum ToolboxError {
     /// The signal handler could not be installed.
     #[error(transparent)]
     Signal(#[from] SignalInstallError),
+    /// The recording could not be opened (the error names the path).
+    #[error(transparent)]
+    Open(crate::playback::Error),
+    /// Repair refused or failed.
+    #[error(transparent)]
+    Repair(#[from] playback::repair::RepairError),
     /// The recording could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -71,12 +77,20 @@ pub fn record(options: &RecorderOptions) -> Result<i32, ToolboxError> {
     Ok(report.exit_code)
 }
 
+/// A reader's error on `path`, naming the path once.
+fn read_error(path: &Path, source: playback::Error) -> ToolboxError {
+    match source {
+        e @ playback::Error::Open { .. } => ToolboxError::Open(e),
+        source => ToolboxError::Read {
+            path: path.display().to_string(),
+            source,
+        },
+    }
+}
+
 /// `freek4a info FILE [--json]`: describes a recording.
 pub fn info(file: &Path, json: bool) -> Result<String, ToolboxError> {
-    let info = RecordingInfo::read(file).map_err(|source| ToolboxError::Read {
-        path: file.display().to_string(),
-        source,
-    })?;
+    let info = RecordingInfo::read(file).map_err(|e| read_error(file, e))?;
     if json {
         Ok(serde_json::to_string_pretty(&info)? + "\n")
     } else {
@@ -86,18 +100,34 @@ pub fn info(file: &Path, json: bool) -> Result<String, ToolboxError> {
 
 /// `freek4a extract FILE -o DIR`: writes a recording's frames, IMU samples and calibration as
 /// ordinary files.
-pub fn extract(file: &Path, out_dir: &Path) -> Result<(), ToolboxError> {
-    let report = crate::cli::extract::extract(file, out_dir, true)?;
+pub fn extract(
+    file: &Path,
+    out_dir: &Path,
+    options: &crate::cli::extract::ExtractOptions,
+) -> Result<(), ToolboxError> {
+    let report = crate::cli::extract::extract_with(file, out_dir, options)?;
     println!("{report}");
     Ok(())
 }
 
-/// `freek4a repair IN -o OUT`: rebuilds a damaged or unfinished recording.
-pub fn repair(input: &Path, output: &Path) -> Result<(), ToolboxError> {
-    let report = playback::repair::repair(input, output).map_err(|source| ToolboxError::Read {
-        path: input.display().to_string(),
-        source,
-    })?;
+/// `freek4a repair IN -o OUT [--force] [--calibration FILE]`: rebuilds a damaged or unfinished
+/// recording.
+pub fn repair(
+    input: &Path,
+    output: &Path,
+    options: &playback::repair::RepairOptions,
+) -> Result<(), ToolboxError> {
+    let report = playback::repair::repair_with(input, output, options)?;
+    if report.nothing_to_fix {
+        println!(
+            "Nothing to fix: {} is a complete recording; wrote an equivalent copy to {} ({} captures, {} IMU samples)",
+            input.display(),
+            output.display(),
+            report.captures_kept,
+            report.imu_samples_kept
+        );
+        return Ok(());
+    }
     println!(
         "Repaired {} -> {}: kept {} clusters ({} captures, {} IMU samples); dropped {} clusters ({} bytes)",
         input.display(),
@@ -112,4 +142,20 @@ pub fn repair(input: &Path, output: &Path) -> Result<(), ToolboxError> {
         println!("  {fix}");
     }
     Ok(())
+}
+
+/// An error and its causes on one line, each cause once: a cause whose text the message
+/// already holds (a `Display` that includes its source) is not repeated.
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !t.is_empty() && !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }

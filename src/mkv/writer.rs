@@ -1140,6 +1140,9 @@ impl<W: Write + Seek> K4aWriter<W> {
         if let Some(e) = self.stopped.clone() {
             return Err(self.finish_after_error(WriteError::Stopped(e)));
         }
+        if self.summary.clusters == 0 {
+            self.write_empty_cluster()?;
+        }
         let cues_pos = if self.cues.is_empty() {
             None
         } else {
@@ -1153,6 +1156,24 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.w.flush().map_err(io_err("file flush"))?;
         let summary = self.summary();
         Ok((self.w, summary))
+    }
+
+    /// A recording stopped before its first capture gets one Cluster with no blocks and a cue
+    /// to it: without any Cluster, ffmpeg's demuxer goes looking for one and misreads the
+    /// SeekHead ("Duplicate element"), and Microsoft's playback refuses the file ("does not
+    /// contain any frames"); with it, both open the file and find zero captures.
+    fn write_empty_cluster(&mut self) -> Result<(), WriteError> {
+        let mut body = Vec::with_capacity(3);
+        ebml::put_uint(&mut body, ids::TIMESTAMP, 0);
+        let mut payload = ebml::crc32_element(&body).to_vec();
+        payload.extend_from_slice(&body);
+        let mut cluster = Vec::with_capacity(payload.len() + 12);
+        ebml::put_master(&mut cluster, ids::CLUSTER, &payload);
+        let pos = self.end;
+        self.w.write_all(&cluster).map_err(io_err("Cluster"))?;
+        self.end += cluster.len() as u64;
+        self.cues.push((0, self.seg(pos)));
+        Ok(())
     }
 
     fn patch_header(&mut self, cues_pos: Option<u64>) -> Result<(), WriteError> {

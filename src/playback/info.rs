@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{sample_count, Error, Origin, Playback, RecordConfig, Tag, TrackKind};
+use super::{sample_count, Diagnostic, Error, Origin, Playback, RecordConfig, Tag, TrackKind};
 
 /// Prefix of the tags freek4a writes with dropped-frame counts.
 pub const DROPPED_TAG_PREFIX: &str = "FREEK4A_DROPPED_";
@@ -48,9 +48,16 @@ pub struct AttachmentSummary {
     pub size_bytes: usize,
 }
 
-/// Everything `freek4a info` prints.
+/// Version of the `freek4a info --json` document (README, "info --json"). Raised when a field
+/// changes meaning or disappears; new fields may appear without a change.
+pub const INFO_SCHEMA_VERSION: u32 = 1;
+
+/// Everything `freek4a info` prints. As JSON (`freek4a info --json`), enums carry the SDK's
+/// names (`K4A_DEPTH_MODE_NFOV_UNBINNED`...) and the document starts with `schema_version`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecordingInfo {
+    /// [`INFO_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// File size in bytes.
     pub file_size_bytes: u64,
     /// Info.WritingApp.
@@ -93,12 +100,37 @@ pub struct RecordingInfo {
     pub calibration_bytes: Option<usize>,
     /// Attachments.
     pub attachments: Vec<AttachmentSummary>,
-    /// Dropped-frame tags (`FREEK4A_DROPPED_*`) as name and count.
+    /// Dropped-frame tags (`FREEK4A_DROPPED_*`) as name and count (a JSON object).
+    #[serde(serialize_with = "ser_dropped")]
     pub dropped: Vec<(String, u64)>,
     /// Every tag in file order.
     pub tags: Vec<Tag>,
-    /// What the reader worked around, in words.
-    pub diagnostics: Vec<String>,
+    /// What the reader worked around or found damaged (JSON: objects with `kind`, the
+    /// variant's fields, and `message` in words).
+    #[serde(serialize_with = "ser_diagnostics")]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn ser_dropped<S: serde::Serializer>(v: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, n) in v {
+        m.serialize_entry(k, n)?;
+    }
+    m.end()
+}
+
+fn ser_diagnostics<S: serde::Serializer>(v: &[Diagnostic], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for d in v {
+        let mut obj = serde_json::to_value(d).map_err(serde::ser::Error::custom)?;
+        if let Some(o) = obj.as_object_mut() {
+            o.insert("message".into(), d.to_string().into());
+        }
+        seq.serialize_element(&obj)?;
+    }
+    seq.end()
 }
 
 impl RecordingInfo {
@@ -175,6 +207,7 @@ impl RecordingInfo {
             })
             .collect();
         Ok(RecordingInfo {
+            schema_version: INFO_SCHEMA_VERSION,
             file_size_bytes: pb.reader.file_len(),
             writing_app: pb.writing_app().map(str::to_owned),
             config: pb.config.clone(),
@@ -206,7 +239,7 @@ impl RecordingInfo {
                 .collect(),
             dropped,
             tags: pb.tags().to_vec(),
-            diagnostics: pb.diagnostics().iter().map(ToString::to_string).collect(),
+            diagnostics: pb.diagnostics().to_vec(),
         })
     }
 }
@@ -220,7 +253,11 @@ impl fmt::Display for RecordingInfo {
         let c = &self.config;
         let color = match (&self.color_mode, c.color_track_enabled) {
             (Some(m), _) => m.clone(),
-            (None, true) => format!("{:?}", c.color_resolution),
+            (None, true) => c
+                .color_resolution
+                .sdk_name()
+                .trim_start_matches("K4A_COLOR_RESOLUTION_")
+                .to_string(),
             (None, false) => "OFF".into(),
         };
         writeln!(f, "Colour mode:      {color}")?;

@@ -35,6 +35,9 @@ use layout::{scan, Layout};
 /// Why a recording could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The file is empty.
+    #[error("the file is empty (0 bytes)")]
+    Empty,
     /// The file could not be opened.
     #[error("cannot open {path}: {source}")]
     Open {
@@ -85,6 +88,14 @@ pub enum Diagnostic {
     MissingTags,
     /// No calibration attachment.
     MissingCalibration,
+    /// The calibration attachment does not parse (Microsoft's playback then fails every
+    /// capture that needs it).
+    BadCalibration {
+        /// The attachment's FileName.
+        file_name: String,
+        /// The parser's error, with its position in the JSON.
+        reason: String,
+    },
     /// `K4A_START_OFFSET_NS` absent; the offset was reconstructed from IMU data if possible.
     MissingStartOffset {
         /// The reconstructed offset (None: no IMU data, 0 used).
@@ -154,6 +165,9 @@ impl fmt::Display for Diagnostic {
             Diagnostic::MissingCues => write!(f, "no Cues (cluster index rebuilt by scanning)"),
             Diagnostic::MissingTags => write!(f, "no Tags element"),
             Diagnostic::MissingCalibration => write!(f, "no calibration attachment"),
+            Diagnostic::BadCalibration { file_name, reason } => {
+                write!(f, "calibration attachment {file_name} is damaged: {reason}")
+            }
             Diagnostic::MissingStartOffset { reconstructed_ns } => match reconstructed_ns {
                 Some(ns) => write!(
                     f,
@@ -227,9 +241,10 @@ pub struct Attachment {
     pub data: Vec<u8>,
 }
 
-/// What a track carries.
+/// What a track carries (serialised as the SDK's track name: `COLOR`, `DEPTH`, `IR`, `IMU`;
+/// `CUSTOM` for anything else).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "UPPERCASE")]
 pub enum TrackKind {
     /// Colour images.
     Color,
@@ -289,13 +304,13 @@ pub struct RecordConfig {
     #[serde(serialize_with = "ser_format")]
     pub color_format: Option<ImageFormat>,
     /// Colour resolution (OFF without a colour track or for unknown dimensions).
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_color_resolution")]
     pub color_resolution: ColorResolution,
     /// Depth mode.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_depth_mode")]
     pub depth_mode: DepthMode,
     /// Camera frame rate.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_fps")]
     pub camera_fps: Fps,
     /// A COLOR track exists.
     pub color_track_enabled: bool,
@@ -308,7 +323,7 @@ pub struct RecordConfig {
     /// `K4A_DEPTH_DELAY_NS` / 1000.
     pub depth_delay_off_color_usec: i32,
     /// `K4A_WIRED_SYNC_MODE`.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_sync_mode")]
     pub wired_sync_mode: WiredSyncMode,
     /// `K4A_SUBORDINATE_DELAY_NS` / 1000.
     pub subordinate_delay_off_master_usec: u32,
@@ -316,8 +331,24 @@ pub struct RecordConfig {
     pub start_timestamp_offset_usec: u64,
 }
 
-fn ser_debug<T: fmt::Debug, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:?}"))
+// Serialised under the SDK's enum names (`k4a_record_configuration_t` in JSON).
+fn ser_color_resolution<S: serde::Serializer>(
+    v: &ColorResolution,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.sdk_name())
+}
+
+fn ser_depth_mode<S: serde::Serializer>(v: &DepthMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.sdk_name())
+}
+
+fn ser_fps<S: serde::Serializer>(v: &Fps, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.sdk_name())
+}
+
+fn ser_sync_mode<S: serde::Serializer>(v: &WiredSyncMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("K4A_WIRED_SYNC_MODE_{}", v.name()))
 }
 
 fn ser_format<S: serde::Serializer>(v: &Option<ImageFormat>, s: S) -> Result<S::Ok, S::Error> {
@@ -411,6 +442,9 @@ impl<R: Read + Seek> Playback<R> {
     /// Reads a recording from any seekable stream.
     pub fn from_reader(r: R) -> Result<Self, Error> {
         let mut reader = ElementReader::new(r)?;
+        if reader.file_len() == 0 {
+            return Err(Error::Empty);
+        }
         let mut layout = scan(&mut reader)?;
         if !layout.tracks_found {
             return Err(Error::NoTracks);
@@ -472,8 +506,19 @@ impl<R: Read + Seek> Playback<R> {
             diagnostics,
         };
         pb.build_config();
-        if pb.calibration().is_none() {
-            pb.diagnostics.push(Diagnostic::MissingCalibration);
+        match pb.calibration() {
+            None => pb.diagnostics.push(Diagnostic::MissingCalibration),
+            Some(json) => {
+                if let Err(e) = crate::protocol::calibration::Calibration::from_json(json) {
+                    let file_name = pb
+                        .calibration_attachment()
+                        .map_or_else(String::new, |a| a.file_name.clone());
+                    pb.diagnostics.push(Diagnostic::BadCalibration {
+                        file_name,
+                        reason: e.to_string(),
+                    });
+                }
+            }
         }
         Ok(pb)
     }
@@ -721,6 +766,13 @@ impl<R: Read + Seek> Playback<R> {
     /// The raw calibration JSON (without a trailing NUL): the attachment the
     /// `K4A_CALIBRATION_FILE` tag targets, else the one named `calibration.json`.
     pub fn calibration(&self) -> Option<&[u8]> {
+        let a = self.calibration_attachment()?;
+        let end = a.data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        Some(&a.data[..end])
+    }
+
+    /// The attachment holding the calibration (see [`Playback::calibration`]).
+    pub fn calibration_attachment(&self) -> Option<&Attachment> {
         let by_tag = self
             .layout
             .tags
@@ -730,9 +782,7 @@ impl<R: Read + Seek> Playback<R> {
                 TagTarget::Attachment(uid) => self.layout.attachments.iter().find(|a| a.uid == uid),
                 _ => None,
             });
-        let a = by_tag.or_else(|| self.attachment("calibration.json"))?;
-        let end = a.data.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        Some(&a.data[..end])
+        by_tag.or_else(|| self.attachment("calibration.json"))
     }
 
     /// Every track, in file order, with the role the reader assigned.

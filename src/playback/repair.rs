@@ -7,15 +7,17 @@
 //! re-rendered, the clusters copied byte for byte, and Cues.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, Write};
-use std::path::Path;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::mkv::ids;
 use crate::mkv::read::MAX_READ_BYTES;
+use crate::protocol::calibration::Calibration;
+use crate::safe_output::{Inputs, OutputError, PendingFile};
 
-use super::{Diagnostic, Error, Playback, Tag, TagTarget};
+use super::{ClusterEntry, Diagnostic, Error, Playback, Tag, TagTarget};
 
 /// What [`repair`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -38,26 +40,255 @@ pub struct RepairReport {
     pub fixes: Vec<String>,
     /// What the reader reported about the input.
     pub input_diagnostics: Vec<String>,
+    /// The input was already a complete, undamaged recording: the output is an equivalent
+    /// copy.
+    pub nothing_to_fix: bool,
 }
 
 /// Bytes the SDK reserves for the SeekHead and for Info.
 const SEEK_HEAD_REGION: usize = 1027;
 const INFO_REGION: usize = 259;
 
-/// Repairs `input` into a new file `output`.
-pub fn repair(input: impl AsRef<Path>, output: impl AsRef<Path>) -> Result<RepairReport, Error> {
-    let out_path = output.as_ref();
-    let mut pb = Playback::open(input)?;
-    let f = File::create(out_path).map_err(|source| Error::Open {
-        path: out_path.display().to_string(),
+/// Why a repair was refused or failed. No case leaves anything at the output path.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The input could not be opened (the error names it).
+    #[error(transparent)]
+    Open(Error),
+    /// The input could not be read at all.
+    #[error("{path}: {source}")]
+    Read {
+        /// The input.
+        path: PathBuf,
+        /// The reader's error.
+        #[source]
+        source: Error,
+    },
+    /// The input is Matroska but has no Azure Kinect track.
+    #[error("{path} is not an Azure Kinect recording (no COLOR, DEPTH, IR or IMU track); nothing to repair")]
+    NotK4a {
+        /// The input.
+        path: PathBuf,
+    },
+    /// The calibration attachment does not parse and no replacement was given.
+    #[error("{path}: the calibration attachment is damaged ({reason}); repair cannot rebuild it, pass --calibration FILE with this unit's calibration.json (from another recording of the unit, or `freek4a extract`)")]
+    BadCalibration {
+        /// The input.
+        path: PathBuf,
+        /// The parse error.
+        reason: String,
+    },
+    /// The replacement calibration file could not be used.
+    #[error("calibration file {path}: {reason}")]
+    CalibrationFile {
+        /// The file given with `--calibration`.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The output could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Writing the repaired data failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: Error,
+    },
+    /// The repaired file did not read back (nothing was installed at the output path).
+    #[error("the repaired file did not read back: {source}")]
+    Verify {
+        /// The reader's error on the result.
+        #[source]
+        source: Error,
+    },
+}
+
+/// How to repair.
+#[derive(Clone, Debug, Default)]
+pub struct RepairOptions {
+    /// Replace an existing output file (never the input).
+    pub overwrite: bool,
+    /// A calibration JSON to store instead of the recording's own (required when the recorded
+    /// one does not parse).
+    pub calibration: Option<PathBuf>,
+}
+
+/// Repairs `input` into `output`, replacing an existing `output` (but never the input).
+pub fn repair(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+) -> Result<RepairReport, RepairError> {
+    repair_with(
+        input.as_ref(),
+        output.as_ref(),
+        &RepairOptions {
+            overwrite: true,
+            calibration: None,
+        },
+    )
+}
+
+/// The standard EBML header of a K4A recording (DocType matroska, version 2), 40 bytes.
+const K4A_EBML_HEADER: [u8; 40] = [
+    0x1A, 0x45, 0xDF, 0xA3, 0xA3, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42, 0xF2, 0x81,
+    0x04, 0x42, 0xF3, 0x81, 0x08, 0x42, 0x82, 0x88, b'm', b'a', b't', b'r', b'o', b's', b'k', b'a',
+    0x42, 0x87, 0x81, 0x02, 0x42, 0x85, 0x81, 0x02,
+];
+
+/// A file whose first bytes are replaced in memory (a rebuilt EBML header).
+struct HeadOverlay {
+    file: File,
+    head: Vec<u8>,
+    pos: u64,
+}
+
+impl Read for HeadOverlay {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(rest) = self.head.get(self.pos as usize..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for HeadOverlay {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.file.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+/// For a file whose EBML header was wiped (zeros, Segment intact right after): the bytes to
+/// put in its place.
+fn rebuilt_ebml_header(path: &Path) -> Option<Vec<u8>> {
+    let mut head = [0u8; 64];
+    let mut f = File::open(path).ok()?;
+    let n = f.read(&mut head).ok()?;
+    let seg = (40..=47).find(|&i| i + 4 <= n && head[i..i + 4] == [0x18, 0x53, 0x80, 0x67])?;
+    if head[..seg].iter().any(|b| *b != 0) {
+        return None;
+    }
+    // Widen the header's size field to fill the gap exactly.
+    let mut h = K4A_EBML_HEADER[..4].to_vec();
+    let width = seg - 39;
+    let mut size = vec![0u8; width];
+    size[0] = 0x80 >> (width - 1);
+    size[width - 1] |= 35;
+    h.extend(size);
+    h.extend_from_slice(&K4A_EBML_HEADER[5..]);
+    debug_assert_eq!(h.len(), seg);
+    Some(h)
+}
+
+/// Repairs `input` into `output` with `options`. The output is written under a temporary name
+/// in its directory, read back, and only then renamed into place.
+pub fn repair_with(
+    input: &Path,
+    output: &Path,
+    options: &RepairOptions,
+) -> Result<RepairReport, RepairError> {
+    let inputs = Inputs::new([input].into_iter().chain(options.calibration.as_deref()));
+    inputs.check(output)?;
+    let read_err = |source| match source {
+        e @ Error::Open { .. } => RepairError::Open(e),
+        source => RepairError::Read {
+            path: input.to_path_buf(),
+            source,
+        },
+    };
+    let calibration = match &options.calibration {
+        None => None,
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| RepairError::CalibrationFile {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
+            Calibration::from_json(&bytes).map_err(|e| RepairError::CalibrationFile {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
+            let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+            Some(bytes[..end].to_vec())
+        }
+    };
+    match Playback::open(input) {
+        Ok(mut pb) => repair_open(&mut pb, input, output, calibration, options, Vec::new()),
+        Err(e @ Error::Ebml(crate::mkv::read::Error::NotMatroska { .. })) => {
+            let Some(head) = rebuilt_ebml_header(input) else {
+                return Err(read_err(e));
+            };
+            let file = File::open(input).map_err(|source| read_err(io_err(input, source)))?;
+            let mut pb =
+                Playback::from_reader(HeadOverlay { file, head, pos: 0 }).map_err(read_err)?;
+            let fix = "rebuilt the EBML header (it was overwritten with zeros)".to_string();
+            repair_open(&mut pb, input, output, calibration, options, vec![fix])
+        }
+        Err(e) => Err(read_err(e)),
+    }
+}
+
+fn repair_open<R: Read + Seek>(
+    pb: &mut Playback<R>,
+    input: &Path,
+    output: &Path,
+    calibration: Option<Vec<u8>>,
+    options: &RepairOptions,
+    fixes: Vec<String>,
+) -> Result<RepairReport, RepairError> {
+    let c = pb.config();
+    if !(c.color_track_enabled
+        || c.depth_track_enabled
+        || c.ir_track_enabled
+        || c.imu_track_enabled)
+    {
+        return Err(RepairError::NotK4a {
+            path: input.to_path_buf(),
+        });
+    }
+    if calibration.is_none() {
+        if let Some(Diagnostic::BadCalibration { reason, .. }) = pb
+            .diagnostics
+            .iter()
+            .find(|d| matches!(d, Diagnostic::BadCalibration { .. }))
+        {
+            return Err(RepairError::BadCalibration {
+                path: input.to_path_buf(),
+                reason: reason.clone(),
+            });
+        }
+    }
+    let inputs = Inputs::new([input].into_iter().chain(options.calibration.as_deref()));
+    let mut out = PendingFile::create(output, options.overwrite, &inputs)?;
+    let write_err = |source| RepairError::Write {
+        path: output.to_path_buf(),
         source,
-    })?;
-    let mut w = BufWriter::new(f);
-    let mut report = repair_to(&mut pb, &mut w)?;
-    w.flush().map_err(|source| io_err(out_path, source))?;
-    drop(w);
-    let mut check = Playback::open(out_path)?;
-    count_output(&mut check, &mut report)?;
+    };
+    let mut report = {
+        let mut w = BufWriter::new(out.file());
+        let report = repair_to_with(pb, &mut w, calibration.as_deref()).map_err(write_err)?;
+        w.flush().map_err(|source| OutputError::Io {
+            action: "writing",
+            path: output.to_path_buf(),
+            source,
+        })?;
+        report
+    };
+    report.nothing_to_fix &= fixes.is_empty();
+    report.fixes.splice(0..0, fixes);
+    let mut check =
+        Playback::open(out.temp_path()).map_err(|source| RepairError::Verify { source })?;
+    count_output(&mut check, &mut report).map_err(|source| RepairError::Verify { source })?;
+    out.commit()?;
     Ok(report)
 }
 
@@ -81,11 +312,78 @@ fn count_output<R: Read + Seek>(
     Ok(())
 }
 
+/// One cluster of the output: a byte range of the input copied as is, or the complete
+/// children of a cut cluster under a new header.
+enum OutCluster {
+    Copy { offset: u64, len: u64 },
+    Rebuilt(Vec<u8>),
+}
+
+impl OutCluster {
+    fn len(&self) -> u64 {
+        match self {
+            OutCluster::Copy { len, .. } => *len,
+            OutCluster::Rebuilt(b) => b.len() as u64,
+        }
+    }
+}
+
+/// The complete children of a cut cluster, re-rendered as a Cluster whose size fits them
+/// (CRC-32 recomputed). `None` if no block survives.
+fn rebuild_cut_cluster<R: Read + Seek>(
+    pb: &mut Playback<R>,
+    c: &ClusterEntry,
+) -> Result<Option<Vec<u8>>, Error> {
+    let mut pos = c.data_offset;
+    let mut blocks = 0;
+    while pos < c.end {
+        let Ok(h) = pb.reader.header_at(pos) else {
+            break;
+        };
+        let Some(end) = h.end().filter(|e| *e <= c.end) else {
+            break;
+        };
+        if matches!(h.id, ids::SIMPLE_BLOCK | ids::BLOCK_GROUP) {
+            blocks += 1;
+        }
+        pos = end;
+    }
+    if blocks == 0 {
+        return Ok(None);
+    }
+    let body = pb.reader.bytes(
+        c.data_offset,
+        pos - c.data_offset,
+        "Cluster",
+        c.offset,
+        MAX_READ_BYTES,
+    )?;
+    let first = pb.reader.header_at(c.data_offset)?;
+    let payload = if first.id == ids::CRC32 && first.end() == Some(c.data_offset + 6) {
+        let rest = &body[6..];
+        let mut p = element(ids::CRC32, &crc32fast::hash(rest).to_le_bytes());
+        p.extend_from_slice(rest);
+        p
+    } else {
+        body
+    };
+    Ok(Some(element(ids::CLUSTER, &payload)))
+}
+
 /// Writes the repaired form of an open recording to `w` (counts of captures and IMU samples
 /// are left at 0; [`repair`] fills them by reading the output back).
 pub fn repair_to<R: Read + Seek, W: Write>(
     pb: &mut Playback<R>,
     w: &mut W,
+) -> Result<RepairReport, Error> {
+    repair_to_with(pb, w, None)
+}
+
+/// [`repair_to`], storing `calibration` (raw JSON) as the calibration attachment when given.
+pub fn repair_to_with<R: Read + Seek, W: Write>(
+    pb: &mut Playback<R>,
+    w: &mut W,
+    calibration: Option<&[u8]>,
 ) -> Result<RepairReport, Error> {
     let mut report = RepairReport {
         bytes_in: pb.reader.file_len(),
@@ -95,16 +393,37 @@ pub fn repair_to<R: Read + Seek, W: Write>(
     let werr = |source| Error::Ebml(crate::mkv::read::Error::Io { offset: 0, source });
     let scale = pb.timestamp_scale_ns;
 
-    // Clusters to keep, and the times the Info and Cues need.
+    // Clusters to keep (cut ones reduced to their complete blocks), and the times the Info and
+    // Cues need.
     let mut kept = Vec::new();
     let mut last_ticks: i64 = 0;
     let mut cue_candidates = Vec::new();
     for (i, c) in pb.layout.clusters.clone().iter().enumerate() {
-        if !c.complete {
-            report.clusters_dropped += 1;
-            report.bytes_dropped += c.end - c.offset;
-            continue;
-        }
+        let out = if c.complete {
+            OutCluster::Copy {
+                offset: c.offset,
+                len: c.end - c.offset,
+            }
+        } else {
+            match rebuild_cut_cluster(pb, c)? {
+                Some(bytes) => {
+                    let payload = bytes.len() as u64;
+                    report.fixes.push(format!(
+                        "kept the complete blocks of the cut Cluster at offset {} ({} of its {} bytes)",
+                        c.offset,
+                        payload,
+                        c.end - c.offset
+                    ));
+                    report.bytes_dropped += (c.end - c.offset).saturating_sub(payload);
+                    OutCluster::Rebuilt(bytes)
+                }
+                None => {
+                    report.clusters_dropped += 1;
+                    report.bytes_dropped += c.end - c.offset;
+                    continue;
+                }
+            }
+        };
         let parsed = pb.load(i)?;
         for b in &parsed.blocks {
             let end = b.time_ticks + b.duration_ticks.unwrap_or(1).max(1) as i64 - 1;
@@ -115,7 +434,7 @@ pub fn repair_to<R: Read + Seek, W: Write>(
             .iter()
             .find(|b| b.track == 1)
             .map(|b| b.time_ticks);
-        kept.push(*c);
+        kept.push(out);
         cue_candidates.push(first_track1);
     }
     report.clusters_kept = kept.len();
@@ -159,8 +478,27 @@ pub fn repair_to<R: Read + Seek, W: Write>(
         element(ids::INFO, &p)
     };
     let tracks = raw_element(pb, ids::TRACKS)?.ok_or(Error::NoTracks)?;
-    let attachments = raw_element(pb, ids::ATTACHMENTS)?;
     let mut tags: Vec<Tag> = pb.layout.tags.clone();
+    let attachments = match calibration {
+        None => raw_element(pb, ids::ATTACHMENTS)?,
+        Some(json) => {
+            let (bytes, added_uid) = attachments_with_calibration(pb, json);
+            if let Some(uid) = added_uid {
+                tags.push(Tag {
+                    name: "K4A_CALIBRATION_FILE".into(),
+                    value: "calibration.json".into(),
+                    target: TagTarget::Attachment(uid),
+                    target_type: "ATTACHMENT".into(),
+                });
+                report.fixes.push("added the calibration attachment".into());
+            } else {
+                report
+                    .fixes
+                    .push("replaced the calibration attachment".into());
+            }
+            Some(bytes)
+        }
+    };
     if !tags.iter().any(|t| t.name == "K4A_START_OFFSET_NS") {
         tags.push(Tag {
             name: "K4A_START_OFFSET_NS".into(),
@@ -191,12 +529,17 @@ pub fn repair_to<R: Read + Seek, W: Write>(
     let mut p = clusters_pos;
     for c in &kept {
         cluster_pos.push(p);
-        p += c.end - c.offset;
+        p += c.len();
     }
     let cues_pos = p;
     let cues = render_cues(&cue_candidates, &cluster_pos, 1_000_000_000 / scale.max(1));
-    if !pb.layout.has_cues || pb.layout.clusters.iter().any(|c| !c.complete) {
-        report.fixes.push("rebuilt Cues".into());
+    let cut = pb.layout.clusters.iter().any(|c| !c.complete);
+    match &cues {
+        Some(_) if !pb.layout.has_cues || cut => report.fixes.push("rebuilt Cues".into()),
+        None => report
+            .fixes
+            .push("wrote no Cues (no colour or first-track block to index)".into()),
+        Some(_) => {}
     }
     let mut seeks = vec![(ids::INFO, info_pos), (ids::TRACKS, tracks_pos)];
     if attachments.is_some() {
@@ -211,6 +554,7 @@ pub fn repair_to<R: Read + Seek, W: Write>(
         report.fixes.push("rebuilt SeekHead".into());
     }
     let seg_size = cues_pos + cues.as_ref().map_or(0, |c| c.len() as u64);
+    report.nothing_to_fix = pb.diagnostics.is_empty() && report.fixes.is_empty();
     report.fixes.push(format!("set Segment size to {seg_size}"));
 
     // EBML header as found, then the Segment.
@@ -229,20 +573,71 @@ pub fn repair_to<R: Read + Seek, W: Write>(
     }
     w.write_all(&tags).map_err(werr)?;
     for c in &kept {
-        let bytes = pb.reader.bytes(
-            c.offset,
-            c.end - c.offset,
-            "Cluster",
-            c.offset,
-            MAX_READ_BYTES,
-        )?;
-        w.write_all(&bytes).map_err(werr)?;
+        match c {
+            OutCluster::Copy { offset, len } => {
+                let bytes = pb
+                    .reader
+                    .bytes(*offset, *len, "Cluster", *offset, MAX_READ_BYTES)?;
+                w.write_all(&bytes).map_err(werr)?;
+            }
+            OutCluster::Rebuilt(bytes) => w.write_all(bytes).map_err(werr)?,
+        }
     }
     if let Some(c) = &cues {
         w.write_all(c).map_err(werr)?;
     }
     report.bytes_out = pb.layout.segment_offset + 12 + seg_size;
     Ok(report)
+}
+
+/// An Attachments element holding the recording's attachments with the calibration one's data
+/// replaced by `json` (added if there was none; then its FileUID is returned).
+fn attachments_with_calibration<R: Read + Seek>(
+    pb: &Playback<R>,
+    json: &[u8],
+) -> (Vec<u8>, Option<u64>) {
+    let mut files: Vec<super::Attachment> = pb.attachments().to_vec();
+    let current = pb.calibration().and_then(|_| {
+        pb.layout
+            .tags
+            .iter()
+            .find_map(|t| match (t.name.as_str(), t.target) {
+                ("K4A_CALIBRATION_FILE", TagTarget::Attachment(uid)) => Some(uid),
+                _ => None,
+            })
+            .filter(|uid| files.iter().any(|a| a.uid == *uid))
+            .or_else(|| pb.attachment("calibration.json").map(|a| a.uid))
+    });
+    let added = match current.and_then(|uid| files.iter_mut().find(|a| a.uid == uid)) {
+        Some(a) => {
+            a.data = json.to_vec();
+            None
+        }
+        None => {
+            // Any FileUID not already used; the SDK draws random ones.
+            let uid = (u64::from(crc32fast::hash(json)) << 24 | 0x4b34_61).max(1);
+            files.push(super::Attachment {
+                file_name: "calibration.json".into(),
+                mime_type: "application/octet-stream".into(),
+                description: None,
+                uid,
+                data: json.to_vec(),
+            });
+            Some(uid)
+        }
+    };
+    let mut body = Vec::new();
+    for a in &files {
+        let mut f = element(ids::FILE_NAME, a.file_name.as_bytes());
+        f.extend(element(ids::FILE_MIME_TYPE, a.mime_type.as_bytes()));
+        if let Some(d) = &a.description {
+            f.extend(element(ids::FILE_DESCRIPTION, d.as_bytes()));
+        }
+        f.extend(element(ids::FILE_DATA, &a.data));
+        f.extend(element(ids::FILE_UID, &uint(a.uid)));
+        body.extend(element(ids::ATTACHED_FILE, &f));
+    }
+    (element(ids::ATTACHMENTS, &body), added)
 }
 
 /// The raw bytes of the first complete top-level element with this id.

@@ -398,7 +398,8 @@ fn ctrl_c_during_first_capture_wait_exits_zero() {
     s.device.script = [Step::Timeout, Step::Signal].into();
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 0);
-    assert_eq!(r.out, HEADER);
+    // "Stopping recording..." comes after everything printed before the signal was handled.
+    assert_eq!(r.out, format!("{HEADER}Stopping recording...\n"));
     assert_eq!(r.err, "");
     assert_eq!(r.sink.captures, 0);
     assert_eq!(r.device.last().map(String::as_str), Some("close"));
@@ -414,10 +415,11 @@ fn ctrl_c_during_recording_finishes_the_file() {
         .collect();
     let r = run(s, &["o.mkv"]);
     assert_eq!(r.report.exit_code, 0);
-    // The handler printed "Stopping recording..." itself; the sequence does not repeat it.
+    // The sequence prints "Stopping recording..." once it acts on the signal (the handler
+    // prints nothing, so the line cannot overtake earlier ones).
     assert_eq!(
         r.out,
-        format!("{HEADER}Started recording\nPress Ctrl-C to stop recording.\nSaving recording...\nDone\n")
+        format!("{HEADER}Started recording\nPress Ctrl-C to stop recording.\nStopping recording...\nSaving recording...\nDone\n")
     );
     assert_eq!(r.sink.captures, 5);
     assert_eq!(r.sink.calls.last(), Some(&"close"));
