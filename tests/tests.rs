@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod depthengine;
 mod device;
+mod emulated_units;
 mod install;
 mod judges;
 mod libk4a_client;
