@@ -6,6 +6,8 @@ mod cli;
 mod contact;
 mod depthengine;
 mod device;
+mod emulated_units;
+mod install;
 mod judges;
 mod libk4a_client;
 mod mkv_writer;

@@ -443,6 +443,63 @@ pub fn ffprobe_packets(path: &Path) -> Result<Vec<usize>, String> {
     Ok(counts)
 }
 
+/// Decodes every frame of the first video (colour) track with ffprobe at warning level
+/// (`-show_entries frame=width,height`), so a bad JPEG anywhere in the file is reported; Ok(the
+/// number of frames) only without complaints (see [`ffprobe`]).
+pub fn ffprobe_colour_frames(path: &Path) -> Result<usize, String> {
+    let v = ffprobe_json(
+        path,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=width,height",
+        ],
+    )?;
+    Ok(v["frames"].as_array().map_or(0, Vec::len))
+}
+
+/// The first colour frame of `path` decoded by ffmpeg to packed RGB (8 bits per channel, the
+/// decoder's own range handling): (width, height, bytes).
+pub fn ffmpeg_first_colour_rgb(path: &Path) -> Result<(usize, usize, Vec<u8>), String> {
+    let v = ffprobe_json(
+        path,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+        ],
+    )?;
+    let dim = |k: &str| v["streams"][0][k].as_u64().map(|x| x as usize);
+    let (w, h) = dim("width")
+        .zip(dim("height"))
+        .ok_or_else(|| format!("no colour stream in {}", path.display()))?;
+    let out = run(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ]))?;
+    if !out.status.success() || out.stdout.len() != w * h * 3 {
+        return Err(format!(
+            "ffmpeg {}: {} bytes for {w}x{h}: {}",
+            out.status,
+            out.stdout.len(),
+            text(&out.stderr)
+        ));
+    }
+    Ok((w, h, out.stdout))
+}
+
 /// The image bytes `reference_record.py` uses for `{"pattern": "bytes", "seed": seed}` in the
 /// capture with index `capture_index`: byte i = (i*31 + capture_index*7 + seed) mod 256.
 /// Feed the same bytes to our writer to compare files.

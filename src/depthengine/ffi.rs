@@ -45,7 +45,7 @@ pub(crate) fn open(name: &OsStr) -> Result<&'static Library, String> {
     lib.map(keep_loaded).map_err(|e| e.to_string())
 }
 
-/// Calls `k4a_register_plugin` and checks the table.
+/// Looks up `k4a_register_plugin` in a loaded library, calls it and checks the table.
 pub(crate) fn register(lib: &'static Library, path: &Path) -> Result<Registered, DepthEngineError> {
     // SAFETY: the symbol type is the plugin interface's documented signature
     // (`bool k4a_register_plugin(k4a_plugin_t *)`, C ABI on Linux).
@@ -55,10 +55,20 @@ pub(crate) fn register(lib: &'static Library, path: &Path) -> Result<Registered,
             reason: e.to_string(),
         }
     })?;
+    register_entry(*sym, path)
+}
+
+/// Calls a plugin's `k4a_register_plugin` entry point (from a loaded library, or linked into
+/// this program) and checks the table it fills.
+pub(crate) fn register_entry(
+    entry: RegisterFn,
+    path: &Path,
+) -> Result<Registered, DepthEngineError> {
     let mut plugin = Plugin::default();
     // SAFETY: `plugin` is a valid, writable, correctly laid out `k4a_plugin_t` (layout pinned by
-    // the tests in `abi`) that outlives the call; the library stays loaded for the process.
-    let ok = unsafe { sym(&mut plugin) };
+    // the tests in `abi`) that outlives the call; `entry` has the documented signature and its
+    // code stays mapped for the process (loaded libraries are never unloaded).
+    let ok = unsafe { entry(&mut plugin) };
     if !ok {
         return Err(DepthEngineError::RegisterRefused {
             path: path.to_owned(),

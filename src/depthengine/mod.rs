@@ -7,7 +7,10 @@
 //!   `libdepthengine.so.2.0` through the dynamic loader, as the SDK does.
 //! * [`DepthPipeline`] runs it like the SDK's dewrapper: one dedicated thread owns the engine
 //!   (create, every process call, destroy), fed by a 2-deep queue that drops the oldest frame.
-//! * [`find_emulated_engine`] locates the emulated engine's shared library.
+//! * [`DepthEngine::emulated`] registers freek4a's emulated engine, which is linked into
+//!   every program using this crate, through the same `k4a_register_plugin` entry point and
+//!   checks; its shared library (for loading it like any plugin) is found by
+//!   [`find_emulated_engine`].
 //!
 //! ```no_run
 //! use freek4a::depthengine::{DepthEngine, DepthPipeline, CameraCalibration};
@@ -43,6 +46,9 @@ pub const ENGINE_FILE_NAME: &str = "libdepthengine.so.2.0";
 /// Environment variable naming the engine library explicitly.
 pub const ENGINE_ENV_VAR: &str = "FREEK4A_DEPTH_ENGINE";
 
+/// What [`DepthEngine::path`] says for the emulated engine linked into the program.
+pub const BUILTIN_EMULATED_ENGINE: &str = "(built-in) freek4a emulated depth engine";
+
 /// File name of freek4a's emulated engine as cargo builds it.
 pub const EMULATED_ENGINE_FILE_NAME: &str = "libfreek4a_emulated_depthengine.so";
 
@@ -61,6 +67,15 @@ impl DepthEngine {
     pub fn load(explicit: Option<&Path>) -> Result<DepthEngine, DepthEngineError> {
         let env = std::env::var_os(ENGINE_ENV_VAR).filter(|v| !v.is_empty());
         Self::load_from(explicit, env, OsStr::new(ENGINE_FILE_NAME))
+    }
+
+    /// freek4a's emulated engine, linked into this program: registered through its
+    /// `k4a_register_plugin` entry point and checked like a loaded plugin, so it needs no file
+    /// on disk (an installed binary emulates depth on its own).
+    pub fn emulated() -> Result<DepthEngine, DepthEngineError> {
+        let path = PathBuf::from(BUILTIN_EMULATED_ENGINE);
+        let reg = ffi::register_entry(freek4a_emulated_depthengine::k4a_register_plugin, &path)?;
+        Ok(DepthEngine { reg, path })
     }
 
     /// Loads exactly the library at `path` (no search).
@@ -112,7 +127,8 @@ impl DepthEngine {
         }
     }
 
-    /// Path of the loaded library (as resolved by the loader for a bare name).
+    /// Path of the loaded library (as resolved by the loader for a bare name), or
+    /// [`BUILTIN_EMULATED_ENGINE`] for [`DepthEngine::emulated`].
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -144,30 +160,17 @@ pub fn engine_mode(mode: DepthMode) -> Option<(i32, i32)> {
     })
 }
 
-/// Locates freek4a's emulated engine: next to the running executable (and its parent, for
-/// test binaries in `deps/`), then in this crate's cargo target directory
-/// (`target/<profile>/` and `target/<profile>/deps/`). The newest file wins.
+/// Locates the shared library of freek4a's emulated engine (`cargo build` puts it beside the
+/// binaries): next to the running executable, in `deps/` below it, and in its parent (for test
+/// binaries in `deps/`). The newest file wins. The program itself never needs it: see
+/// [`DepthEngine::emulated`].
 pub fn find_emulated_engine() -> Option<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            dirs.push(dir.to_path_buf());
-            dirs.push(dir.join("deps"));
-            if let Some(up) = dir.parent() {
-                dirs.push(up.to_path_buf());
-            }
-        }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let mut dirs = vec![dir.to_path_buf(), dir.join("deps")];
+    if let Some(up) = dir.parent() {
+        dirs.push(up.to_path_buf());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    dirs.push(target.join(profile));
-    dirs.push(target.join(profile).join("deps"));
     dirs.into_iter()
         .map(|d| d.join(EMULATED_ENGINE_FILE_NAME))
         .filter_map(|p| {
@@ -225,6 +228,35 @@ mod tests {
         let err = DepthEngine::load_from(None, None, OsStr::new("libc.so.6")).unwrap_err();
         assert!(
             matches!(err, DepthEngineError::NoRegisterSymbol { ref path, .. } if path.ends_with("libc.so.6")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn builtin_emulated_engine_registers_and_converts() {
+        let engine = DepthEngine::emulated().unwrap();
+        assert_eq!(engine.path(), Path::new(BUILTIN_EMULATED_ENGINE));
+        assert_eq!(engine.version().major, 2);
+        // A context for NFOV unbinned reports the mode's 640x576 depth+IR output.
+        let block = freek4a_depth_abi::depth_raw::encode_cal_block(b"unit");
+        let ctx = engine
+            .create_context(DepthMode::NfovUnbinned, &block, None)
+            .unwrap();
+        assert_eq!(ctx.output_size(), 640 * 576 * 2 * 2);
+        // The engine checks what it is given, as a loaded one does.
+        let Err(err) =
+            engine.create_context(DepthMode::NfovUnbinned, b"not a calibration block", None)
+        else {
+            panic!("a bad calibration block was accepted");
+        };
+        assert!(
+            matches!(
+                err,
+                DepthEngineError::Engine {
+                    result: EngineResult::UpdateCalibrationFailed,
+                    ..
+                }
+            ),
             "{err}"
         );
     }

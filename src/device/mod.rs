@@ -265,7 +265,7 @@ pub enum DepthEngineChoice {
     /// `$FREEK4A_DEPTH_ENGINE`, else `libdepthengine.so.2.0` through the loader (as the SDK).
     #[default]
     System,
-    /// freek4a's emulated engine from the build tree (for emulated units).
+    /// freek4a's emulated engine, linked into the program (for emulated units).
     Emulated,
     /// No engine: raw frames are kept for [`Device::get_raw_depth`]; captures carry colour only.
     RawOnly,
@@ -525,16 +525,12 @@ impl Device {
         let e = match &self.options.depth_engine {
             DepthEngineChoice::Path(p) => DepthEngine::load(Some(p)),
             DepthEngineChoice::System => DepthEngine::load(None),
-            DepthEngineChoice::Emulated => {
-                let p = depthengine::find_emulated_engine().ok_or_else(|| {
-                    DeviceError::DepthEngine(format!(
-                        "freek4a's emulated engine ({}) is not built; run `cargo build --workspace`",
-                        depthengine::EMULATED_ENGINE_FILE_NAME
-                    ))
-                })?;
-                DepthEngine::load(Some(&p))
+            DepthEngineChoice::Emulated => DepthEngine::emulated(),
+            DepthEngineChoice::RawOnly => {
+                return Err(DeviceError::DepthEngine(
+                    "raw-only mode has no engine".into(),
+                ))
             }
-            DepthEngineChoice::RawOnly => return Err(DeviceError::DepthEngine("raw-only mode has no engine".into())),
         }
         .map_err(|e| DeviceError::DepthEngine(e.to_string()))?;
         self.engine = Some(e.clone());
