@@ -8,6 +8,10 @@
 //! * [`DepthPipeline`] runs it like the SDK's dewrapper: one dedicated thread owns the engine
 //!   (create, every process call, destroy), fed by a 2-deep queue that drops the oldest frame.
 //! * [`find_emulated_engine`] locates the emulated engine's shared library.
+//! * [`headless::prepare`] gives the engine an OpenGL context without a display (EGL behind
+//!   the X/GLX functions it imports) when there is no usable X display, or when asked.
+//! * [`DepthEngine::create_transform`] binds the same library's transform engine, the GPU
+//!   path of the SDK's transformation functions.
 //!
 //! ```no_run
 //! use freek4a::depthengine::{DepthEngine, DepthPipeline, CameraCalibration};
@@ -25,7 +29,9 @@
 pub mod abi;
 mod error;
 mod ffi;
+pub mod headless;
 mod pipeline;
+pub mod transform;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -33,7 +39,11 @@ use std::path::{Path, PathBuf};
 pub use abi::CameraCalibration;
 pub use error::{DepthEngineError, EngineResult, INSTALL_ADVICE};
 pub use ffi::EngineContext;
+pub use headless::{GlChoice, GlPath, HeadlessInfo};
 pub use pipeline::{DepthPipeline, DropCounts};
+pub use transform::{
+    DepthXyTables, Interpolation, TransformCalibration, TransformEngine, TransformKind,
+};
 
 use crate::types::{DepthMode, Version};
 
@@ -148,6 +158,12 @@ pub fn engine_mode(mode: DepthMode) -> Option<(i32, i32)> {
 /// test binaries in `deps/`), then in this crate's cargo target directory
 /// (`target/<profile>/` and `target/<profile>/deps/`). The newest file wins.
 pub fn find_emulated_engine() -> Option<PathBuf> {
+    find_built_library(EMULATED_ENGINE_FILE_NAME)
+}
+
+/// A shared library built with freek4a (`file_name`), searched where
+/// [`find_emulated_engine`] searches.
+pub(crate) fn find_built_library(file_name: &str) -> Option<PathBuf> {
     let mut dirs = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
@@ -169,7 +185,7 @@ pub fn find_emulated_engine() -> Option<PathBuf> {
     dirs.push(target.join(profile));
     dirs.push(target.join(profile).join("deps"));
     dirs.into_iter()
-        .map(|d| d.join(EMULATED_ENGINE_FILE_NAME))
+        .map(|d| d.join(file_name))
         .filter_map(|p| {
             let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
             Some((modified, p))
