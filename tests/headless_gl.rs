@@ -498,3 +498,43 @@ fn binaries_do_not_carry_the_headless_symbols() {
         }
     }
 }
+
+#[test]
+fn recorder_names_the_headless_renderer_and_stays_quiet_under_x() {
+    let Some(oracle) = util::Oracle::get() else {
+        return;
+    };
+    let dir = util::TempDir::new("headless-gl-recorder");
+    // Microsoft's engine on an emulated unit stops at the calibration check (103), after the
+    // OpenGL choice has been made and shown.
+    let run = |display: Option<&str>, extra: &[&str]| {
+        let mut cmd = Command::new(util::bin_path("k4arecorder"));
+        cmd.args(["--emulate", "--no-progress", "-l", "1", "--depth-engine"])
+            .arg(&oracle.libdepthengine)
+            .args(extra)
+            .arg(dir.join("x.mkv"))
+            .env(headless::HEADLESS_GL_LIBRARY_ENV, headless_library());
+        match display {
+            Some(d) => cmd.env("DISPLAY", d),
+            None => cmd.env_remove("DISPLAY"),
+        };
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(None, &[]);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("Depth engine OpenGL: headless (EGL "))
+        .unwrap_or_else(|| panic!("no headless line in:\n{err}"));
+    assert!(
+        line.contains("; renderer ") && line.contains("; OpenGL 4."),
+        "{line}"
+    );
+    assert!(err.contains("103"), "{err}");
+    let Some(xvfb) = Xvfb::start() else { return };
+    let err = run(Some(&xvfb.display), &[]);
+    assert!(!err.contains("Depth engine OpenGL"), "{err}");
+    assert!(err.contains("103"), "{err}");
+    let err = run(Some(&xvfb.display), &["--headless-gl"]);
+    assert!(err.contains("Depth engine OpenGL: headless (EGL "), "{err}");
+}

@@ -101,8 +101,8 @@ impl std::fmt::Display for GlPath {
             GlPath::X { display } => write!(f, "X display {display}"),
             GlPath::Headless(i) => write!(
                 f,
-                "headless EGL: {} {}, renderer {} (OpenGL {}), {}",
-                i.egl_vendor, i.egl_version, i.gl_renderer, i.gl_version, i.platform
+                "headless (EGL {} by {}, {}); renderer {}; OpenGL {}",
+                i.egl_version, i.egl_vendor, i.platform, i.gl_renderer, i.gl_version
             ),
         }
     }
