@@ -531,6 +531,10 @@ fn recorder_names_the_headless_renderer_and_stays_quiet_under_x() {
         "{line}"
     );
     assert!(err.contains("103"), "{err}");
+    // DISPLAY naming a server that is not there counts as no display.
+    let err = run(Some(":239"), &[]);
+    assert!(err.contains("Depth engine OpenGL: headless (EGL "), "{err}");
+    assert!(err.contains("103"), "{err}");
     let Some(xvfb) = Xvfb::start() else { return };
     let err = run(Some(&xvfb.display), &[]);
     assert!(!err.contains("Depth engine OpenGL"), "{err}");

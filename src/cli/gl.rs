@@ -39,3 +39,30 @@ pub fn prepare_for_recording(options: &RecorderOptions) -> Option<String> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args::{parse_recorder_args, RecorderCommand};
+
+    fn options(args: &[&str]) -> RecorderOptions {
+        match parse_recorder_args(args.iter().copied()) {
+            Ok(RecorderCommand::Record(o)) => *o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn gl_only_for_a_real_engine_with_depth_on() {
+        assert!(needs_gl(&options(&["o.mkv"])));
+        assert!(!needs_gl(&options(&["-d", "OFF", "o.mkv"])));
+        assert!(!needs_gl(&options(&["--raw-depth", "o.mkv"])));
+        assert!(!needs_gl(&options(&["--emulate", "o.mkv"])));
+        assert!(needs_gl(&options(&[
+            "--emulate",
+            "--depth-engine",
+            "/x.so",
+            "o.mkv"
+        ])));
+    }
+}
