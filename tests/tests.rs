@@ -8,6 +8,7 @@ mod depthengine;
 mod device;
 mod emulated_units;
 mod install;
+mod headless_gl;
 mod judges;
 mod libk4a_client;
 mod mkv_writer;

@@ -81,6 +81,10 @@ pub struct RecorderOptions {
     pub depth_engine_path: Option<PathBuf>,
     /// `--no-progress` turns the live progress line off.
     pub progress: bool,
+    /// `--headless-gl`: run the depth engine on EGL without a display even when X works.
+    pub headless_gl: bool,
+    /// `--raw-depth`: store the raw depth payloads for a later `freek4a convert-depth`.
+    pub raw_depth: bool,
 }
 
 impl RecorderOptions {
@@ -97,6 +101,8 @@ impl RecorderOptions {
             emulate: None,
             depth_engine_path: None,
             progress: true,
+            headless_gl: false,
+            raw_depth: false,
         }
     }
 
@@ -266,6 +272,8 @@ enum Opt {
     Emulate,
     DepthEngine,
     NoProgress,
+    HeadlessGl,
+    RawDepth,
 }
 
 impl Opt {
@@ -288,6 +296,8 @@ impl Opt {
             "--emulate" => Opt::Emulate,
             "--depth-engine" => Opt::DepthEngine,
             "--no-progress" => Opt::NoProgress,
+            "--headless-gl" => Opt::HeadlessGl,
+            "--raw-depth" => Opt::RawDepth,
             t if t.starts_with("--emulate=") => Opt::Emulate,
             _ => return None,
         })
@@ -295,7 +305,12 @@ impl Opt {
 
     fn value_count(self) -> usize {
         match self {
-            Opt::Help | Opt::List | Opt::Emulate | Opt::NoProgress => 0,
+            Opt::Help
+            | Opt::List
+            | Opt::Emulate
+            | Opt::NoProgress
+            | Opt::HeadlessGl
+            | Opt::RawDepth => 0,
             _ => 1,
         }
     }
@@ -456,6 +471,8 @@ fn apply(
             o.depth_engine_path = value.map(PathBuf::from);
         }
         Opt::NoProgress => o.progress = false,
+        Opt::HeadlessGl => o.headless_gl = true,
+        Opt::RawDepth => o.raw_depth = true,
     }
     Ok(None)
 }
@@ -730,5 +747,14 @@ mod tests {
             e.unwrap_err().to_string(),
             "FREEK4A_EMULATE: emulate speed `warp` must be realtime, max or a positive number"
         );
+    }
+
+    #[test]
+    fn headless_gl_and_raw_depth_take_no_value() {
+        let o = record(&["--headless-gl", "--raw-depth", "-l", "2", "o.mkv"]);
+        assert!(o.headless_gl && o.raw_depth);
+        assert_eq!(o.record_length_sec, Some(2));
+        let o = record(&["o.mkv"]);
+        assert!(!o.headless_gl && !o.raw_depth);
     }
 }

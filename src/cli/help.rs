@@ -37,6 +37,10 @@ pub const ADDED_OPTIONS_TEXT: &str = concat!(
     "  --depth-engine          Path of the depth engine library (libdepthengine.so.2.0)\n",
     "                            (default: FREEK4A_DEPTH_ENGINE, then the SDK's search locations)\n",
     "  --no-progress           Do not show the live progress line (shown only on a terminal)\n",
+    "  --headless-gl           Run the depth engine on OpenGL without a display (EGL), even when X works\n",
+    "                            (used by itself when there is no usable X display)\n",
+    "  --raw-depth             Record the raw depth payloads (no depth engine now); convert them later\n",
+    "                            with `freek4a convert-depth IN -o OUT`\n",
 );
 
 /// The complete help text for the recorder, as printed by `-h`, `--help` and every usage case.

@@ -285,6 +285,12 @@ pub enum DepthEngineError {
     /// The worker thread could not be started.
     #[error("depth engine thread failed to start: {0}")]
     Thread(String),
+    /// A transform-engine input that does not fit the calibration.
+    #[error("transform engine: {0}")]
+    TransformInput(String),
+    /// The headless OpenGL path could not be set up.
+    #[error("headless OpenGL: {0}")]
+    HeadlessGl(String),
     /// The worker has stopped (after an error or `stop`).
     #[error("depth engine pipeline has stopped")]
     Stopped,

@@ -34,6 +34,10 @@ pub(crate) struct Registered {
     pub process: abi::DeProcessFn,
     pub output_size: abi::DeOutputSizeFn,
     pub destroy: abi::DeDestroyFn,
+    pub te_create: abi::TeCreateFn,
+    pub te_process: abi::TeProcessFn,
+    pub te_output_size: abi::TeOutputSizeFn,
+    pub te_destroy: abi::TeDestroyFn,
 }
 
 /// Opens a library by bare name (loader search) or by path, and keeps it loaded.
@@ -78,21 +82,21 @@ pub(crate) fn register_entry(
         path: path.to_owned(),
         function,
     };
-    // The SDK requires all eight, even though it never uses the transform engine here.
-    plugin
-        .transform_engine_create_and_initialize
-        .ok_or_else(|| missing("transform_engine_create_and_initialize"))?;
-    plugin
-        .transform_engine_process_frame
-        .ok_or_else(|| missing("transform_engine_process_frame"))?;
-    plugin
-        .transform_engine_get_output_frame_size
-        .ok_or_else(|| missing("transform_engine_get_output_frame_size"))?;
-    plugin
-        .transform_engine_destroy
-        .ok_or_else(|| missing("transform_engine_destroy"))?;
+    // The SDK requires all eight.
     let reg = Registered {
         plugin,
+        te_create: plugin
+            .transform_engine_create_and_initialize
+            .ok_or_else(|| missing("transform_engine_create_and_initialize"))?,
+        te_process: plugin
+            .transform_engine_process_frame
+            .ok_or_else(|| missing("transform_engine_process_frame"))?,
+        te_output_size: plugin
+            .transform_engine_get_output_frame_size
+            .ok_or_else(|| missing("transform_engine_get_output_frame_size"))?,
+        te_destroy: plugin
+            .transform_engine_destroy
+            .ok_or_else(|| missing("transform_engine_destroy"))?,
         create: plugin
             .depth_engine_create_and_initialize
             .ok_or_else(|| missing("depth_engine_create_and_initialize"))?,
@@ -247,5 +251,148 @@ impl Drop for EngineContext {
         // SAFETY: the context is live, created on this thread (the type is !Send), and this is
         // the only destroy call; the engine sets it to NULL.
         unsafe { (self.reg.destroy)(&mut self.ctx) };
+    }
+}
+
+/// One transform-engine context. Not `Send`, like [`EngineContext`]: the engine binds its GL
+/// context to the creating thread.
+pub struct TransformContext {
+    reg: Registered,
+    ctx: *mut c_void,
+    /// The tables the engine was given; kept for the context's life as the SDK keeps them.
+    _tables: Box<[f32]>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl TransformContext {
+    /// `transform_engine_create_and_initialize`, synchronous. `tables` holds the x table then
+    /// the y table of the depth camera, `width × height` each.
+    pub(crate) fn create(
+        reg: Registered,
+        calibration: &abi::TransformEngineCalibration,
+        tables: Box<[f32]>,
+        width: i32,
+        height: i32,
+    ) -> Result<TransformContext, DepthEngineError> {
+        let n = (width.max(0) as usize) * (height.max(0) as usize);
+        if tables.len() != 2 * n || n == 0 {
+            return Err(DepthEngineError::TransformInput(format!(
+                "xy tables hold {} floats, {width}x{height} needs {}",
+                tables.len(),
+                2 * n
+            )));
+        }
+        let mut tables = tables;
+        let (x, y) = tables.split_at_mut(n);
+        let mut cal = *calibration;
+        cal.depth_xy_tables = abi::XyTables {
+            x_table: x.as_mut_ptr(),
+            y_table: y.as_mut_ptr(),
+            width,
+            height,
+        };
+        let mut ctx: *mut c_void = ptr::null_mut();
+        // SAFETY: `ctx` is a valid out-pointer; `cal` is a correctly laid out 376-byte
+        // calibration (layout pinned in `abi`) whose table pointers address `2·n` floats that
+        // live as long as the context (moved into it below; a boxed slice never moves);
+        // synchronous use (NULL callback).
+        let code = unsafe {
+            (reg.te_create)(
+                &mut ctx,
+                &mut cal as *mut abi::TransformEngineCalibration as *mut c_void,
+                None,
+                ptr::null_mut(),
+            )
+        };
+        if code != 0 {
+            if !ctx.is_null() {
+                // SAFETY: a context handed out despite the failure, released once here.
+                unsafe { (reg.te_destroy)(&mut ctx) };
+            }
+            return Err(DepthEngineError::Engine {
+                call: "transform_engine_create_and_initialize",
+                result: EngineResult::from_code(code),
+            });
+        }
+        if ctx.is_null() {
+            return Err(DepthEngineError::Engine {
+                call: "transform_engine_create_and_initialize",
+                result: EngineResult::NullEnginePointer,
+            });
+        }
+        Ok(TransformContext {
+            reg,
+            ctx,
+            _tables: tables,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// `transform_engine_get_output_frame_size` for an operation (`abi::transform_type`).
+    pub(crate) fn output_size(&self, kind: i32) -> usize {
+        // SAFETY: the context is live and used on its own thread (the type is !Send).
+        unsafe { (self.reg.te_output_size)(self.ctx, kind) }
+    }
+
+    /// `transform_engine_process_frame`. Empty slices are passed as NULL with size 0.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn process(
+        &mut self,
+        kind: i32,
+        interpolation: i32,
+        invalid_value: u32,
+        depth: &[u8],
+        frame2: &[u8],
+        out: &mut [u8],
+        out2: &mut [u8],
+    ) -> Result<(), DepthEngineError> {
+        fn input(s: &[u8]) -> *const c_void {
+            if s.is_empty() {
+                ptr::null()
+            } else {
+                s.as_ptr() as *const c_void
+            }
+        }
+        fn output(s: &mut [u8]) -> *mut c_void {
+            if s.is_empty() {
+                ptr::null_mut()
+            } else {
+                s.as_mut_ptr() as *mut c_void
+            }
+        }
+        // SAFETY: the context is live and owned by this thread; every buffer is valid for the
+        // length passed beside it (or NULL with 0) and outlives the synchronous call; the
+        // engine only reads the inputs (const in the ABI).
+        let code = unsafe {
+            (self.reg.te_process)(
+                self.ctx,
+                kind,
+                interpolation,
+                invalid_value,
+                input(depth),
+                depth.len(),
+                input(frame2),
+                frame2.len(),
+                output(out),
+                out.len(),
+                output(out2),
+                out2.len(),
+            )
+        };
+        if code != 0 {
+            return Err(DepthEngineError::Engine {
+                call: "transform_engine_process_frame",
+                result: EngineResult::from_code(code),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TransformContext {
+    fn drop(&mut self) {
+        // SAFETY: live context, created on this thread (!Send), destroyed once; the tables are
+        // dropped after this call (fields drop after `drop`).
+        unsafe { (self.reg.te_destroy)(&mut self.ctx) };
     }
 }

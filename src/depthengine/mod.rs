@@ -11,6 +11,10 @@
 //!   every program using this crate, through the same `k4a_register_plugin` entry point and
 //!   checks; its shared library (for loading it like any plugin) is found by
 //!   [`find_emulated_engine`].
+//! * [`headless::prepare`] gives the engine an OpenGL context without a display (EGL behind
+//!   the X/GLX functions it imports) when there is no usable X display, or when asked.
+//! * [`DepthEngine::create_transform`] binds the same library's transform engine, the GPU
+//!   path of the SDK's transformation functions.
 //!
 //! ```no_run
 //! use freek4a::depthengine::{DepthEngine, DepthPipeline, CameraCalibration};
@@ -28,7 +32,9 @@
 pub mod abi;
 mod error;
 mod ffi;
+pub mod headless;
 mod pipeline;
+pub mod transform;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -36,7 +42,11 @@ use std::path::{Path, PathBuf};
 pub use abi::CameraCalibration;
 pub use error::{DepthEngineError, EngineResult, INSTALL_ADVICE};
 pub use ffi::EngineContext;
+pub use headless::{GlChoice, GlPath, HeadlessInfo};
 pub use pipeline::{DepthPipeline, DropCounts};
+pub use transform::{
+    DepthXyTables, Interpolation, TransformCalibration, TransformEngine, TransformKind,
+};
 
 use crate::types::{DepthMode, Version};
 
@@ -165,14 +175,24 @@ pub fn engine_mode(mode: DepthMode) -> Option<(i32, i32)> {
 /// binaries in `deps/`). The newest file wins. The program itself never needs it: see
 /// [`DepthEngine::emulated`].
 pub fn find_emulated_engine() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    let mut dirs = vec![dir.to_path_buf(), dir.join("deps")];
-    if let Some(up) = dir.parent() {
-        dirs.push(up.to_path_buf());
+    find_built_library(EMULATED_ENGINE_FILE_NAME)
+}
+
+/// A shared library built with freek4a (`file_name`), searched where
+/// [`find_emulated_engine`] searches.
+pub(crate) fn find_built_library(file_name: &str) -> Option<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            dirs.push(dir.to_path_buf());
+            dirs.push(dir.join("deps"));
+            if let Some(up) = dir.parent() {
+                dirs.push(up.to_path_buf());
+            }
+        }
     }
     dirs.into_iter()
-        .map(|d| d.join(EMULATED_ENGINE_FILE_NAME))
+        .map(|d| d.join(file_name))
         .filter_map(|p| {
             let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
             Some((modified, p))

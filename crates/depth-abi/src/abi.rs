@@ -197,6 +197,69 @@ pub struct CameraCalibration {
     pub metric_radius: f32,
 }
 
+/// Transform engine operation (`k4a_transform_engine_type_t`).
+pub mod transform_type {
+    /// Colour image into the depth camera's geometry.
+    pub const COLOR_TO_DEPTH: i32 = 0;
+    /// Depth image into the colour camera's geometry.
+    pub const DEPTH_TO_COLOR: i32 = 1;
+    /// Depth plus an 8-bit custom image into the colour camera's geometry.
+    pub const DEPTH_CUSTOM8_TO_COLOR: i32 = 2;
+    /// Depth plus a 16-bit custom image into the colour camera's geometry.
+    pub const DEPTH_CUSTOM16_TO_COLOR: i32 = 3;
+}
+
+/// Transform engine interpolation of custom images (`k4a_transform_engine_interpolation_t`).
+pub mod transform_interpolation {
+    /// Nearest neighbour.
+    pub const NEAREST: i32 = 0;
+    /// Bilinear.
+    pub const LINEAR: i32 = 1;
+}
+
+/// Rigid transform between two sensors (`k4a_calibration_extrinsics_t`, 48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Extrinsics {
+    /// Rotation, row-major 3×3.
+    pub rotation: [f32; 9],
+    /// Translation, mm.
+    pub translation_mm: [f32; 3],
+}
+
+/// Per-pixel unprojection tables of the depth camera (`k4a_transformation_xy_tables_t`,
+/// 24 bytes): for pixel (u, v) the point at depth z is (x_table[i]·z, y_table[i]·z, z) with
+/// i = v·width + u; NaN in the x table marks a pixel with no valid ray.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct XyTables {
+    /// X factors, `width × height` floats.
+    pub x_table: *mut f32,
+    /// Y factors, `width × height` floats.
+    pub y_table: *mut f32,
+    /// Table width.
+    pub width: i32,
+    /// Table height.
+    pub height: i32,
+}
+
+/// What `transform_engine_create_and_initialize` takes
+/// (`k4a_transform_engine_calibration_t`, 376 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TransformEngineCalibration {
+    /// Depth camera, at the depth mode's resolution.
+    pub depth_camera: CameraCalibration,
+    /// Colour camera, at the colour resolution.
+    pub color_camera: CameraCalibration,
+    /// Depth camera to colour camera.
+    pub depth_to_color: Extrinsics,
+    /// Colour camera to depth camera.
+    pub color_to_depth: Extrinsics,
+    /// The depth camera's unprojection tables.
+    pub depth_xy_tables: XyTables,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +298,18 @@ mod tests {
         assert_eq!(offset_of!(InputFrameInfo, laser_temp), 4);
         assert_eq!(offset_of!(InputFrameInfo, center_of_exposure_in_ticks), 16);
         assert_eq!(offset_of!(InputFrameInfo, usb_sof_tick), 24);
+    }
+
+    #[test]
+    fn transform_engine_calibration_layout() {
+        assert_eq!(size_of::<Extrinsics>(), 48);
+        assert_eq!(size_of::<XyTables>(), 24);
+        assert_eq!(offset_of!(XyTables, width), 16);
+        assert_eq!(size_of::<TransformEngineCalibration>(), 376);
+        assert_eq!(offset_of!(TransformEngineCalibration, color_camera), 128);
+        assert_eq!(offset_of!(TransformEngineCalibration, depth_to_color), 256);
+        assert_eq!(offset_of!(TransformEngineCalibration, color_to_depth), 304);
+        assert_eq!(offset_of!(TransformEngineCalibration, depth_xy_tables), 352);
     }
 
     #[test]
