@@ -137,6 +137,8 @@ pub enum RecorderCommand {
     /// Wrong number of leftover arguments, no arguments, or a missing option value: print the
     /// help text, exit 0 (k4arecorder's behaviour).
     Usage,
+    /// `--version`: print the version, exit 0.
+    Version,
     /// `--list`: list devices, exit 0. Carries the options parsed before it (`--emulate`).
     List(Box<RecorderOptions>),
     /// Record with these options (post-parse checks already passed).
@@ -266,6 +268,7 @@ enum Opt {
     Emulate,
     DepthEngine,
     NoProgress,
+    Version,
 }
 
 impl Opt {
@@ -288,6 +291,7 @@ impl Opt {
             "--emulate" => Opt::Emulate,
             "--depth-engine" => Opt::DepthEngine,
             "--no-progress" => Opt::NoProgress,
+            "--version" => Opt::Version,
             t if t.starts_with("--emulate=") => Opt::Emulate,
             _ => return None,
         })
@@ -295,7 +299,7 @@ impl Opt {
 
     fn value_count(self) -> usize {
         match self {
-            Opt::Help | Opt::List | Opt::Emulate | Opt::NoProgress => 0,
+            Opt::Help | Opt::List | Opt::Emulate | Opt::NoProgress | Opt::Version => 0,
             _ => 1,
         }
     }
@@ -340,6 +344,36 @@ where
     Ok(RecorderCommand::Record(Box::new(o)))
 }
 
+/// Why a command line that parses to [`RecorderCommand::Usage`] was not understood, when one
+/// token is to blame: `unknown option '--colour-mode'` or `option '-l' needs a value`. Microsoft's
+/// tool prints only the help text; this line goes to stderr beside it.
+pub fn usage_reason<I, S>(args: I) -> Option<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut i = 0;
+    while let Some(token) = args.get(i) {
+        let Some(opt) = Opt::lookup(token) else {
+            let t = token.to_string_lossy();
+            return (t.starts_with('-') && t.len() > 1).then(|| format!("unknown option '{t}'"));
+        };
+        if matches!(opt, Opt::Help | Opt::List | Opt::Version) {
+            return None;
+        }
+        let n = opt.value_count();
+        if i + n >= args.len() {
+            return Some(format!(
+                "option '{}' needs a value",
+                token.to_string_lossy()
+            ));
+        }
+        i += 1 + n;
+    }
+    None
+}
+
 fn post_parse_checks(o: &mut RecorderOptions) -> Result<(), RecorderArgError> {
     let c = &mut o.device_config;
     if c.camera_fps == Fps::Fps30
@@ -371,6 +405,7 @@ fn apply(
     let c = &mut o.device_config;
     match opt {
         Opt::Help => return Ok(Some(RecorderCommand::Help)),
+        Opt::Version => return Ok(Some(RecorderCommand::Version)),
         Opt::List => return Ok(Some(RecorderCommand::List(Box::new(o.clone())))),
         Opt::Device => {
             let v = stoi(&text)?;
