@@ -863,7 +863,7 @@ fn terminal_summary_shows_the_file_size_and_ir_drops() {
     let dir = TempDir::new("contact-summary");
     let out_path = dir.join("out.mkv");
     let cmd = format!(
-        "{} --emulate -l 2 {}",
+        "{} --emulate -c 720p_NV12 -l 2 {}",
         util::bin_path("k4arecorder").display(),
         out_path.display()
     );
