@@ -168,7 +168,8 @@ impl PendingFile {
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => continue,
-                Err(e) => return Err(io_err("creating", &tmp)(e)),
+                // Named by the destination the user gave, not the temporary name.
+                Err(e) => return Err(io_err("creating", dest)(e)),
             }
         }
         unreachable!("the loop returns")

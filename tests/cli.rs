@@ -42,6 +42,7 @@ const OUR_HELP: &str = concat!(
     "  --depth-engine          Path of the depth engine library (libdepthengine.so.2.0)\n",
     "                            (default: FREEK4A_DEPTH_ENGINE, then the SDK's search locations)\n",
     "  --no-progress           Do not show the live progress line (shown only on a terminal)\n",
+    "  --version               Print the version and exit\n",
 );
 
 fn k4arecorder(args: &[&str]) -> Output {
@@ -90,20 +91,34 @@ fn help_is_microsofts_text_plus_ours() {
 
 #[test]
 fn usage_cases_print_help_and_exit_zero() {
-    for args in [
-        &[][..],
-        &["-l"][..],
-        &["--device", "1", "-c"][..],
-        &["-l", "5"][..],
-        &["a.mkv", "b.mkv"][..],
-        &["out.mkv", "-l", "5"][..],
-        &["-L", "5", "out.mkv"][..],
-        &["--Help", "out.mkv"][..],
+    // Microsoft's exit status and help text; one stderr line when a token is to blame.
+    for (args, why) in [
+        (&[][..], ""),
+        (&["-l"][..], "k4arecorder: option '-l' needs a value\n"),
+        (
+            &["--device", "1", "-c"][..],
+            "k4arecorder: option '-c' needs a value\n",
+        ),
+        (&["-l", "5"][..], ""),
+        (&["a.mkv", "b.mkv"][..], ""),
+        (&["out.mkv", "-l", "5"][..], ""),
+        (
+            &["-L", "5", "out.mkv"][..],
+            "k4arecorder: unknown option '-L'\n",
+        ),
+        (
+            &["--Help", "out.mkv"][..],
+            "k4arecorder: unknown option '--Help'\n",
+        ),
+        (
+            &["--colour-mode", "720p", "out.mkv"][..],
+            "k4arecorder: unknown option '--colour-mode'\n",
+        ),
     ] {
         let out = k4arecorder(args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert_eq!(text(&out.stdout), full_help(), "{args:?}");
-        assert_eq!(text(&out.stderr), "", "{args:?}");
+        assert_eq!(text(&out.stderr), why, "{args:?}");
     }
 }
 

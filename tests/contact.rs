@@ -680,3 +680,230 @@ fn ctrl_c_before_the_first_capture_leaves_a_file_every_judge_reads() {
         }
     }
 }
+
+/// Item 9: every error names the path that failed and prints its cause once.
+#[test]
+fn errors_print_their_cause_once_and_name_the_failing_path() {
+    let dir = TempDir::new("contact-errors");
+    std::fs::write(dir.join("empty.mkv"), b"").unwrap();
+    std::fs::create_dir(dir.join("folder.mkv")).unwrap();
+    let real = fixture(REAL_RECORDING);
+    let real_s = real.to_str().unwrap();
+    let one_line = |args: &[&str]| -> String {
+        let out = freek4a_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        err
+    };
+    for args in [
+        &["info", "nonexist.mkv"][..],
+        &["info", "nonexist.mkv", "--json"][..],
+        &["extract", "nonexist.mkv", "-o", "x"][..],
+        &["repair", "nonexist.mkv", "-o", "y.mkv"][..],
+    ] {
+        let err = one_line(args);
+        assert_eq!(
+            err, "freek4a: cannot open nonexist.mkv: No such file or directory (os error 2)\n",
+            "{args:?}"
+        );
+    }
+    for args in [
+        &["info", "empty.mkv"][..],
+        &["extract", "empty.mkv", "-o", "x"][..],
+        &["repair", "empty.mkv", "-o", "y.mkv"][..],
+    ] {
+        assert_eq!(
+            one_line(args),
+            "freek4a: empty.mkv: the file is empty (0 bytes)\n",
+            "{args:?}"
+        );
+    }
+    let err = one_line(&["info", "folder.mkv"]);
+    assert!(
+        err.contains("folder.mkv") && err.contains("is a directory"),
+        "{err}"
+    );
+    // Repair's output failures name the output, not the input.
+    let err = one_line(&["repair", real_s, "-o", "nodir/out.mkv"]);
+    assert!(
+        err.contains("nodir/out.mkv") && !err.contains(REAL_RECORDING),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    // A depth engine path that is not a library: the loader's own reason.
+    std::fs::write(dir.join("notalib.so"), b"not a library\n").unwrap();
+    let out = run_in(
+        "k4arecorder",
+        Some(dir.path()),
+        &[
+            "--no-progress",
+            "--emulate",
+            "--depth-engine",
+            "./notalib.so",
+            "-l",
+            "1",
+            "d.mkv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("./notalib.so: file too short"), "{err}");
+}
+
+/// Item 10: without a camera "Device not found." keeps its line and hints follow on stderr;
+/// --version exists on both binaries; a mistyped option names itself.
+#[test]
+fn device_not_found_explains_itself_and_version_is_printed() {
+    let dir = TempDir::new("contact-messages");
+    let presence = freek4a::transport::discovery::UsbPresence::scan();
+    let plugged = presence.functions.iter().any(|f| f.accessible);
+    for (bin, args) in [
+        ("k4arecorder", &["out.mkv"][..]),
+        ("freek4a", &["record", "out.mkv"][..]),
+    ] {
+        if plugged {
+            util::skip("an Azure Kinect is attached; cannot check \"Device not found.\"");
+            break;
+        }
+        let out = run_in(bin, Some(dir.path()), args);
+        assert_eq!(out.status.code(), Some(1), "{bin}");
+        assert_eq!(text(&out.stdout), "", "{bin}");
+        let err = text(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines[0], "Device not found.", "{bin}: {err}");
+        let hints: Vec<&str> = lines[1..]
+            .iter()
+            .copied()
+            .take_while(|l| l.starts_with("Hint: "))
+            .collect();
+        assert_eq!(hints.len(), 2, "{bin}: {err}");
+        assert!(hints[1].contains("--emulate"), "{err}");
+        let cause = if !Path::new("/dev/bus/usb").is_dir() {
+            "no /dev/bus/usb"
+        } else if presence.functions.is_empty() {
+            "no Azure Kinect is plugged in"
+        } else {
+            "udev"
+        };
+        assert!(hints[0].contains(cause), "{bin}: {err}");
+        assert!(!dir.join("out.mkv").exists());
+    }
+    // The hints read sysfs and usbfs; check them on a made-up tree too.
+    let sys = dir.join("sys");
+    let dev = dir.join("dev");
+    for (name, pid, devnum) in [("2-1", "097c", 5), ("2-1.1", "097d", 6), ("1-1", "0001", 2)] {
+        let d = sys.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("idVendor"),
+            if pid == "0001" { "1d6b\n" } else { "045e\n" },
+        )
+        .unwrap();
+        std::fs::write(d.join("idProduct"), format!("{pid}\n")).unwrap();
+        std::fs::write(d.join("busnum"), "2\n").unwrap();
+        std::fs::write(d.join("devnum"), format!("{devnum}\n")).unwrap();
+    }
+    std::fs::create_dir_all(dev.join("002")).unwrap();
+    std::fs::write(dev.join("002/006"), b"").unwrap();
+    let p = freek4a::transport::discovery::UsbPresence::scan_in(&sys, &dev);
+    assert!(p.usbfs);
+    assert_eq!(p.functions.len(), 2, "{p:?}");
+    let hints = freek4a::cli::hints::device_not_found_hints(&p);
+    assert!(
+        hints[0].contains("sudo freek4a udev install") && hints[0].contains("002/005"),
+        "{hints:?}"
+    );
+    assert!(!hints[0].contains("002/006"), "{hints:?}");
+    let p = freek4a::transport::discovery::UsbPresence::scan_in(&sys, &dir.join("nothing"));
+    assert!(freek4a::cli::hints::device_not_found_hints(&p)[0].contains("no /dev/bus/usb"));
+
+    let version = env!("CARGO_PKG_VERSION");
+    let out = run_in("k4arecorder", None, &["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("k4arecorder (freek4a) {version}\n")
+    );
+    let out = run_in("freek4a", None, &["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), format!("freek4a {version}\n"));
+    // Microsoft's behaviour for a mistyped option (help on stdout, exit 0) plus one line.
+    let out = run_in(
+        "k4arecorder",
+        Some(dir.path()),
+        &["--rate", "15", "--colour-mode", "720p", "o.mkv"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("k4arecorder [options] output.mkv\n"));
+    assert_eq!(
+        text(&out.stderr),
+        "k4arecorder: unknown option '--colour-mode'\n"
+    );
+    let out = run_in(
+        "freek4a",
+        Some(dir.path()),
+        &["record", "--colour-mode", "720p", "o.mkv"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).ends_with("freek4a: unknown option '--colour-mode'\n"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Item 11: on a terminal, the summary gives the finished file's size (not 0 B) and the
+/// progress line and summary count IR drops.
+#[test]
+fn terminal_summary_shows_the_file_size_and_ir_drops() {
+    if !util::have_tool("script") {
+        return;
+    }
+    let dir = TempDir::new("contact-summary");
+    let out_path = dir.join("out.mkv");
+    let cmd = format!(
+        "{} --emulate -c 720p_NV12 -l 2 {}",
+        util::bin_path("k4arecorder").display(),
+        out_path.display()
+    );
+    // `script` runs the recorder on a pseudo-terminal, as a user would see it.
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("FREEK4A_EMULATE")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    let size = std::fs::metadata(&out_path).unwrap().len();
+    assert!(size > 1_000_000);
+    let summary = shown
+        .split(['\r', '\n'])
+        .find_map(|l| l.find("Recorded ").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no summary in {shown:?}"));
+    let want = freek4a::cli::progress::format_bytes(size);
+    assert!(
+        summary.contains(&format!(", {want} (")),
+        "{summary} (file is {size} bytes = {want})"
+    );
+    // "dropped colour C depth D ir I imu M", with numbers (the shared machine may drop some).
+    let counted = |l: &str| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        w.windows(9).any(|x| {
+            x[0] == "dropped"
+                && [x[1], x[3], x[5], x[7]] == ["colour", "depth", "ir", "imu"]
+                && [x[2], x[4], x[6], x[8]]
+                    .iter()
+                    .all(|n| n.trim_end_matches(',').parse::<u64>().is_ok())
+        })
+    };
+    assert!(counted(summary), "{summary}");
+    assert!(
+        shown
+            .split(['\r', '\n'])
+            .any(|l| l.contains("captures  dropped") && counted(l)),
+        "no progress line with IR drops: {shown:?}"
+    );
+    judges(&out_path);
+}

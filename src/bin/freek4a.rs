@@ -210,15 +210,22 @@ fn run(command: Cmd) -> Result<(), Failure> {
 }
 
 fn record(args: Vec<OsString>) -> Result<(), Failure> {
-    match cli::parse_recorder_args(args).map_err(usage)? {
+    match cli::parse_recorder_args(args.clone()).map_err(usage)? {
         RecorderCommand::Help => {
             print!("{}", cli::recorder_help("freek4a record"));
+            Ok(())
+        }
+        RecorderCommand::Version => {
+            println!("freek4a {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         RecorderCommand::Usage => {
             eprint!("{}", cli::recorder_help("freek4a record"));
             Err(usage(anyhow::anyhow!(
-                "expected options followed by exactly one output file"
+                "{}",
+                cli::args::usage_reason(args).unwrap_or_else(|| {
+                    "expected options followed by exactly one output file".into()
+                })
             )))
         }
         RecorderCommand::List(mut options) => {

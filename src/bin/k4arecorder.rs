@@ -13,8 +13,20 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             e.exit_code()
         }
-        Ok(RecorderCommand::Help | RecorderCommand::Usage) => {
+        Ok(RecorderCommand::Help) => {
             print!("{}", cli::recorder_help("k4arecorder"));
+            0
+        }
+        Ok(RecorderCommand::Usage) => {
+            // Microsoft's tool prints the help and exits 0; the one extra line says why.
+            print!("{}", cli::recorder_help("k4arecorder"));
+            if let Some(reason) = cli::args::usage_reason(std::env::args_os().skip(1)) {
+                eprintln!("k4arecorder: {reason}");
+            }
+            0
+        }
+        Ok(RecorderCommand::Version) => {
+            println!("k4arecorder (freek4a) {}", env!("CARGO_PKG_VERSION"));
             0
         }
         Ok(RecorderCommand::List(mut options)) => {

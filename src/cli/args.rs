@@ -143,6 +143,8 @@ pub enum RecorderCommand {
     /// Wrong number of leftover arguments, no arguments, or a missing option value: print the
     /// help text, exit 0 (k4arecorder's behaviour).
     Usage,
+    /// `--version`: print the version, exit 0.
+    Version,
     /// `--list`: list devices, exit 0. Carries the options parsed before it (`--emulate`).
     List(Box<RecorderOptions>),
     /// Record with these options (post-parse checks already passed).
@@ -274,6 +276,7 @@ enum Opt {
     NoProgress,
     HeadlessGl,
     RawDepth,
+    Version,
 }
 
 impl Opt {
@@ -298,6 +301,7 @@ impl Opt {
             "--no-progress" => Opt::NoProgress,
             "--headless-gl" => Opt::HeadlessGl,
             "--raw-depth" => Opt::RawDepth,
+            "--version" => Opt::Version,
             t if t.starts_with("--emulate=") => Opt::Emulate,
             _ => return None,
         })
@@ -310,7 +314,8 @@ impl Opt {
             | Opt::Emulate
             | Opt::NoProgress
             | Opt::HeadlessGl
-            | Opt::RawDepth => 0,
+            | Opt::RawDepth
+            | Opt::Version => 0,
             _ => 1,
         }
     }
@@ -355,6 +360,36 @@ where
     Ok(RecorderCommand::Record(Box::new(o)))
 }
 
+/// Why a command line that parses to [`RecorderCommand::Usage`] was not understood, when one
+/// token is to blame: `unknown option '--colour-mode'` or `option '-l' needs a value`. Microsoft's
+/// tool prints only the help text; this line goes to stderr beside it.
+pub fn usage_reason<I, S>(args: I) -> Option<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut i = 0;
+    while let Some(token) = args.get(i) {
+        let Some(opt) = Opt::lookup(token) else {
+            let t = token.to_string_lossy();
+            return (t.starts_with('-') && t.len() > 1).then(|| format!("unknown option '{t}'"));
+        };
+        if matches!(opt, Opt::Help | Opt::List | Opt::Version) {
+            return None;
+        }
+        let n = opt.value_count();
+        if i + n >= args.len() {
+            return Some(format!(
+                "option '{}' needs a value",
+                token.to_string_lossy()
+            ));
+        }
+        i += 1 + n;
+    }
+    None
+}
+
 fn post_parse_checks(o: &mut RecorderOptions) -> Result<(), RecorderArgError> {
     let c = &mut o.device_config;
     if c.camera_fps == Fps::Fps30
@@ -386,6 +421,7 @@ fn apply(
     let c = &mut o.device_config;
     match opt {
         Opt::Help => return Ok(Some(RecorderCommand::Help)),
+        Opt::Version => return Ok(Some(RecorderCommand::Version)),
         Opt::List => return Ok(Some(RecorderCommand::List(Box::new(o.clone())))),
         Opt::Device => {
             let v = stoi(&text)?;

@@ -26,6 +26,9 @@ use crate::types::{Image, ImageFormat};
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
+    /// The recording could not be opened (the error names it).
+    #[error(transparent)]
+    Open(playback::Error),
     /// The recording could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -170,11 +173,13 @@ pub fn extract_with(
     out_dir: &Path,
     options: &ExtractOptions,
 ) -> Result<ExtractReport, ExtractError> {
-    let read_err = |source| ExtractError::Read {
-        path: file.to_path_buf(),
-        source,
-    };
-    let mut pb = Playback::open(file).map_err(read_err)?;
+    let mut pb = Playback::open(file).map_err(|e| match e {
+        e @ playback::Error::Open { .. } => ExtractError::Open(e),
+        source => ExtractError::Read {
+            path: file.to_path_buf(),
+            source,
+        },
+    })?;
     let calibration = pb
         .calibration()
         .map(|json| (json.to_vec(), Calibration::from_json(json)));

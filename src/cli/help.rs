@@ -41,6 +41,7 @@ pub const ADDED_OPTIONS_TEXT: &str = concat!(
     "                            (used by itself when there is no usable X display)\n",
     "  --raw-depth             Record the raw depth payloads (no depth engine now); convert them later\n",
     "                            with `freek4a convert-depth IN -o OUT`\n",
+    "  --version               Print the version and exit\n",
 );
 
 /// The complete help text for the recorder, as printed by `-h`, `--help` and every usage case.

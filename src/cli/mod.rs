@@ -9,6 +9,7 @@
 pub mod args;
 pub mod emulate;
 pub mod help;
+pub mod hints;
 pub mod list;
 pub mod progress;
 pub mod session;

@@ -20,6 +20,8 @@ pub struct ProgressStats {
     pub dropped_color: u64,
     /// Depth frames lost before they reached the file.
     pub dropped_depth: u64,
+    /// IR frames lost before they reached the file.
+    pub dropped_ir: u64,
     /// IMU samples lost before they reached the file.
     pub dropped_imu: u64,
     /// Bytes written to the recording so far.
@@ -60,14 +62,15 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 /// The one-line progress display, without `\r`:
-/// `0:01:05  1950 captures  dropped colour 0 depth 2 imu 0  1.2 GiB  19.4 MiB/s`.
+/// `0:01:05  1950 captures  dropped colour 0 depth 2 ir 2 imu 0  1.2 GiB  19.4 MiB/s`.
 pub fn format_progress(s: &ProgressStats) -> String {
     format!(
-        "{}  {} captures  dropped colour {} depth {} imu {}  {}  {}/s",
+        "{}  {} captures  dropped colour {} depth {} ir {} imu {}  {}  {}/s",
         format_elapsed(s.elapsed),
         s.captures,
         s.dropped_color,
         s.dropped_depth,
+        s.dropped_ir,
         s.dropped_imu,
         format_bytes(s.bytes_written),
         format_bytes(s.bytes_per_sec() as u64),
@@ -75,15 +78,16 @@ pub fn format_progress(s: &ProgressStats) -> String {
 }
 
 /// The final summary line:
-/// `Recorded 0:01:05: 1950 captures, 13000 IMU samples, dropped colour 0 depth 2 imu 0, 1.2 GiB (19.4 MiB/s)`.
+/// `Recorded 0:01:05: 1950 captures, 13000 IMU samples, dropped colour 0 depth 2 ir 2 imu 0, 1.2 GiB (19.4 MiB/s)`.
 pub fn format_summary(s: &ProgressStats) -> String {
     format!(
-        "Recorded {}: {} captures, {} IMU samples, dropped colour {} depth {} imu {}, {} ({}/s)",
+        "Recorded {}: {} captures, {} IMU samples, dropped colour {} depth {} ir {} imu {}, {} ({}/s)",
         format_elapsed(s.elapsed),
         s.captures,
         s.imu_samples,
         s.dropped_color,
         s.dropped_depth,
+        s.dropped_ir,
         s.dropped_imu,
         format_bytes(s.bytes_written),
         format_bytes(s.bytes_per_sec() as u64),
@@ -173,6 +177,7 @@ mod tests {
             imu_samples: 13_000,
             dropped_color: 0,
             dropped_depth: 2,
+            dropped_ir: 1,
             dropped_imu: 0,
             bytes_written: 1_288_490_189, // 1.2 GiB
         }
@@ -185,11 +190,11 @@ mod tests {
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(
             format_progress(&stats()),
-            "0:01:05  1950 captures  dropped colour 0 depth 2 imu 0  1.2 GiB  18.9 MiB/s"
+            "0:01:05  1950 captures  dropped colour 0 depth 2 ir 1 imu 0  1.2 GiB  18.9 MiB/s"
         );
         assert_eq!(
             format_summary(&stats()),
-            "Recorded 0:01:05: 1950 captures, 13000 IMU samples, dropped colour 0 depth 2 imu 0, 1.2 GiB (18.9 MiB/s)"
+            "Recorded 0:01:05: 1950 captures, 13000 IMU samples, dropped colour 0 depth 2 ir 1 imu 0, 1.2 GiB (18.9 MiB/s)"
         );
         assert_eq!(ProgressStats::default().bytes_per_sec(), 0.0);
     }

@@ -54,6 +54,8 @@ pub struct DroppedFrames {
     pub color: u64,
     /// Depth frames.
     pub depth: u64,
+    /// IR frames.
+    pub ir: u64,
     /// IMU samples.
     pub imu: u64,
 }
@@ -92,6 +94,10 @@ pub trait RecorderDevice {
     /// Frames dropped so far (shown on the progress line).
     fn dropped_frames(&self) -> DroppedFrames {
         DroppedFrames::default()
+    }
+    /// Lines for stderr after "Device not found.": why, and what to try.
+    fn not_found_hints(&mut self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -196,6 +202,9 @@ where
 
     if u32::from(options.device_index) >= device.installed_count() {
         say!(io.err, "Device not found.");
+        for hint in device.not_found_hints() {
+            say!(io.err, "{hint}");
+        }
         return report(1, false, stats);
     }
     if let Err(e) = device.open(options.device_index) {
@@ -430,6 +439,7 @@ where
                 let (dev, file) = (device.dropped_frames(), sink.dropped_frames());
                 stats.dropped_color = dev.color + file.color;
                 stats.dropped_depth = dev.depth + file.depth;
+                stats.dropped_ir = dev.ir + file.ir;
                 stats.dropped_imu = dev.imu + file.imu;
                 stats.bytes_written = sink.bytes_written();
                 stats.elapsed = io.clock.now().saturating_duration_since(start);

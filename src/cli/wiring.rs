@@ -173,6 +173,8 @@ pub struct DeviceSource {
     final_drops: Arc<Mutex<DropCounts>>,
     /// The emulated units and when to unplug unit 0 (`--emulate=unplug_after=S`).
     unplug: Option<(EmulatedBackend, Duration)>,
+    /// Units come from `--emulate`.
+    emulated: bool,
 }
 
 impl DeviceSource {
@@ -206,6 +208,7 @@ impl DeviceSource {
             },
             device: None,
             final_drops: Arc::default(),
+            emulated: emulated.is_some(),
         }
     }
 
@@ -252,6 +255,16 @@ impl RecorderDevice for DeviceSource {
 
     fn installed_count(&mut self) -> u32 {
         device::list(self.backend.as_ref()).map_or(0, |n| n as u32)
+    }
+
+    fn not_found_hints(&mut self) -> Vec<String> {
+        if self.emulated {
+            let n = device::list(self.backend.as_ref()).unwrap_or(0);
+            return vec![format!(
+                "Hint: {n} emulated unit(s) (--emulate=units=N); --device counts from 0."
+            )];
+        }
+        crate::cli::hints::device_not_found_hints(&crate::transport::discovery::UsbPresence::scan())
     }
 
     fn open(&mut self, index: u8) -> Result<(), SourceError> {
@@ -357,6 +370,7 @@ impl RecorderDevice for DeviceSource {
         DroppedFrames {
             color: x.color,
             depth: x.depth,
+            ir: x.ir,
             imu: x.imu,
         }
     }
@@ -513,7 +527,12 @@ impl RecordingSink for FileSink {
     }
 
     fn bytes_written(&self) -> u64 {
-        self.writer.as_ref().map_or(0, |w| w.bytes_written())
+        match (&self.writer, &self.stats) {
+            (Some(w), _) => w.bytes_written(),
+            // Closed: the finished file's size (Cues included).
+            (None, Some(stats)) => stats.bytes_written,
+            (None, None) => 0,
+        }
     }
 
     fn dropped_frames(&self) -> DroppedFrames {
@@ -524,6 +543,7 @@ impl RecordingSink for FileSink {
                 DroppedFrames {
                     color: d.color,
                     depth: d.depth,
+                    ir: d.ir,
                     imu: d.imu,
                 }
             })

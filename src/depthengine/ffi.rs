@@ -46,7 +46,13 @@ pub(crate) fn open(name: &OsStr) -> Result<&'static Library, String> {
     // at (explicit path, FREEK4A_DEPTH_ENGINE) or what the SDK itself would load by the same
     // bare name; that trust is the same one the SDK extends to libdepthengine.
     let lib = unsafe { Library::open(Some(name), RTLD_NOW | RTLD_LOCAL) };
-    lib.map(keep_loaded).map_err(|e| e.to_string())
+    lib.map(keep_loaded).map_err(|e| {
+        // libloading's Display says only "dlopen failed"; the loader's reason is its source.
+        match std::error::Error::source(&e) {
+            Some(reason) => format!("{e}: {reason}"),
+            None => e.to_string(),
+        }
+    })
 }
 
 /// Looks up `k4a_register_plugin` in a loaded library, calls it and checks the table.

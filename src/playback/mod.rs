@@ -430,10 +430,17 @@ impl Playback<File> {
     /// Opens a recording file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let f = File::open(path).map_err(|source| Error::Open {
+        let open_err = |source| Error::Open {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let f = File::open(path).map_err(open_err)?;
+        if f.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(open_err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory",
+            )));
+        }
         Self::from_reader(f)
     }
 }

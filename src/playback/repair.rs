@@ -615,7 +615,7 @@ fn attachments_with_calibration<R: Read + Seek>(
         }
         None => {
             // Any FileUID not already used; the SDK draws random ones.
-            let uid = (u64::from(crc32fast::hash(json)) << 24 | 0x4b34_61).max(1);
+            let uid = (u64::from(crc32fast::hash(json)) << 32) | 0x4B34_4143;
             files.push(super::Attachment {
                 file_name: "calibration.json".into(),
                 mime_type: "application/octet-stream".into(),

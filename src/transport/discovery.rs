@@ -291,3 +291,78 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::NotFound);
     }
 }
+
+/// One Azure Kinect USB function the system shows, whether or not this process can open it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VisibleFunction {
+    /// idProduct (045E:097C depth, 045E:097D colour).
+    pub product_id: u16,
+    /// The usbfs node, `/dev/bus/usb/BBB/DDD`.
+    pub node: std::path::PathBuf,
+    /// The node exists and this process may read and write it.
+    pub accessible: bool,
+}
+
+/// What the system shows of Azure Kinect hardware, read from sysfs and usbfs without opening
+/// anything: enough to say why no unit was found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsbPresence {
+    /// `/dev/bus/usb` exists (a container or VM without USB passthrough has none).
+    pub usbfs: bool,
+    /// Azure Kinect depth and colour functions listed in sysfs.
+    pub functions: Vec<VisibleFunction>,
+}
+
+impl UsbPresence {
+    /// Scans `/sys/bus/usb/devices` and `/dev/bus/usb`.
+    pub fn scan() -> UsbPresence {
+        Self::scan_in(
+            std::path::Path::new("/sys/bus/usb/devices"),
+            std::path::Path::new("/dev/bus/usb"),
+        )
+    }
+
+    /// [`UsbPresence::scan`] with other roots (for tests).
+    pub fn scan_in(sysfs_devices: &std::path::Path, usbfs: &std::path::Path) -> UsbPresence {
+        let read = |dir: &std::path::Path, name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let mut functions = Vec::new();
+        for entry in std::fs::read_dir(sysfs_devices)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = entry.path();
+            let hex = |name| read(&dir, name).and_then(|v| u16::from_str_radix(&v, 16).ok());
+            let (Some(vendor), Some(product)) = (hex("idVendor"), hex("idProduct")) else {
+                continue;
+            };
+            if vendor != VENDOR_ID || ![PRODUCT_ID_DEPTH, PRODUCT_ID_COLOR].contains(&product) {
+                continue;
+            }
+            let num = |name| read(&dir, name).and_then(|v| v.parse::<u32>().ok());
+            let (Some(bus), Some(dev)) = (num("busnum"), num("devnum")) else {
+                continue;
+            };
+            let node = usbfs.join(format!("{bus:03}")).join(format!("{dev:03}"));
+            let accessible = rustix::fs::access(
+                &node,
+                rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+            )
+            .is_ok();
+            functions.push(VisibleFunction {
+                product_id: product,
+                node,
+                accessible,
+            });
+        }
+        functions.sort_by(|a, b| a.node.cmp(&b.node));
+        UsbPresence {
+            usbfs: usbfs.is_dir(),
+            functions,
+        }
+    }
+}
