@@ -133,9 +133,12 @@ impl CommandChannel {
             wait(inner.out.as_mut(), name, "data")?;
         }
         if let Some(len) = t.read_len() {
-            inner.inq.submit(vec![0; len], len);
+            // The host may only ask for whole packets (nusb refuses anything else).
+            let mps = inner.inq.max_packet_size().max(1);
+            let asked = len.div_ceil(mps) * mps;
+            inner.inq.submit(vec![0; asked], asked);
             let c = wait(inner.inq.as_mut(), name, "data")?;
-            if c.status == Err(TransferError::Overflow) {
+            if c.status == Err(TransferError::Overflow) || c.data.len() > len {
                 return Err(CommandError::DataOverflow {
                     command: name,
                     got: c.data.len() + 1,

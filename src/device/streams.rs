@@ -497,7 +497,9 @@ pub(crate) fn start_imu(p: ImuReaderParams) -> Result<Reader, StreamError> {
             mut startup_filter,
             backpressure,
         } = p;
-        let len = crate::protocol::modes::IMU_TRANSFER_BYTES;
+        // Whole packets only (nusb refuses other IN lengths).
+        let mps = queue.max_packet_size().max(1);
+        let len = crate::protocol::modes::IMU_TRANSFER_BYTES.div_ceil(mps) * mps;
         for _ in 0..crate::protocol::modes::MAX_TRANSFERS {
             queue.submit(vec![0; len], len);
         }
