@@ -69,6 +69,10 @@ const SETUP_SIZE: u64 = 8;
 /// `sizeof(struct usb_iso_packet_descriptor)` (kernel side, per packet).
 const KERNEL_ISO_DESC: u64 = 16;
 const PAGE_SIZE: u64 = 4096;
+/// `USB_SG_SIZE`.
+const SG_PIECE: u64 = 16384;
+/// `sizeof(struct scatterlist)` on x86-64.
+const SG_ENTRY: u64 = 32;
 /// `USB_SPEED_SUPER`.
 const SPEED_SUPER: i64 = 5;
 /// What the kernel reports for an xHCI controller, without `USBDEVFS_CAP_MMAP` (this
@@ -1120,7 +1124,16 @@ impl Node {
             }
             URB_TYPE_BULK => match endpoint.kind {
                 0 | 1 => return Err(libc::EINVAL),
-                _ => {}
+                // A bulk URB on an interrupt endpoint is sent as an interrupt URB.
+                3 => {}
+                _ => {
+                    // Large bulk buffers go to the controller as 16 KiB scatter-gather
+                    // pieces (xHCI takes any number), each with a `struct scatterlist`.
+                    let sgs = (length as u64).div_ceil(SG_PIECE);
+                    if sgs > 1 {
+                        extra = sgs * SG_ENTRY;
+                    }
+                }
             },
             URB_TYPE_INTERRUPT => {
                 if endpoint.kind != 3 {
