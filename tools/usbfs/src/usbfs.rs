@@ -91,8 +91,6 @@ pub struct Endpoint {
     pub alt: u8,
     /// Transfer type (0 control, 1 isochronous, 2 bulk, 3 interrupt).
     pub kind: u8,
-    /// wMaxPacketSize.
-    pub max_packet: u16,
 }
 
 /// An interface (one alternate setting).
@@ -138,7 +136,6 @@ pub fn parse_config(config: &[u8]) -> (Vec<Interface>, Vec<Endpoint>) {
                         interface: i.number,
                         alt: i.alt,
                         kind: d[3] & 3,
-                        max_packet: u16::from_le_bytes([d[4], d[5]]),
                     });
                 }
             }
@@ -248,7 +245,6 @@ impl Function {
                 interface: 0,
                 alt: 0,
                 kind: 0,
-                max_packet: 512,
             });
         }
         let st = self.st();
@@ -917,11 +913,8 @@ impl Node {
                     Ok(0)
                 }
             }
-            _ => Err(if fs.driver.contains_key(&n) {
-                libc::ENOTTY
-            } else {
-                libc::ENOTTY
-            }),
+            // Neither uvcvideo's ioctls nor usbfs's own are reachable this way here.
+            _ => Err(libc::ENOTTY),
         }
     }
 
