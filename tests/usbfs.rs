@@ -341,6 +341,29 @@ fn faults_through_usbfs() {
         assert_eq!(v["opened"], true, "{stream}: {v:#}");
     }
 
+    // The command endpoints: a stalled command and a device answering with more data than the
+    // buffer holds (babble, EOVERFLOW from the kernel) fail the open with an error naming the
+    // command.
+    for (fault, words) in [
+        ("0x115:stall", "endpoint stalled"),
+        ("0x115:oversized", "data transfer failed"),
+    ] {
+        let out = under(
+            tool,
+            &["--fault", fault],
+            &[rec, "-l", "1", "cmd.mkv"],
+            dir.path(),
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {err}");
+        assert!(
+            err.contains("k4a_device_open() failed")
+                && err.contains("DEPTH_READ_PRODUCT_SN (0x00000115)")
+                && err.contains(words),
+            "{fault}: {err}"
+        );
+    }
+
     // The kernel's default budget holds the heaviest mode.
     record_and_judge(
         tool,

@@ -25,7 +25,7 @@ use clap::Parser;
 
 use freek4a::cli::wiring::emulator_spec;
 use freek4a::cli::EmulateSpec;
-use freek4a::emulator::EmulatedBackend;
+use freek4a::emulator::{EmulatedBackend, Fault, FaultRule, FaultTarget, Function};
 
 use crate::sandbox::{Op, NODE_FD_BASE, NODE_FD_END};
 use crate::usbfs::{Node, Opened, World};
@@ -47,6 +47,11 @@ struct Args {
     /// seat access gives).
     #[arg(long)]
     node_group: Option<u32>,
+    /// Inject a fault on unit 0 from the start: `TARGET:KIND[:AFTER[:TIMES]]` with TARGET
+    /// `depth`, `color`, `imu` or a command code (`0x115`) and KIND `stall`, `timeout`, `short`,
+    /// `oversized`, `corrupt` or `disconnect` (TIMES 0: every time). May be repeated.
+    #[arg(long = "fault", value_parser = parse_fault)]
+    faults: Vec<FaultRule>,
     /// Print every usbfs request on stderr.
     #[arg(long)]
     trace: bool,
@@ -60,6 +65,42 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|m| *m <= 0o7777)
         .ok_or_else(|| format!("`{s}` is not an octal mode"))
+}
+
+fn parse_fault(s: &str) -> Result<FaultRule, String> {
+    let bad = || format!("`{s}` is not TARGET:KIND[:AFTER[:TIMES]]");
+    let parts: Vec<&str> = s.split(':').collect();
+    if !(2..=4).contains(&parts.len()) {
+        return Err(bad());
+    }
+    let target = match parts[0] {
+        "depth" => FaultTarget::Endpoint(Function::Depth, 0x83),
+        "color" => FaultTarget::Endpoint(Function::Color, 0x81),
+        "imu" => FaultTarget::Endpoint(Function::Color, 0x82),
+        c => FaultTarget::Command(
+            u32::from_str_radix(c.trim_start_matches("0x"), 16).map_err(|_| bad())?,
+        ),
+    };
+    let fault = match parts[1] {
+        "stall" => Fault::Stall,
+        "timeout" => Fault::Timeout,
+        "short" => Fault::Short,
+        "oversized" => Fault::Oversized,
+        "corrupt" => Fault::Corrupt,
+        "disconnect" => Fault::Disconnect,
+        _ => return Err(bad()),
+    };
+    let num = |i: usize, d: u64| -> Result<u64, String> {
+        parts.get(i).map_or(Ok(d), |v| v.parse().map_err(|_| bad()))
+    };
+    let times = num(3, 1)?;
+    Ok(FaultRule {
+        unit: 0,
+        target,
+        fault,
+        after: num(2, 0)?,
+        times: (times > 0).then_some(times),
+    })
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -434,7 +475,9 @@ fn run() -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("--emulate={}: {e}", args.emulate))?;
     let program = find_program(&args.program[0])
         .with_context(|| format!("{}: command not found", args.program[0]))?;
-    let backend = EmulatedBackend::new(emulator_spec(&spec));
+    let mut espec = emulator_spec(&spec);
+    espec.faults.extend(args.faults.iter().copied());
+    let backend = EmulatedBackend::new(espec);
     let mut world = World::new(backend, args.usbfs_memory_mb)?;
     // SAFETY: getuid/getgid take no pointers.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
