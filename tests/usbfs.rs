@@ -13,7 +13,7 @@ use crate::util::{bin_path, emulated_depthengine, profile_dir, repo_root, skip, 
 
 /// `freek4a-usbfs`, built on first use, once checked to work on this machine (namespaces and
 /// seccomp user notification allowed). `None` after [`skip`] when it cannot run here.
-fn supervisor() -> Option<&'static PathBuf> {
+pub(crate) fn supervisor() -> Option<&'static PathBuf> {
     static TOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let r = TOOL.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -52,6 +52,10 @@ struct Args {
     /// `oversized`, `corrupt` or `disconnect` (TIMES 0: every time). May be repeated.
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<FaultRule>,
+    /// Append every command packet the program sends to this file, one a line:
+    /// `<product id> <endpoint> <command code> <command data in hex>`.
+    #[arg(long)]
+    log_commands: Option<PathBuf>,
     /// Print every usbfs request on stderr.
     #[arg(long)]
     trace: bool,
@@ -485,6 +489,14 @@ fn run() -> anyhow::Result<i32> {
     world.node_mode = args.node_mode;
     world.node_gid = args.node_group.unwrap_or(gid);
     world.trace = args.trace;
+    if let Some(p) = &args.log_commands {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("--log-commands {}", p.display()))?;
+        *world.command_log.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
     world.unplug_after = spec
         .unplug_after_sec
         .map(std::time::Duration::from_secs_f64);

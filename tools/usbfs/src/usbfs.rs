@@ -335,6 +335,8 @@ pub struct World {
     gone: Mutex<Vec<bool>>,
     /// The program's process, for removing nodes of unplugged units from its namespace.
     pub child: Mutex<Option<u32>>,
+    /// Where the command packets the program sends are logged, one a line.
+    pub command_log: Mutex<Option<std::fs::File>>,
     nodes: Mutex<Vec<Weak<Node>>>,
 }
 
@@ -451,8 +453,28 @@ impl World {
             unplug_armed: AtomicBool::new(false),
             gone: Mutex::new(vec![false; units]),
             child: Mutex::new(None),
+            command_log: Mutex::new(None),
             nodes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Logs an OUT transfer if it is a command packet: `<product id> <endpoint> <command code>
+    /// <command data in hex>`.
+    fn log_command(&self, f: &Function, ep: u8, data: &[u8]) {
+        const PACKET_TYPE: u32 = 0x0602_2009;
+        if data.len() < 20 || u32_at(data, 0) != PACKET_TYPE {
+            return;
+        }
+        let mut log = lock(&self.command_log);
+        let Some(file) = log.as_mut() else { return };
+        let hex: String = data[20..].iter().map(|b| format!("{b:02x}")).collect();
+        use std::io::Write;
+        let _ = writeln!(
+            file,
+            "{:04x} {ep:02x} {:08x} {hex}",
+            f.info.product_id,
+            u32_at(data, 12)
+        );
     }
 
     fn unit_gone(&self, unit: usize) -> bool {
@@ -1212,6 +1234,9 @@ impl Node {
         };
         if ep == 0x83 || kind == URB_TYPE_ISO {
             world.arm_unplug();
+        }
+        if !is_in {
+            world.log_command(&self.func, ep, &out);
         }
         self.lock().pending.insert(arg, submitted);
         let data = if is_in {
