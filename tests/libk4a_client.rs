@@ -521,3 +521,56 @@ fn libk4a_colour_controls_read_the_hardware_defaults_and_match_our_driver_after_
         (Some(false), Some(false))
     );
 }
+
+/// Both clients through the same kernel interface: libk4a and our shipped `k4arecorder`, each
+/// under `freek4a-usbfs` with a unit of the same seed, receive the same colour frames (same
+/// device timestamps, same bytes).
+#[test]
+fn libk4a_and_our_recorder_receive_the_same_frames_through_usbfs() {
+    let Some(oracle) = judges() else { return };
+    let tool = crate::usbfs::supervisor().expect("checked by judges()");
+    let tmp = TempDir::new("libk4a-vs-recorder");
+    let dir = tmp.path().to_str().unwrap().to_owned();
+    let (v, log, _) = client(oracle, &["color", "720P", "MJPG", "30", "10", &dir], &tmp);
+    assert_eq!(v["start_cameras"], 0, "{v:#}\n{log}");
+    let theirs = frames_of(&v);
+    assert_eq!(theirs.len(), 10);
+
+    let out = Command::new(tool)
+        .args(["--emulate", &format!("units=1,seed={SEED}"), "--"])
+        .arg(crate::util::bin_path("k4arecorder"))
+        .args([
+            "-c", "720p", "-d", "OFF", "--imu", "OFF", "-l", "2", "ours.mkv",
+        ])
+        .current_dir(tmp.path())
+        .env_remove("FREEK4A_EMULATE")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pb = freek4a::playback::Playback::open(tmp.join("ours.mkv")).unwrap();
+    let mut ours = Vec::new();
+    while let Some(c) = pb.next_capture().unwrap() {
+        if let Some(img) = c.color {
+            ours.push((img.device_timestamp_usec, img.data));
+        }
+    }
+    // The recorder's file starts with its first full capture, which may be a frame later.
+    let first = ours.first().map(|f| f.0).expect("colour frames recorded");
+    let mut matched = 0;
+    for (ts, data, _) in theirs.iter().filter(|f| f.0 >= first) {
+        let mine = ours.iter().find(|(t, _)| t == ts).unwrap_or_else(|| {
+            panic!(
+                "libk4a's frame at {ts} µs not in our recording ({:?})",
+                ours.iter().map(|f| f.0).take(20).collect::<Vec<_>>()
+            )
+        });
+        assert!(mine.1 == *data, "frame at {ts} µs differs");
+        matched += 1;
+    }
+    assert!(matched >= 8, "only {matched} frames in common");
+}
