@@ -59,6 +59,10 @@ struct Args {
     /// Print every usbfs request on stderr.
     #[arg(long)]
     trace: bool,
+    /// At the end, print the CPU seconds (user + system) of the program and of the supervisor
+    /// on stderr: `freek4a-usbfs: cpu program=S supervisor=S`.
+    #[arg(long)]
+    report_cpu: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     program: Vec<String>,
@@ -587,6 +591,21 @@ fn run() -> anyhow::Result<i32> {
         if r < 0 && unsafe { *libc::__errno_location() } != libc::EINTR {
             bail!("waitpid: {}", std::io::Error::last_os_error());
         }
+    }
+    if args.report_cpu {
+        let cpu = |who: i32| {
+            // SAFETY: getrusage fills a struct we own.
+            let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            unsafe { libc::getrusage(who, &mut r) };
+            let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+            t(r.ru_utime) + t(r.ru_stime)
+        };
+        eprintln!(
+            "freek4a-usbfs: cpu program={:.3} supervisor={:.3}",
+            cpu(libc::RUSAGE_CHILDREN),
+            cpu(libc::RUSAGE_SELF)
+        );
     }
     if listener.is_none() {
         bail!(
