@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use freek4a::emulator::EmulatedBackend;
 use freek4a::transport::{
     Backend, ControlSetup, DeviceInfo, ErrorKind, TransferError, UsbDevice, UsbInterface,
-    PRODUCT_ID_COLOR,
+    PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH,
 };
 
 use crate::engine::{Finished, Queue, Sink, Worker};
@@ -1232,7 +1232,8 @@ impl Node {
                 return Err(e);
             }
         };
-        if ep == 0x83 || kind == URB_TYPE_ISO {
+        // The unplug timer starts with the cameras: the first depth or colour stream URB.
+        if (ep == 0x83 && self.func.info.product_id == PRODUCT_ID_DEPTH) || kind == URB_TYPE_ISO {
             world.arm_unplug();
         }
         if !is_in {
@@ -1318,12 +1319,6 @@ impl Node {
             remote::write(pid, r.urb + 28, &r.actual.to_le_bytes())?;
             remote::write(pid, r.urb + 40, &r.error_count.to_le_bytes())?;
             if let Some(p) = &r.iso {
-                let mut b = Vec::with_capacity(p.len() * ISO_DESC_SIZE);
-                for &(actual, status) in p {
-                    b.extend_from_slice(&[0u8; 4]);
-                    b.extend_from_slice(&actual.to_le_bytes());
-                    b.extend_from_slice(&status.to_le_bytes());
-                }
                 // Only actual_length and status are written; the program's lengths stay.
                 for (i, &(actual, status)) in p.iter().enumerate() {
                     let at = r.urb + (URB_SIZE + i * ISO_DESC_SIZE) as u64;
