@@ -48,6 +48,46 @@ pub fn write(pid: u32, addr: u64, data: &[u8]) -> Result<(), i32> {
     }
 }
 
+/// Writes several pieces in one system call: `(address, bytes)` each.
+pub fn write_many(pid: u32, pieces: &[(u64, &[u8])]) -> Result<(), i32> {
+    let pieces: Vec<&(u64, &[u8])> = pieces.iter().filter(|p| !p.1.is_empty()).collect();
+    let local: Vec<libc::iovec> = pieces
+        .iter()
+        .map(|(_, d)| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    let remote: Vec<libc::iovec> = pieces
+        .iter()
+        .map(|(a, d)| libc::iovec {
+            iov_base: *a as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    let total: usize = pieces.iter().map(|p| p.1.len()).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    // SAFETY: every local iovec describes a live slice we only read; the remote side is
+    // checked by the kernel against the other process's mappings.
+    let n = unsafe {
+        libc::process_vm_writev(
+            pid as i32,
+            local.as_ptr(),
+            local.len() as libc::c_ulong,
+            remote.as_ptr(),
+            remote.len() as libc::c_ulong,
+            0,
+        )
+    };
+    if n == total as isize {
+        Ok(())
+    } else {
+        Err(libc::EFAULT)
+    }
+}
+
 /// Reads a NUL-terminated path (at most 4096 bytes) page by page, so a string near the end of
 /// a mapping is still read.
 pub fn read_cstr(pid: u32, addr: u64) -> Result<Vec<u8>, i32> {

@@ -283,6 +283,8 @@ struct Reapable {
     error_count: i32,
     /// (actual_length, status) per isochronous packet.
     iso: Option<Vec<(u32, i32)>>,
+    /// The packets' lengths as the program gave them.
+    iso_lengths: Vec<u32>,
     mem: u64,
 }
 
@@ -1312,21 +1314,36 @@ impl Node {
         // Data first, then status, actual_length, error_count, the packets, and last the
         // URB's address, as processcompl does.
         let write = || -> Result<(), i32> {
-            if r.user_buffer != 0 && r.actual > 0 {
-                remote::write(pid, r.user_buffer, &r.data)?;
-            }
-            remote::write(pid, r.urb + 4, &r.status.to_le_bytes())?;
-            remote::write(pid, r.urb + 28, &r.actual.to_le_bytes())?;
-            remote::write(pid, r.urb + 40, &r.error_count.to_le_bytes())?;
+            let status = r.status.to_le_bytes();
+            let actual = r.actual.to_le_bytes();
+            let errors = r.error_count.to_le_bytes();
+            let mut packets = Vec::new();
             if let Some(p) = &r.iso {
-                // Only actual_length and status are written; the program's lengths stay.
-                for (i, &(actual, status)) in p.iter().enumerate() {
-                    let at = r.urb + (URB_SIZE + i * ISO_DESC_SIZE) as u64;
-                    remote::write(pid, at + 4, &actual.to_le_bytes())?;
-                    remote::write(pid, at + 8, &status.to_le_bytes())?;
+                for (&(n, st), len) in p.iter().zip(&r.iso_lengths) {
+                    packets.extend_from_slice(&len.to_le_bytes());
+                    packets.extend_from_slice(&n.to_le_bytes());
+                    packets.extend_from_slice(&st.to_le_bytes());
                 }
             }
-            remote::write(pid, arg, &r.urb.to_le_bytes())
+            let data: &[u8] = if r.user_buffer != 0 && r.actual > 0 {
+                &r.data
+            } else {
+                &[]
+            };
+            // One system call, in processcompl's order: data, status, actual_length,
+            // error_count, the packets (their lengths unchanged), the URB's address.
+            let urb = r.urb.to_le_bytes();
+            remote::write_many(
+                pid,
+                &[
+                    (r.user_buffer, data),
+                    (r.urb + 4, &status),
+                    (r.urb + 28, &actual),
+                    (r.urb + 40, &errors),
+                    (r.urb + URB_SIZE as u64, &packets),
+                    (arg, &urb),
+                ],
+            )
         };
         if let Some(w) = self.world() {
             if w.trace {
@@ -1411,6 +1428,7 @@ impl Sink for Node {
                     actual,
                     error_count: errors,
                     iso: Some(out),
+                    iso_lengths: lens.clone(),
                     mem: s.mem,
                 }
             }
@@ -1434,6 +1452,7 @@ impl Sink for Node {
                     actual: actual as u32,
                     error_count: 0,
                     iso: None,
+                    iso_lengths: Vec::new(),
                     mem: s.mem,
                 }
             }
