@@ -308,6 +308,9 @@ pub struct Node {
     device: Box<dyn UsbDevice>,
     pos: Mutex<u64>,
     st: Mutex<NodeState>,
+    /// IN buffers handed back after reaping, for the next URBs (large depth buffers are
+    /// expensive to fault in afresh at every frame).
+    spare: Mutex<Vec<Vec<u8>>>,
     changed: Condvar,
     world: Weak<World>,
     me: Weak<Node>,
@@ -591,6 +594,7 @@ impl World {
             device,
             pos: Mutex::new(0),
             st: Mutex::new(NodeState::default()),
+            spare: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             world: Arc::downgrade(self),
             me: me.clone(),
@@ -1243,12 +1247,21 @@ impl Node {
         }
         self.lock().pending.insert(arg, submitted);
         let data = if is_in {
-            Vec::with_capacity(length as usize)
+            self.buffer(length as usize)
         } else {
             out
         };
         worker.submit(arg, data, length as usize);
         Ok(0)
+    }
+
+    /// An empty buffer with room for `len` bytes, reused when one is spare.
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut spare = lock(&self.spare);
+        match spare.iter().position(|b| b.capacity() >= len) {
+            Some(i) => spare.swap_remove(i),
+            None => Vec::with_capacity(len),
+        }
     }
 
     fn worker_for(&self, ep: Endpoint, iso: Option<&Vec<u32>>) -> Result<Arc<Worker>, i32> {
@@ -1345,6 +1358,15 @@ impl Node {
                 ],
             )
         };
+        let result = write();
+        let mut spent = r.data;
+        if spent.capacity() >= 65536 {
+            spent.clear();
+            let mut spare = lock(&self.spare);
+            if spare.len() < 16 {
+                spare.push(spent);
+            }
+        }
         if let Some(w) = self.world() {
             if w.trace {
                 eprintln!(
@@ -1356,7 +1378,7 @@ impl Node {
                 );
             }
         }
-        write().map(|()| 0)
+        result.map(|()| 0)
     }
 }
 
@@ -1397,21 +1419,40 @@ impl Sink for Node {
             Some(lens) => {
                 // Packet i lands at the sum of the lengths before it; gaps stay zero.
                 let total: usize = lens.iter().map(|&l| l as usize).sum();
-                let mut data = vec![0u8; total];
+                let packets = f.packets.unwrap_or_default();
+                // The emulator's buffer already has each packet at the program's offset when
+                // the lengths agree (the usual case): then only the gaps need zeroing.
+                let mut offset = 0usize;
+                let in_place = packets.iter().zip(lens.iter()).all(|(p, &l)| {
+                    let ok = p.offset == offset;
+                    offset += l as usize;
+                    ok
+                });
+                let (mut data, src) = if in_place {
+                    let mut d = f.data;
+                    d.resize(total, 0);
+                    (d, Vec::new())
+                } else {
+                    (vec![0u8; total], f.data)
+                };
                 let mut out = Vec::with_capacity(lens.len());
                 let mut at = 0usize;
                 let mut errors = 0;
-                let packets = f.packets.unwrap_or_default();
                 for (i, &len) in lens.iter().enumerate() {
                     let (n, st) = match packets.get(i) {
                         Some(p) => {
                             let n = p.actual_len.min(len as usize);
-                            if let Some(src) = f.data.get(p.offset..p.offset + n) {
-                                data[at..at + n].copy_from_slice(src);
+                            if in_place {
+                                data[at + n..at + len as usize].fill(0);
+                            } else if let Some(piece) = src.get(p.offset..p.offset + n) {
+                                data[at..at + n].copy_from_slice(piece);
                             }
                             (n, urb_status(p.status))
                         }
-                        None => (0, if status != 0 { status } else { -libc::EXDEV }),
+                        None => {
+                            data[at..at + len as usize].fill(0);
+                            (0, if status != 0 { status } else { -libc::EXDEV })
+                        }
                     };
                     if st != 0 {
                         errors += 1;
