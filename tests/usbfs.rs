@@ -53,6 +53,13 @@ pub(crate) fn supervisor() -> Option<&'static PathBuf> {
     }
 }
 
+/// Held by the tests here that record in real time: they run one after another, so they do
+/// not take each other's CPU on a small machine (each checks capture counts against time).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `program` under the supervisor with `options`, the emulated depth engine in the
 /// environment (as a user's `FREEK4A_DEPTH_ENGINE` would be) and no `FREEK4A_EMULATE`.
 fn under(tool: &Path, options: &[&str], program: &[&str], cwd: &Path) -> Output {
@@ -209,6 +216,7 @@ fn record_and_judge(
 fn recorder_records_every_mode_through_usbfs() {
     let Some(tool) = supervisor() else { return };
     let Some(oracle) = Oracle::get() else { return };
+    let _serial = one_at_a_time();
     let dir = TempDir::new("usbfs-modes");
     let cases = [
         Case {
@@ -294,6 +302,7 @@ fn recorder_records_every_mode_through_usbfs() {
 fn faults_through_usbfs() {
     let Some(tool) = supervisor() else { return };
     let Some(oracle) = Oracle::get() else { return };
+    let _serial = one_at_a_time();
     let dir = TempDir::new("usbfs-faults");
     let recorder = bin_path("k4arecorder");
     let rec = recorder.to_str().unwrap();
@@ -398,6 +407,7 @@ fn faults_through_usbfs() {
 fn node_permissions_through_usbfs() {
     let Some(tool) = supervisor() else { return };
     let Some(oracle) = Oracle::get() else { return };
+    let _serial = one_at_a_time();
     let dir = TempDir::new("usbfs-perms");
     let root = rustix::process::getuid().is_root();
     let mut as_user: Vec<String> = Vec::new();
