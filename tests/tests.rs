@@ -16,3 +16,4 @@ mod playback;
 mod protocol;
 mod recorder;
 mod usb_rules;
+mod usbfs;

@@ -42,7 +42,7 @@ use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthMod
 use crate::protocol::payload::{check_minimum_firmware, JackState, NvTag, SyncConfig};
 use crate::protocol::uvc::{self as uvcp, PowerLine, ProbeCommit};
 use crate::transport::{
-    self, Backend, ControlSetup, DeviceInfo, TransferError, UsbDevice, UsbInterface,
+    self, usbfs_memory, Backend, ControlSetup, DeviceInfo, TransferError, UsbDevice, UsbInterface,
 };
 use crate::types::{
     Capture, ColorResolution, DepthMode, DeviceConfig, HardwareVersion, ImageFormat, ImuSample,
@@ -97,6 +97,9 @@ pub enum DeviceError {
     /// The transport failed (open, claim, descriptors).
     #[error(transparent)]
     Transport(#[from] transport::Error),
+    /// The kernel's usbfs memory budget cannot hold the streams asked for (or cannot be read).
+    #[error(transparent)]
+    UsbfsMemory(#[from] transport::usbfs_memory::UsbfsMemoryError),
     /// No unit at this index.
     #[error("Device not found: no unit at index {index} ({count} connected)")]
     NotFound {
@@ -308,6 +311,23 @@ struct Running {
     pipeline: Option<Arc<Mutex<DepthPipeline>>>,
     color_reader: Option<Reader>,
     color_started_at: Option<Instant>,
+    /// What the depth transfers in flight take of the usbfs budget.
+    depth_usbfs_bytes: u64,
+}
+
+/// Isochronous colour transfers kept in flight when the usbfs budget allows.
+const COLOR_TRANSFERS: usize = 8;
+
+/// The usbfs memory the IMU and command transfers take, plus `color_transfers` of the largest
+/// colour transfer (32 packets of 3 × 16 × 1024 bytes).
+fn stream_reservation(color_transfers: usize) -> usbfs_memory::StreamReservation {
+    usbfs_memory::StreamReservation::new(
+        color_transfers,
+        32,
+        3 * 16 * 1024,
+        modes::MAX_TRANSFERS,
+        modes::IMU_TRANSFER_BYTES.div_ceil(1024) * 1024,
+    )
 }
 
 /// An opened unit.
@@ -585,6 +605,7 @@ impl Device {
             pipeline: None,
             color_reader: None,
             color_started_at: None,
+            depth_usbfs_bytes: 0,
         };
         let result = self.start_streams(config, &mut running, depth_on, color_on);
         self.running = Some(running);
@@ -662,6 +683,16 @@ impl Device {
                 .options
                 .max_pool_bytes
                 .unwrap_or(modes::LINUX_MAX_POOL_BYTES);
+            // Every URB is charged to the kernel's usbfs budget: the depth pool leaves room
+            // for the IMU and command transfers and at least one colour transfer.
+            let fit = usbfs_memory::depth_transfers_in_flight(
+                usbfs_memory::read_usbfs_budget()?,
+                buffer_size,
+                &stream_reservation(usize::from(color_on)),
+            )?;
+            let transfers = info.transfers_queued(pool).min(fit).max(1);
+            running.depth_usbfs_bytes =
+                transfers as u64 * usbfs_memory::urb_cost_bytes(buffer_size, 0);
             let queue = self.depth_if.endpoint(0x83)?;
             // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
             // 1024-rounded buffer).
@@ -670,7 +701,7 @@ impl Device {
                 queue,
                 raw_size,
                 buffer_size,
-                transfers: info.transfers_queued(pool),
+                transfers,
                 sink,
                 sync: self.sync.clone(),
                 drops: self.drops.clone(),
@@ -791,12 +822,34 @@ impl Device {
             })?;
         let packets =
             ((negotiated.max_video_frame_size as usize).div_ceil(packet_size)).clamp(1, 32);
+        // As many isochronous transfers (up to 8) as the usbfs budget holds beside depth,
+        // IMU and commands.
+        let transfers = match usbfs_memory::read_usbfs_budget()?.limit_bytes() {
+            None => COLOR_TRANSFERS,
+            Some(limit) => {
+                let left = limit
+                    .saturating_sub(running.depth_usbfs_bytes)
+                    .saturating_sub(stream_reservation(0).total_bytes());
+                let cost = usbfs_memory::urb_cost_bytes(packets * packet_size, packets);
+                usize::try_from(left / cost)
+                    .unwrap_or(usize::MAX)
+                    .min(COLOR_TRANSFERS)
+            }
+        };
+        if transfers == 0 {
+            return Err(DeviceError::State(format!(
+                "colour camera: no room for one {}-byte isochronous transfer beside the depth \
+                 transfers: {}",
+                packets * packet_size,
+                usbfs_memory::USBFS_MEMORY_HINT
+            )));
+        }
         vs.set_alt_setting(alt)?;
         let queue = vs.iso_in_endpoint(0x81, packets, packet_size)?;
         running.color_started_at = Some(Instant::now());
         running.color_reader = Some(streams::start_color(streams::ColorReaderParams {
             queue,
-            transfers: 8,
+            transfers,
             transfer_bytes: packets * packet_size,
             format: config.color_format,
             width,

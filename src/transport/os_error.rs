@@ -16,6 +16,22 @@ pub const ENOMEM: i32 = 12;
 /// `EINVAL`, reported as [`TransferError::Other`] for rejected transfer arguments.
 pub const EINVAL: i32 = 22;
 
+/// What to tell a user whose device node the kernel refused to open.
+pub const PERMISSION_HINT: &str = "this user may not open the device's node in /dev/bus/usb: \
+install the udev rules with `sudo freek4a udev install` and re-plug the device";
+
+/// Appends the advice for `kind` (usbfs memory, node permissions) to `context`.
+fn with_hint(kind: ErrorKind, mut context: String) -> String {
+    let hint = match kind {
+        ErrorKind::NoMemory => USBFS_MEMORY_HINT,
+        ErrorKind::PermissionDenied => PERMISSION_HINT,
+        _ => return context,
+    };
+    context.push_str("; ");
+    context.push_str(hint);
+    context
+}
+
 /// Maps a usbfs transfer or packet status (a positive errno; 0 is success) to a transfer result.
 ///
 /// The meanings follow the kernel's `Documentation/driver-api/usb/error-codes.rst`: ENOENT and
@@ -92,14 +108,9 @@ pub fn errno_to_kind(errno: i32) -> ErrorKind {
 /// `usbfs_memory_mb` advice appended to the context.
 pub fn os_error(errno: i32, context: impl Into<String>) -> Error {
     let kind = errno_to_kind(errno);
-    let mut context = context.into();
-    if kind == ErrorKind::NoMemory {
-        context.push_str("; ");
-        context.push_str(USBFS_MEMORY_HINT);
-    }
     Error {
         kind,
-        context,
+        context: with_hint(kind, context.into()),
         os_code: Some(errno),
     }
 }
@@ -149,7 +160,7 @@ pub fn from_nusb_error(e: &nusb::Error, context: impl Into<String>) -> Error {
     };
     Error {
         kind,
-        context: format!("{}: {e}", context.into()),
+        context: with_hint(kind, format!("{}: {e}", context.into())),
         os_code,
     }
 }
@@ -192,6 +203,15 @@ mod tests {
             TransferError::Disconnected
         );
         assert_eq!(submit_errno_to_transfer_error(2), TransferError::Other(2));
+    }
+
+    #[test]
+    fn refused_opens_name_the_udev_rules() {
+        let e = os_error(13, "open 045E:097C at bus 2 address 3");
+        assert_eq!(e.kind, ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("freek4a udev install"), "{e}");
+        let e = os_error(16, "claim interface 0");
+        assert!(!e.to_string().contains("udev"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Microsoft's libk4a 1.4.2 as a client of emulated units, through ctypes.
 
-Run inside a process that has freek4a's usb-shim preloaded (LD_PRELOAD) with
-FREEK4A_SHIM_EMULATE set; libk4a then finds the emulated units through its own (static)
+Run under freek4a-usbfs (tools/usbfs), which shows emulated units as USB devices through
+Linux's usbfs interface; libk4a then finds the emulated units through its own (static)
 libusb. Prints one JSON object on stdout; libk4a's own log lines are kept off stdout.
 
   libk4a_client.py info
