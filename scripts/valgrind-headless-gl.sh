@@ -9,7 +9,7 @@
 #     engine's compute shaders with LLVM under valgrind: tens of minutes. Needs the SDK oracle.
 #
 # An error belongs to the code of its innermost frame outside libc, the dynamic loader,
-# libstdc++ and valgrind's allocator (for a leak: the code that called the allocator). The
+# libstdc++ and valgrind's allocator; a leak to the code that called the allocator. The
 # script fails when any memcheck error, or any definite/possible leak, belongs to
 # libfreek4a_headless_gl.so or to freek4a's code (the test binaries), or when a case itself
 # failed. Errors that belong to Mesa, LLVM's JIT code, the GL dispatch libraries or the closed
@@ -52,7 +52,10 @@ for err in root.iter("error"):
     if kind.startswith("Leak_") and kind not in ("Leak_DefinitelyLost", "Leak_PossiblyLost"):
         continue
     frames = [(f.findtext("obj") or "", f.findtext("fn") or "") for f in err.iter("frame")]
-    owner = next((o for o, _ in frames if not os.path.basename(o).startswith(skip)), "")
+    # A leak belongs to whoever called the allocator (the dynamic loader's own mallocs are the
+    # loader's); another error to the innermost frame outside libc/loader/libstdc++ routines.
+    skipped = ("vgpreload",) if kind.startswith("Leak_") else skip
+    owner = next((o for o, _ in frames if not os.path.basename(o).startswith(skipped)), "")
     if not owner and frames:
         owner = frames[0][0]
     if any(m in owner for m in ours_markers):
