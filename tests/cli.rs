@@ -42,6 +42,8 @@ const OUR_HELP: &str = concat!(
     "  --depth-engine          Path of the depth engine library (libdepthengine.so.2.0)\n",
     "                            (default: FREEK4A_DEPTH_ENGINE, then the SDK's search locations)\n",
     "  --no-progress           Do not show the live progress line (shown only on a terminal)\n",
+    "  --headless-gl           Run the depth engine on OpenGL without a display (EGL), even when X works\n",
+    "                            (used by itself when there is no usable X display)\n",
     "  --version               Print the version and exit\n",
 );
 

@@ -36,11 +36,13 @@ fn emulated_engine() -> DepthEngine {
     DepthEngine::load(Some(&path)).expect("load emulated engine")
 }
 
-fn cal_block() -> Vec<u8> {
+/// freek4a's emulated calibration block (not a CCB Microsoft's engine accepts).
+pub(crate) fn cal_block() -> Vec<u8> {
     depth_raw::encode_cal_block(b"emulated unit 000000000001")
 }
 
-fn camera() -> Option<CameraCalibration> {
+/// A plain Brown–Conrady depth camera, enough for the engines' argument checks.
+pub(crate) fn camera() -> Option<CameraCalibration> {
     Some(CameraCalibration {
         rotation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         intrinsics_type: 4,

@@ -15,7 +15,6 @@ use freek4a::depthengine::abi::Extrinsics;
 use freek4a::depthengine::{
     headless, CameraCalibration, DepthEngine, DepthXyTables, GlChoice, GlPath, TransformCalibration,
 };
-use freek4a::protocol::depth_raw;
 use freek4a::types::DepthMode;
 use serde_json::{json, Value};
 
@@ -284,16 +283,9 @@ fn child_transform(dir: &Path, report: &mut Value) -> Result<(), String> {
 fn child_depth(report: &mut Value) -> Result<(), String> {
     let oracle = util::Oracle::get().ok_or("no oracle")?;
     let engine = DepthEngine::load(Some(&oracle.libdepthengine)).map_err(|e| e.to_string())?;
-    let block = depth_raw::encode_cal_block(b"emulated unit 000000000001");
-    let camera = CameraCalibration {
-        rotation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        intrinsics_type: 4,
-        parameter_count: 14,
-        resolution_width: 1024,
-        resolution_height: 1024,
-        ..CameraCalibration::default()
-    };
-    match engine.create_context(DepthMode::NfovUnbinned, &block, Some(&camera)) {
+    let block = crate::depthengine::cal_block();
+    let camera = crate::depthengine::camera();
+    match engine.create_context(DepthMode::NfovUnbinned, &block, camera.as_ref()) {
         Ok(_) => report["engine_result"] = json!(0),
         Err(e) => {
             report["engine_result"] = json!(e.engine_result().map(|r| r.code()));

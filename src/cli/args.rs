@@ -83,8 +83,6 @@ pub struct RecorderOptions {
     pub progress: bool,
     /// `--headless-gl`: run the depth engine on EGL without a display even when X works.
     pub headless_gl: bool,
-    /// `--raw-depth`: store the raw depth payloads for a later `freek4a convert-depth`.
-    pub raw_depth: bool,
 }
 
 impl RecorderOptions {
@@ -102,7 +100,6 @@ impl RecorderOptions {
             depth_engine_path: None,
             progress: true,
             headless_gl: false,
-            raw_depth: false,
         }
     }
 
@@ -275,7 +272,6 @@ enum Opt {
     DepthEngine,
     NoProgress,
     HeadlessGl,
-    RawDepth,
     Version,
 }
 
@@ -300,7 +296,6 @@ impl Opt {
             "--depth-engine" => Opt::DepthEngine,
             "--no-progress" => Opt::NoProgress,
             "--headless-gl" => Opt::HeadlessGl,
-            "--raw-depth" => Opt::RawDepth,
             "--version" => Opt::Version,
             t if t.starts_with("--emulate=") => Opt::Emulate,
             _ => return None,
@@ -314,7 +309,6 @@ impl Opt {
             | Opt::Emulate
             | Opt::NoProgress
             | Opt::HeadlessGl
-            | Opt::RawDepth
             | Opt::Version => 0,
             _ => 1,
         }
@@ -508,7 +502,6 @@ fn apply(
         }
         Opt::NoProgress => o.progress = false,
         Opt::HeadlessGl => o.headless_gl = true,
-        Opt::RawDepth => o.raw_depth = true,
     }
     Ok(None)
 }
@@ -786,11 +779,10 @@ mod tests {
     }
 
     #[test]
-    fn headless_gl_and_raw_depth_take_no_value() {
-        let o = record(&["--headless-gl", "--raw-depth", "-l", "2", "o.mkv"]);
-        assert!(o.headless_gl && o.raw_depth);
+    fn headless_gl_takes_no_value() {
+        let o = record(&["--headless-gl", "-l", "2", "o.mkv"]);
+        assert!(o.headless_gl);
         assert_eq!(o.record_length_sec, Some(2));
-        let o = record(&["o.mkv"]);
-        assert!(!o.headless_gl && !o.raw_depth);
+        assert!(!record(&["o.mkv"]).headless_gl);
     }
 }

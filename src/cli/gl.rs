@@ -6,11 +6,10 @@ use crate::cli::args::RecorderOptions;
 use crate::depthengine::headless::{self, GlChoice, GlPath};
 use crate::types::DepthMode;
 
-/// Whether this recording loads a depth engine that needs OpenGL: depth on, not raw, and not
-/// freek4a's emulated engine (which `--emulate` uses unless `--depth-engine` names another).
+/// Whether this recording loads a depth engine that needs OpenGL: depth on, and not freek4a's
+/// emulated engine (which `--emulate` uses unless `--depth-engine` names another).
 pub fn needs_gl(options: &RecorderOptions) -> bool {
     options.device_config.depth_mode != DepthMode::Off
-        && !options.raw_depth
         && (options.emulate.is_none() || options.depth_engine_path.is_some())
 }
 
@@ -56,7 +55,6 @@ mod tests {
     fn gl_only_for_a_real_engine_with_depth_on() {
         assert!(needs_gl(&options(&["o.mkv"])));
         assert!(!needs_gl(&options(&["-d", "OFF", "o.mkv"])));
-        assert!(!needs_gl(&options(&["--raw-depth", "o.mkv"])));
         assert!(!needs_gl(&options(&["--emulate", "o.mkv"])));
         assert!(needs_gl(&options(&[
             "--emulate",

@@ -39,8 +39,6 @@ pub const ADDED_OPTIONS_TEXT: &str = concat!(
     "  --no-progress           Do not show the live progress line (shown only on a terminal)\n",
     "  --headless-gl           Run the depth engine on OpenGL without a display (EGL), even when X works\n",
     "                            (used by itself when there is no usable X display)\n",
-    "  --raw-depth             Record the raw depth payloads (no depth engine now); convert them later\n",
-    "                            with `freek4a convert-depth IN -o OUT`\n",
     "  --version               Print the version and exit\n",
 );
 
