@@ -114,3 +114,98 @@ fn check_bars(label: &str, centres: &[[i32; 3]], path: &Path) {
         }
     }
 }
+
+/// Records one second with `--emulate=SPEC` and the extra options; returns the exit code and
+/// everything printed.
+fn try_record(spec: &str, extra: &[&str], path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(util::bin_path("k4arecorder"))
+        .args(["--no-progress", &format!("--emulate={spec}"), "-l", "1"])
+        .args(extra)
+        .arg(path)
+        .stdin(Stdio::null())
+        .env_remove("FREEK4A_EMULATE")
+        .output()
+        .expect("run k4arecorder");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), all)
+}
+
+/// Issue 11 item 15: `--emulate` plugs sync cables in (per unit, or `cables=chain`), so Master
+/// and Subordinate recordings come from emulated units, and Microsoft's playback reads their
+/// wired sync mode and subordinate delay back.
+#[test]
+fn master_and_subordinate_recordings_from_emulated_sync_cables() {
+    let Some(oracle) = util::Oracle::get() else {
+        return;
+    };
+    let dir = TempDir::new("sync-cables");
+    let cases: [(&str, &[&str], &str, u64); 4] = [
+        (
+            "speed=max,cable=0:out",
+            &["--external-sync", "Master"],
+            "MASTER",
+            0,
+        ),
+        (
+            "speed=max,cable=0:in",
+            &["--external-sync", "Subordinate", "--sync-delay", "160"],
+            "SUBORDINATE",
+            160,
+        ),
+        // The chain's master, and a middle unit wired in and out.
+        (
+            "speed=max,units=3,cables=chain",
+            &["--device", "0", "--external-sync", "Master"],
+            "MASTER",
+            0,
+        ),
+        (
+            "speed=max,units=2,cables=chain,cable=1:in+out",
+            &["--device", "1", "--external-sync", "Master"],
+            "MASTER",
+            0,
+        ),
+    ];
+    for (i, (spec, extra, mode, delay)) in cases.iter().enumerate() {
+        let path = dir.join(&format!("sync-{i}.mkv"));
+        let (code, all) = try_record(spec, extra, &path);
+        assert_eq!(code, Some(0), "{spec} {extra:?}: {all}");
+        let v = oracle.playback(&path);
+        assert_eq!(v["opened"], true, "{spec}: {v:#}");
+        assert_eq!(v["config"]["wired_sync_mode"], *mode, "{spec}: {v:#}");
+        assert_eq!(
+            v["config"]["subordinate_delay_off_master_usec"], *delay,
+            "{spec}: {v:#}"
+        );
+        assert!(v["captures"].as_u64().unwrap() >= 20, "{spec}: {v:#}");
+        assert!(
+            v["images"]["depth"]["count"].as_u64().unwrap() >= 20,
+            "{spec}: {v:#}"
+        );
+    }
+    // Without the cable the mode is refused as on hardware (the SDK checks the jacks).
+    for (spec, extra) in [
+        ("speed=max", &["--external-sync", "Master"][..]),
+        ("speed=max", &["--external-sync", "Subordinate"][..]),
+        (
+            "speed=max,units=2,cables=chain",
+            &["--device", "0", "--external-sync", "Subordinate"][..],
+        ),
+        (
+            "speed=max,units=2,cables=chain",
+            &["--device", "1", "--external-sync", "Master"][..],
+        ),
+    ] {
+        let (code, all) = try_record(spec, extra, &dir.join("refused.mkv"));
+        assert_eq!(code, Some(1), "{spec} {extra:?} was not refused: {all}");
+        assert!(all.contains("sync"), "{spec} {extra:?}: {all}");
+    }
+    // A bad cable spec is refused before anything is opened.
+    let (code, all) = try_record("cable=3:in", &[], &dir.join("bad.mkv"));
+    assert_ne!(code, Some(0), "{all}");
+    assert!(all.contains("emulate cable `3:in` names unit 3"), "{all}");
+}

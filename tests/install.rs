@@ -115,3 +115,64 @@ fn installed_binaries_emulate_depth_on_their_own() {
     assert!(all.contains("libk4a1.4"), "{all}");
     assert!(!all.contains("cargo"), "{all}");
 }
+
+/// The first fenced `sh` blocks of the README, in order.
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(util::repo_root().join("README.md")).unwrap();
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().trim().to_string())
+        .collect()
+}
+
+/// Issue 11 item 8: the README's first command builds both binaries, records from an emulated
+/// unit and runs the toolbox on the file; its second is the suite, the command CI runs.
+#[test]
+fn readme_first_commands_set_everything_up() {
+    let Some(oracle) = Oracle::get() else { return };
+    let commands = readme_commands();
+    let (first, second) = (&commands[0], &commands[1]);
+    assert_eq!(second, "cargo test --workspace --release");
+    let ci = std::fs::read_to_string(util::repo_root().join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|l| l.trim().starts_with(second.as_str())),
+        ".ci/run does not run {second}"
+    );
+
+    // Run the first command as written, from the repository root, writing into a temporary
+    // folder instead of the user's out.mkv, against this test run's target directory.
+    let dir = TempDir::new("readme-first");
+    let out = dir.join("out.mkv");
+    assert!(first.contains(" out.mkv"), "{first}");
+    let command = first.replace(" out.mkv", &format!(" {}", out.display()));
+    let target = util::profile_dir().parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let run = Command::new("sh")
+        .arg("-c")
+        .arg(command.replace("target/release/", &format!("{}/release/", target.display())))
+        .current_dir(util::repo_root())
+        .env("CARGO_TARGET_DIR", &target)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                Path::new(&cargo).parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("FREEK4A_EMULATE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(0), "{first}: {all}");
+    assert!(all.contains("Captures:"), "freek4a info did not run: {all}");
+    assert_has_depth(oracle, &out);
+    for bin in ["k4arecorder", "freek4a"] {
+        assert!(
+            target.join("release").join(bin).is_file(),
+            "{bin} not built by {first}"
+        );
+    }
+}

@@ -12,6 +12,11 @@
 //!   endpoint (`timeout`, `stall`, `short`, `corrupt`, `babble` or `disconnect`; `babble` on the
 //!   bulk `depth` and `imu` endpoints only) after AFTER transfers,
 //!   TIMES times (default once). This key may be given several times.
+//! * `cables=chain|none`: sync cables wiring the units as a daisy chain, unit 0 the master
+//!   (unit i's sync-out into unit i+1's sync-in), or none (the default);
+//! * `cable=UNIT:in|out|in+out`: cables in one unit's sync jacks. A sync-in cable not fed by the
+//!   chain carries an external generator's pulses, so that unit can record as `Subordinate`; a
+//!   sync-out cable lets a unit record as `Master`. This key may be given several times.
 //!
 //! An empty SPEC means one unit in real time with seed 0. Keys are lower case; the speed words
 //! are matched case-insensitively. A key given twice is refused so that a typo cannot silently
@@ -58,6 +63,51 @@ pub struct EmulateSpec {
     pub unplug_after_sec: Option<f64>,
     /// Faults injected on unit 0's streaming endpoints.
     pub faults: Vec<StreamFault>,
+    /// `cables=chain`: the units are wired as a daisy chain with unit 0 as the master.
+    pub chain: bool,
+    /// `cable=` items: cables in single units' jacks.
+    pub cables: Vec<UnitCable>,
+}
+
+/// One `cable=UNIT:in|out|in+out` item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnitCable {
+    /// Index of the unit (0-based, as `--device`).
+    pub unit: u8,
+    /// A cable in the sync-in jack.
+    pub sync_in: bool,
+    /// A cable in the sync-out jack.
+    pub sync_out: bool,
+}
+
+impl fmt::Display for UnitCable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let jacks = match (self.sync_in, self.sync_out) {
+            (true, true) => "in+out",
+            (true, false) => "in",
+            _ => "out",
+        };
+        write!(f, "{}:{jacks}", self.unit)
+    }
+}
+
+fn parse_cable(value: &str) -> Result<UnitCable, EmulateSpecError> {
+    let bad = || EmulateSpecError::BadCable {
+        value: value.into(),
+    };
+    let (unit, jacks) = value.split_once(':').ok_or_else(bad)?;
+    let unit = unit.parse::<u8>().map_err(|_| bad())?;
+    let (sync_in, sync_out) = match jacks {
+        "in" => (true, false),
+        "out" => (false, true),
+        "in+out" | "out+in" => (true, true),
+        _ => return Err(bad()),
+    };
+    Ok(UnitCable {
+        unit,
+        sync_in,
+        sync_out,
+    })
 }
 
 /// A streaming endpoint of an emulated unit, as named in `fault=`.
@@ -165,6 +215,8 @@ impl Default for EmulateSpec {
             seed: 0,
             unplug_after_sec: None,
             faults: Vec::new(),
+            chain: false,
+            cables: Vec::new(),
         }
     }
 }
@@ -187,7 +239,7 @@ pub enum EmulateSpecError {
     #[error("empty item in emulate specification (two commas in a row, or a trailing comma)")]
     EmptyItem,
     /// The key is not one we know.
-    #[error("unknown emulate key `{key}` (expected units, speed, seed, unplug_after or fault)")]
+    #[error("unknown emulate key `{key}` (expected units, speed, seed, unplug_after, fault, cables or cable)")]
     UnknownKey {
         /// The offending key.
         key: String,
@@ -222,6 +274,30 @@ pub enum EmulateSpecError {
         /// The offending value.
         value: String,
     },
+    /// `cables` is neither `chain` nor `none`.
+    #[error("emulate cables `{value}` must be chain or none")]
+    BadCables {
+        /// The offending value.
+        value: String,
+    },
+    /// `cable` is not UNIT:in|out|in+out.
+    #[error(
+        "emulate cable `{value}` must be UNIT:in, UNIT:out or UNIT:in+out with UNIT a unit index"
+    )]
+    BadCable {
+        /// The offending value.
+        value: String,
+    },
+    /// `cable` names a unit that is not emulated.
+    #[error("emulate cable `{value}` names unit {unit}, but units 0 to {last} are emulated")]
+    CableUnitOutOfRange {
+        /// The offending value.
+        value: String,
+        /// Its unit.
+        unit: u8,
+        /// The last unit's index.
+        last: u8,
+    },
     /// `fault` is not STREAM:FAULT:AFTER[:TIMES].
     #[error("emulate fault `{value}` must be STREAM:FAULT:AFTER[:TIMES] with STREAM depth, color or imu and FAULT timeout, stall, short, corrupt, babble or disconnect")]
     BadFault {
@@ -238,7 +314,7 @@ impl FromStr for EmulateSpec {
         if spec.trim().is_empty() {
             return Ok(out);
         }
-        let mut seen: [bool; 4] = [false; 4];
+        let mut seen: [bool; 5] = [false; 5];
         for raw in spec.split(',') {
             let item = raw.trim();
             if item.is_empty() {
@@ -257,6 +333,11 @@ impl FromStr for EmulateSpec {
                     out.faults.push(parse_fault(value)?);
                     continue;
                 }
+                "cable" => {
+                    out.cables.push(parse_cable(value)?);
+                    continue;
+                }
+                "cables" => 4,
                 _ => return Err(EmulateSpecError::UnknownKey { key: key.into() }),
             };
             if std::mem::replace(&mut seen[slot], true) {
@@ -273,6 +354,17 @@ impl FromStr for EmulateSpec {
                         })?;
                 }
                 1 => out.speed = parse_speed(value)?,
+                4 => {
+                    out.chain = match value {
+                        "chain" => true,
+                        "none" => false,
+                        _ => {
+                            return Err(EmulateSpecError::BadCables {
+                                value: value.into(),
+                            })
+                        }
+                    };
+                }
                 3 => {
                     out.unplug_after_sec = match parse_speed(value) {
                         Ok(EmulateSpeed::Factor(x)) => Some(x),
@@ -289,6 +381,13 @@ impl FromStr for EmulateSpec {
                     })?;
                 }
             }
+        }
+        if let Some(c) = out.cables.iter().find(|c| c.unit >= out.units) {
+            return Err(EmulateSpecError::CableUnitOutOfRange {
+                value: c.to_string(),
+                unit: c.unit,
+                last: out.units - 1,
+            });
         }
         Ok(out)
     }
@@ -325,6 +424,12 @@ impl fmt::Display for EmulateSpec {
         }
         for fault in &self.faults {
             write!(f, ",fault={fault}")?;
+        }
+        if self.chain {
+            f.write_str(",cables=chain")?;
+        }
+        for cable in &self.cables {
+            write!(f, ",cable={cable}")?;
         }
         Ok(())
     }
@@ -443,5 +548,50 @@ mod tests {
             err("units=0").to_string(),
             "emulate units `0` must be a whole number from 1 to 16"
         );
+    }
+
+    #[test]
+    fn sync_cables() {
+        let s: EmulateSpec = "units=3,cables=chain".parse().unwrap();
+        assert!(s.chain);
+        assert_eq!(s.to_string(), "units=3,speed=realtime,seed=0,cables=chain");
+        let s: EmulateSpec = "cable=0:in,units=2,cable=1:in+out".parse().unwrap();
+        assert_eq!(
+            s.cables,
+            [
+                UnitCable {
+                    unit: 0,
+                    sync_in: true,
+                    sync_out: false
+                },
+                UnitCable {
+                    unit: 1,
+                    sync_in: true,
+                    sync_out: true
+                },
+            ]
+        );
+        assert_eq!(s.to_string().parse::<EmulateSpec>().unwrap(), s);
+        assert_eq!(
+            "cables=ring".parse::<EmulateSpec>(),
+            Err(EmulateSpecError::BadCables {
+                value: "ring".into()
+            })
+        );
+        for bad in ["0", "x:in", "0:sideways", "0:"] {
+            assert_eq!(
+                format!("cable={bad}").parse::<EmulateSpec>(),
+                Err(EmulateSpecError::BadCable { value: bad.into() })
+            );
+        }
+        let err = "cable=1:out".parse::<EmulateSpec>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "emulate cable `1:out` names unit 1, but units 0 to 0 are emulated"
+        );
+        assert!(matches!(
+            "cables=chain,cables=none".parse::<EmulateSpec>(),
+            Err(EmulateSpecError::DuplicateKey { .. })
+        ));
     }
 }

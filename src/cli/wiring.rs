@@ -12,7 +12,7 @@ use crate::cli::emulate::{EmulateSpec, EmulateSpeed, FaultKind, FaultStream};
 use crate::cli::session::{DroppedFrames, RecorderDevice, RecordingSink, WaitResult};
 use crate::device::{self, ColorControl, ControlMode, DepthEngineChoice, Device, DeviceError};
 use crate::emulator::{
-    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed,
+    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed, SyncJacks,
 };
 use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
 use crate::record::{RecordError, RecordingWriter, WriterStats};
@@ -57,6 +57,16 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
             EmulateSpeed::Factor(f) => Speed::Factor(f),
         },
         seed: spec.seed,
+        sync_cables: spec.chain,
+        jacks: spec
+            .cables
+            .iter()
+            .map(|c| SyncJacks {
+                unit: usize::from(c.unit),
+                sync_in: c.sync_in,
+                sync_out: c.sync_out,
+            })
+            .collect(),
         faults: spec
             .faults
             .iter()

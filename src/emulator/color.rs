@@ -414,12 +414,7 @@ impl IsoInQueue for ColorStream {
                     if !st.color.streaming {
                         return None;
                     }
-                    if st.sync_mode == WiredSyncMode::Subordinate
-                        && !unit
-                            .bus
-                            .master_streaming
-                            .load(std::sync::atomic::Ordering::SeqCst)
-                    {
+                    if st.sync_mode == WiredSyncMode::Subordinate && !unit.sync_pulses() {
                         return None;
                     }
                     let fps = 10_000_000 / c.frame_interval_100ns.max(1);

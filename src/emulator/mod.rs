@@ -142,6 +142,21 @@ impl FaultRule {
     }
 }
 
+/// Cables plugged into one unit's sync jacks, besides the chain of
+/// [`EmulatorSpec::sync_cables`]. A sync-in cable that no emulated unit drives comes from an
+/// external sync generator that always pulses (so a lone unit can run as subordinate); a
+/// sync-out cable that feeds no emulated unit goes to equipment outside the emulation (so a
+/// lone unit can run as master). Only the jack detection and the pulses are modelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncJacks {
+    /// Index of the unit.
+    pub unit: usize,
+    /// A cable in the sync-in jack.
+    pub sync_in: bool,
+    /// A cable in the sync-out jack.
+    pub sync_out: bool,
+}
+
 /// What to emulate.
 #[derive(Clone, Debug)]
 pub struct EmulatorSpec {
@@ -153,6 +168,8 @@ pub struct EmulatorSpec {
     pub seed: u64,
     /// Sync cables: unit 0 drives sync-out into unit 1's sync-in, and so on down the chain.
     pub sync_cables: bool,
+    /// Further cables in single units' jacks (see [`SyncJacks`]).
+    pub jacks: Vec<SyncJacks>,
     /// Firmware versions every unit reports.
     pub firmware: HardwareVersion,
     /// Calibration JSON every unit serves (`None`: a generated one per unit).
@@ -178,6 +195,7 @@ impl Default for EmulatorSpec {
             speed: Speed::RealTime,
             seed: 1,
             sync_cables: false,
+            jacks: Vec::new(),
             firmware: HardwareVersion {
                 rgb: v(1, 6, 110),
                 depth: v(1, 6, 79),
@@ -262,6 +280,8 @@ pub(crate) struct Unit {
     pub seed: u64,
     pub sync_in: bool,
     pub sync_out: bool,
+    /// Sync-in is fed by an external generator rather than a unit up the chain.
+    pub external_sync_in: bool,
     pub pacer: clock::Pacer,
     pub state: Mutex<UnitState>,
     pub changed: Condvar,
@@ -277,6 +297,12 @@ pub(crate) struct Unit {
 const IMU_TRUTH_KEPT: usize = 1 << 16;
 
 impl Unit {
+    /// Whether sync pulses reach this unit's sync-in: from an external generator, or from a
+    /// master up the chain whose colour camera streams.
+    pub fn sync_pulses(&self) -> bool {
+        self.external_sync_in || self.bus.master_streaming.load(Ordering::SeqCst)
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, UnitState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -363,6 +389,11 @@ impl EmulatedBackend {
                 // Power-on time differs per unit, as on real hardware (~1–2 h of uptime).
                 let power_on_ticks = 324_000_000 + rng.next_u64() % 324_000_000;
                 let unit_seed = rng.next_u64();
+                let chain_in = spec.sync_cables && index > 0;
+                let jacks = spec.jacks.iter().filter(|j| j.unit == index);
+                let (jack_in, jack_out) = jacks.fold((false, false), |(i, o), j| {
+                    (i || j.sync_in, o || j.sync_out)
+                });
                 Arc::new(Unit {
                     index,
                     serial,
@@ -373,8 +404,9 @@ impl EmulatedBackend {
                     imu_model: spec.imu,
                     scene: spec.scene,
                     seed: unit_seed,
-                    sync_in: spec.sync_cables && index > 0,
-                    sync_out: spec.sync_cables && index + 1 < spec.units,
+                    sync_in: chain_in || jack_in,
+                    sync_out: spec.sync_cables && index + 1 < spec.units || jack_out,
+                    external_sync_in: jack_in && !chain_in,
                     pacer: clock::Pacer::new(spec.speed, power_on_ticks),
                     state: Mutex::new(UnitState::default()),
                     changed: Condvar::new(),

@@ -225,11 +225,7 @@ fn delay_ticks(st: &UnitState) -> i64 {
 }
 
 fn subordinate_blocked(st: &UnitState, unit: &Unit) -> bool {
-    super::commands::is_subordinate(st.sync_mode)
-        && !unit
-            .bus
-            .master_streaming
-            .load(std::sync::atomic::Ordering::SeqCst)
+    super::commands::is_subordinate(st.sync_mode) && !unit.sync_pulses()
 }
 
 /// Samples per IMU packet.
