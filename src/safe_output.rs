@@ -200,9 +200,21 @@ impl PendingFile {
 
     /// Flushes the data to disk and renames the file into place. Without `overwrite`, a file
     /// that appeared at the destination meanwhile is kept and the commit fails.
-    pub fn commit(mut self) -> Result<(), OutputError> {
+    pub fn commit(self) -> Result<(), OutputError> {
+        self.finish(true)
+    }
+
+    /// [`PendingFile::commit`] without waiting for the disk: for outputs that are cheap to
+    /// make again (extracted frames), where one flush per file would dominate the run time.
+    pub fn commit_unsynced(self) -> Result<(), OutputError> {
+        self.finish(false)
+    }
+
+    fn finish(mut self, sync: bool) -> Result<(), OutputError> {
         let file = self.file.take().expect("open until committed");
-        file.sync_all().map_err(io_err("writing", &self.dest))?;
+        if sync {
+            file.sync_all().map_err(io_err("writing", &self.dest))?;
+        }
         drop(file);
         if self.overwrite {
             fs::rename(&self.tmp, &self.dest).map_err(io_err("renaming to", &self.dest))?;

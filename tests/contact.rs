@@ -29,6 +29,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs freek4a in `dir`, expects exit 1 with every one of `says` on stderr; returns stderr.
+fn refused(dir: &Path, args: &[&str], says: &[&str]) -> String {
+    let out = freek4a_in(dir, args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{args:?}: {err}");
+    }
+    err
+}
+
 /// Every judge that is installed reads `path` without complaint: Microsoft's playback opens it
 /// (returned), mkvinfo, mkvmerge -J and ffprobe (every packet demuxed).
 fn judges(path: &Path) -> Option<Value> {
@@ -259,12 +270,13 @@ fn damaged_calibration_is_reported_everywhere_and_replaceable() {
     );
 
     // extract: refused before writing anything, unless told to skip the calibration.
-    let out = freek4a_in(dir.path(), &["extract", bad_s, "-o", "x"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("calibration attachment is damaged") && err.contains("--skip-bad-calibration"),
-        "{err}"
+    refused(
+        dir.path(),
+        &["extract", bad_s, "-o", "x"],
+        &[
+            "calibration attachment is damaged",
+            "--skip-bad-calibration",
+        ],
     );
     assert!(!dir.join("x").exists());
     let out = freek4a_in(
@@ -282,16 +294,14 @@ fn damaged_calibration_is_reported_everywhere_and_replaceable() {
     assert_eq!(std::fs::read_dir(dir.join("x/color")).unwrap().count(), 1);
 
     // repair: cannot rebuild it, says how to replace it, writes nothing.
-    let out = freek4a_in(dir.path(), &["repair", bad_s, "-o", "fixed.mkv"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("--calibration FILE") && err.contains("line 1 column 26"),
-        "{err}"
+    refused(
+        dir.path(),
+        &["repair", bad_s, "-o", "fixed.mkv"],
+        &["--calibration FILE", "line 1 column 26"],
     );
     assert!(!dir.join("fixed.mkv").exists());
     // A replacement that does not parse either is refused.
-    let out = freek4a_in(
+    refused(
         dir.path(),
         &[
             "repair",
@@ -301,8 +311,11 @@ fn damaged_calibration_is_reported_everywhere_and_replaceable() {
             "--calibration",
             "x/calibration-damaged.json",
         ],
+        &[
+            "calibration file x/calibration-damaged.json",
+            "does not parse",
+        ],
     );
-    assert_eq!(out.status.code(), Some(1));
     assert!(!dir.join("fixed.mkv").exists());
 
     // The unit's calibration from extract of an intact recording replaces it.

@@ -158,7 +158,7 @@ impl Saver {
             body(&mut w)?;
             w.flush().map_err(write_err(path))?;
         }
-        pending.commit()?;
+        pending.commit_unsynced()?;
         Ok(())
     }
 
