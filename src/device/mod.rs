@@ -679,6 +679,10 @@ impl Device {
             self.depth_cmd.execute(DepthStart)?;
             self.depth_cmd.execute(DepthStreamStart)?;
             let raw_size = depth_raw::raw_frame_size(sensor.value()).unwrap_or(0);
+            let queue = self.depth_if.endpoint(0x83)?;
+            // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
+            // 1024-rounded buffer).
+            let buffer_size = crate::transport::in_transfer_len(raw_size, queue.max_packet_size());
             let pool = self
                 .options
                 .max_pool_bytes
@@ -693,10 +697,6 @@ impl Device {
             let transfers = info.transfers_queued(pool).min(fit).max(1);
             running.depth_usbfs_bytes =
                 transfers as u64 * usbfs_memory::urb_cost_bytes(buffer_size, 0);
-            let queue = self.depth_if.endpoint(0x83)?;
-            // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
-            // 1024-rounded buffer).
-            let buffer_size = crate::transport::in_transfer_len(raw_size, queue.max_packet_size());
             running.depth_reader = Some(streams::start_depth(streams::DepthReaderParams {
                 queue,
                 raw_size,
