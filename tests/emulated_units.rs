@@ -54,7 +54,7 @@ fn every_colour_format_decodes_cleanly_to_the_same_full_range_bars() {
         ("YUY2", Some("720p_YUY2")),
     ] {
         let path = dir.join(&format!("{label}.mkv"));
-        let mut args = vec!["--emulate=speed=max", "-l", "1"];
+        let mut args = vec!["--emulate", "-l", "1"];
         if let Some(c) = colour {
             args.extend(["-c", c]);
         }
@@ -144,27 +144,22 @@ fn master_and_subordinate_recordings_from_emulated_sync_cables() {
     };
     let dir = TempDir::new("sync-cables");
     let cases: [(&str, &[&str], &str, u64); 4] = [
+        ("cable=0:out", &["--external-sync", "Master"], "MASTER", 0),
         (
-            "speed=max,cable=0:out",
-            &["--external-sync", "Master"],
-            "MASTER",
-            0,
-        ),
-        (
-            "speed=max,cable=0:in",
+            "cable=0:in",
             &["--external-sync", "Subordinate", "--sync-delay", "160"],
             "SUBORDINATE",
             160,
         ),
         // The chain's master, and a middle unit wired in and out.
         (
-            "speed=max,units=3,cables=chain",
+            "units=3,cables=chain",
             &["--device", "0", "--external-sync", "Master"],
             "MASTER",
             0,
         ),
         (
-            "speed=max,units=2,cables=chain,cable=1:in+out",
+            "units=2,cables=chain,cable=1:in+out",
             &["--device", "1", "--external-sync", "Master"],
             "MASTER",
             0,
@@ -189,14 +184,14 @@ fn master_and_subordinate_recordings_from_emulated_sync_cables() {
     }
     // Without the cable the mode is refused as on hardware (the SDK checks the jacks).
     for (spec, extra) in [
-        ("speed=max", &["--external-sync", "Master"][..]),
-        ("speed=max", &["--external-sync", "Subordinate"][..]),
+        ("", &["--external-sync", "Master"][..]),
+        ("", &["--external-sync", "Subordinate"][..]),
         (
-            "speed=max,units=2,cables=chain",
+            "units=2,cables=chain",
             &["--device", "0", "--external-sync", "Subordinate"][..],
         ),
         (
-            "speed=max,units=2,cables=chain",
+            "units=2,cables=chain",
             &["--device", "1", "--external-sync", "Master"][..],
         ),
     ] {
