@@ -12,3 +12,4 @@ pub mod protocol;
 pub mod record;
 pub mod transport;
 pub mod types;
+pub mod view;

@@ -54,6 +54,9 @@ enum Cmd {
         /// Output directory
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         out_dir: PathBuf,
+        /// Also write 8-bit previews: colourised depth (range in the name) and normalised IR
+        #[arg(long)]
+        preview: bool,
     },
     /// Rebuild a damaged or unfinished recording into one every reader opens
     #[command(after_help = EXIT_CODES)]
@@ -63,6 +66,18 @@ enum Cmd {
         /// Where to write the repaired recording
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: PathBuf,
+    },
+    /// Show recordings (a file, or a rig directory side by side) in a browser
+    #[command(after_help = EXIT_CODES)]
+    View {
+        /// A recording, or a directory of recordings
+        path: PathBuf,
+        /// Address to serve on (default: 127.0.0.1 and a free port)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Open the page in the desktop's browser
+        #[arg(long)]
+        open: bool,
     },
     /// Print or install the udev rules that give users access to the device
     #[command(after_help = EXIT_CODES)]
@@ -140,7 +155,14 @@ fn run(command: Cmd) -> Result<(), Failure> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Extract { file, out_dir } => cli::toolbox::extract(&file, &out_dir).map_err(runtime),
+        Cmd::Extract {
+            file,
+            out_dir,
+            preview,
+        } => cli::toolbox::extract(&file, &out_dir, preview).map_err(runtime),
+        Cmd::View { path, listen, open } => {
+            cli::view::view(&path, listen.as_deref(), open).map_err(runtime)
+        }
         Cmd::Repair { input, output } => cli::toolbox::repair(&input, &output).map_err(runtime),
         Cmd::Udev {
             action: UdevCmd::Print,

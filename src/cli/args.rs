@@ -81,6 +81,9 @@ pub struct RecorderOptions {
     pub depth_engine_path: Option<PathBuf>,
     /// `--no-progress` turns the live progress line off.
     pub progress: bool,
+    /// `--preview[=ADDR:PORT]`: serve the live viewer while recording ("" picks loopback and a
+    /// free port).
+    pub preview: Option<String>,
 }
 
 impl RecorderOptions {
@@ -97,6 +100,7 @@ impl RecorderOptions {
             emulate: None,
             depth_engine_path: None,
             progress: true,
+            preview: None,
         }
     }
 
@@ -266,6 +270,7 @@ enum Opt {
     Emulate,
     DepthEngine,
     NoProgress,
+    Preview,
 }
 
 impl Opt {
@@ -289,13 +294,15 @@ impl Opt {
             "--depth-engine" => Opt::DepthEngine,
             "--no-progress" => Opt::NoProgress,
             t if t.starts_with("--emulate=") => Opt::Emulate,
+            "--preview" => Opt::Preview,
+            t if t.starts_with("--preview=") => Opt::Preview,
             _ => return None,
         })
     }
 
     fn value_count(self) -> usize {
         match self {
-            Opt::Help | Opt::List | Opt::Emulate | Opt::NoProgress => 0,
+            Opt::Help | Opt::List | Opt::Emulate | Opt::NoProgress | Opt::Preview => 0,
             _ => 1,
         }
     }
@@ -456,6 +463,7 @@ fn apply(
             o.depth_engine_path = value.map(PathBuf::from);
         }
         Opt::NoProgress => o.progress = false,
+        Opt::Preview => o.preview = Some(token.strip_prefix("--preview=").unwrap_or("").into()),
     }
     Ok(None)
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::playback::{self, Playback};
 use crate::protocol::calibration::{Calibration, CameraCalibration};
 use crate::types::{Image, ImageFormat};
+use crate::view::imaging::{nv12_to_rgb, yuy2_to_rgb};
 
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +103,18 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExtractError + '_ {
 /// Extracts `file` into `out_dir` (created if missing). With `progress`, a count of captures is
 /// shown on stderr when it is a terminal.
 pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractReport, ExtractError> {
+    extract_with_previews(file, out_dir, progress, false)
+}
+
+/// [`extract`], and with `preview` also 8-bit previews beside the raw images:
+/// `depth-preview/<n>_<device µs>_<min>-<max>mm.png` (colourised on that range, legend in
+/// `depth-preview/legend_<min>-<max>mm.png`) and `ir-preview/<n>_<device µs>.png` (normalised).
+pub fn extract_with_previews(
+    file: &Path,
+    out_dir: &Path,
+    progress: bool,
+    preview: bool,
+) -> Result<ExtractReport, ExtractError> {
     let read_err = |source| ExtractError::Read {
         path: file.to_path_buf(),
         source,
@@ -149,6 +162,9 @@ pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractRep
                 write_image(&sub, n, image)?;
                 *count += 1;
             }
+        }
+        if preview {
+            crate::cli::view::write_previews(out_dir, n, &capture, pb.config().depth_mode)?;
         }
         report.captures += 1;
         if show && report.captures.is_multiple_of(10) {
@@ -291,68 +307,4 @@ fn write_image(dir: &Path, index: u64, image: &Image) -> Result<(), ExtractError
     let mut writer = enc.write_header().map_err(encode_err)?;
     writer.write_image_data(&bytes).map_err(encode_err)?;
     writer.finish().map_err(encode_err)
-}
-
-/// BT.601 limited-range YUV to RGB.
-fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
-    let c = (i32::from(y) - 16) * 298;
-    let d = i32::from(u) - 128;
-    let e = i32::from(v) - 128;
-    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
-    [
-        clamp(c + 409 * e),
-        clamp(c - 100 * d - 208 * e),
-        clamp(c + 516 * d),
-    ]
-}
-
-fn nv12_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
-    if data.len() < w * h * 3 / 2 {
-        return Vec::new();
-    }
-    let (ys, uv) = data.split_at(w * h);
-    let mut out = Vec::with_capacity(w * h * 3);
-    for row in 0..h {
-        for col in 0..w {
-            let c = (row / 2) * w + (col / 2) * 2;
-            out.extend_from_slice(&yuv_to_rgb(ys[row * w + col], uv[c], uv[c + 1]));
-        }
-    }
-    out
-}
-
-fn yuy2_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
-    if data.len() < w * h * 2 {
-        return Vec::new();
-    }
-    let mut out = Vec::with_capacity(w * h * 3);
-    for quad in data[..w * h * 2].chunks_exact(4) {
-        let (y0, u, y1, v) = (quad[0], quad[1], quad[2], quad[3]);
-        out.extend_from_slice(&yuv_to_rgb(y0, u, v));
-        out.extend_from_slice(&yuv_to_rgb(y1, u, v));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yuv_reference_colours() {
-        assert_eq!(yuv_to_rgb(16, 128, 128), [0, 0, 0]);
-        assert_eq!(yuv_to_rgb(235, 128, 128), [255, 255, 255]);
-        let red = yuv_to_rgb(81, 90, 240);
-        assert!(red[0] > 250 && red[1] < 5 && red[2] < 5, "{red:?}");
-    }
-
-    #[test]
-    fn nv12_and_yuy2_agree_on_a_flat_image() {
-        let (w, h) = (4, 2);
-        let mut nv12 = vec![100u8; w * h];
-        nv12.extend_from_slice(&[60, 200].repeat(w * h / 4));
-        let yuy2 = [100u8, 60, 100, 200].repeat(w * h / 2);
-        assert_eq!(nv12_to_rgb(&nv12, w, h), yuy2_to_rgb(&yuy2, w, h));
-        assert_eq!(nv12_to_rgb(&nv12, w, h).len(), w * h * 3);
-    }
 }

@@ -32,6 +32,9 @@ pub enum ToolboxError {
     /// Serialising the summary failed.
     #[error("formatting JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The viewer could not start.
+    #[error(transparent)]
+    View(#[from] crate::view::ViewError),
     /// Extraction failed.
     #[error(transparent)]
     Extract(#[from] crate::cli::extract::ExtractError),
@@ -67,7 +70,10 @@ pub fn record(options: &RecorderOptions) -> Result<i32, ToolboxError> {
     let stop = StopSignal::new();
     stop.install()?;
     let mut source = DeviceSource::for_options(options);
-    let report = record_on_console(&mut source, FileSink::create, options, &stop);
+    let report = match &options.preview {
+        None => record_on_console(&mut source, FileSink::create, options, &stop),
+        Some(listen) => crate::cli::view::record_with_preview(&mut source, options, &stop, listen)?,
+    };
     Ok(report.exit_code)
 }
 
@@ -86,8 +92,8 @@ pub fn info(file: &Path, json: bool) -> Result<String, ToolboxError> {
 
 /// `freek4a extract FILE -o DIR`: writes a recording's frames, IMU samples and calibration as
 /// ordinary files.
-pub fn extract(file: &Path, out_dir: &Path) -> Result<(), ToolboxError> {
-    let report = crate::cli::extract::extract(file, out_dir, true)?;
+pub fn extract(file: &Path, out_dir: &Path, preview: bool) -> Result<(), ToolboxError> {
+    let report = crate::cli::extract::extract_with_previews(file, out_dir, true, preview)?;
     println!("{report}");
     Ok(())
 }
