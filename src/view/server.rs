@@ -312,6 +312,16 @@ fn unit_route(state: &State, slot: &UnitSlot, rest: &[&str], query: &str) -> Rep
             }
         }
         ["imu"] => json_reply(200, &slot.unit.imu()),
+        ["legend.png"] => {
+            let Some(range) = super::imaging::DepthRange::for_mode(slot.unit.depth_mode()) else {
+                return error(404, "this depth mode has no depth");
+            };
+            let rgb = super::imaging::depth_legend(range, 256, 8);
+            match super::imaging::png_8bit(&rgb, 256, 8) {
+                Ok(png) => body(200, "image/png", png),
+                Err(e) => error(500, &e.to_string()),
+            }
+        }
         ["rays"] => {
             let rays = slot.rays.get_or_init(|| {
                 let cal = slot.unit.calibration()?;
