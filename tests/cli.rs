@@ -42,6 +42,7 @@ const OUR_HELP: &str = concat!(
     "  --depth-engine          Path of the depth engine library (libdepthengine.so.2.0)\n",
     "                            (default: FREEK4A_DEPTH_ENGINE, then the SDK's search locations)\n",
     "  --no-progress           Do not show the live progress line (shown only on a terminal)\n",
+    "  --preview[=ADDR:PORT]   Serve a live view of the recording to a browser (default 127.0.0.1, free port)\n",
 );
 
 fn k4arecorder(args: &[&str]) -> Output {

@@ -11,3 +11,4 @@ mod mkv_writer;
 mod playback;
 mod protocol;
 mod recorder;
+mod viewer;

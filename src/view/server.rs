@@ -19,6 +19,9 @@ const VIEWER_CSS: &str = include_str!("assets/viewer.css");
 const KEPT_FRAMES: usize = 12;
 /// Threads answering requests (a rig page asks for several images at once).
 const WORKERS: usize = 4;
+/// Nice value of those threads: encoding previews must yield to a recorder in the same
+/// process (on Linux, setpriority on the calling thread's id 0 applies to that thread only).
+const WORKER_NICE: i32 = 15;
 
 /// Parses `--listen`/`--preview=` text: `ADDR:PORT`, `:PORT` or `PORT` (loopback), or empty
 /// (loopback, a free port).
@@ -94,6 +97,8 @@ impl Viewer {
                 let server = server.clone();
                 let state = state.clone();
                 thread::spawn(move || {
+                    // Best effort: without it the viewer still works, only at normal priority.
+                    let _ = rustix::process::setpriority_process(None, WORKER_NICE);
                     while let Ok(req) = server.recv() {
                         answer(&state, req);
                     }

@@ -217,6 +217,7 @@ async function showFrame(u, frame) {
   }
   state.framesShown++;
   document.body.dataset.framesShown = String(state.framesShown);
+  if (!document.body.dataset.firstUsec) document.body.dataset.firstUsec = String(frame.device_usec);
   drawImu(u);
 }
 
@@ -287,10 +288,17 @@ async function play() {
   }
 }
 
+// The live preview asks for at most this many frames a second: enough to aim a camera, and
+// little work taken from the recorder on the same machine.
+const LIVE_FPS = 5;
+
 async function liveLoop() {
   for (;;) {
+    const before = performance.now();
     try {
       await fetchFrames(null, 0);
+      const spent = performance.now() - before;
+      if (spent < 1000 / LIVE_FPS) await new Promise((r) => setTimeout(r, 1000 / LIVE_FPS - spent));
       document.body.dataset.state = "ready";
     } catch (e) {
       $("#status").textContent = "recording ended or unreachable";
@@ -363,7 +371,7 @@ function initCloud() {
   gl.attachShader(prog, sh(gl.VERTEX_SHADER, vs));
   gl.attachShader(prog, sh(gl.FRAGMENT_SHADER, fs));
   gl.linkProgram(prog);
-  const cloud = { gl, prog, pos: gl.createBuffer(), col: gl.createBuffer(), count: 0, yaw: 0, pitch: 0, dist: 3000, rays: {} };
+  const cloud = { gl, prog, pos: gl.createBuffer(), col: gl.createBuffer(), count: 0, yaw: 0.5, pitch: 0.3, dist: 3000, rays: {} };
   let drag = null;
   cv.addEventListener("mousedown", (e) => { drag = [e.clientX, e.clientY]; });
   window.addEventListener("mouseup", () => { drag = null; });
