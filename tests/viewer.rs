@@ -338,6 +338,52 @@ fn page_shows_pattern_depth_ir_seek_imu_and_info() {
         expected as f64 / 1e6
     )));
 
+    // Frame steps land on the neighbouring captures, as the reader orders them.
+    let mut pb = Playback::open(&file).expect("open");
+    pb.seek(expected as i64, Origin::DeviceTime).expect("seek");
+    let stamp = |c: freek4a::types::Capture| {
+        [c.color, c.depth, c.ir]
+            .into_iter()
+            .flatten()
+            .map(|i| i.device_timestamp_usec)
+            .min()
+            .expect("an image")
+    };
+    let _ = pb.next_capture().expect("read");
+    let after: Vec<u64> = (0..2)
+        .map(|_| stamp(pb.next_capture().expect("read").expect("capture")))
+        .collect();
+    pb.seek(expected as i64, Origin::DeviceTime).expect("seek");
+    let before = stamp(pb.previous_capture().expect("read").expect("capture"));
+    for (steps, want) in [(2, after[1]), (-1, before)] {
+        let url = format!("{}#t={target}&step={steps}", server.url);
+        let st = visit(&browser, &url, None, &[]);
+        assert_eq!(
+            st.attr("time", "data-device-usec"),
+            Some(want.to_string()),
+            "step {steps}"
+        );
+    }
+
+    // Playing at 4× moves through the recording.
+    let url = format!("{}#t={first}&play=1&speed=4", server.url);
+    let p = visit(&browser, &url, None, &[]);
+    assert!(p.console_errors().is_empty(), "console: {:?}", p.console);
+    let shown: u64 = p
+        .body_attr("data-frames-shown")
+        .expect("shown")
+        .parse()
+        .expect("n");
+    let at: u64 = p
+        .attr("time", "data-device-usec")
+        .expect("time")
+        .parse()
+        .expect("n");
+    assert!(
+        shown >= 5 && at > first + 300_000,
+        "playing showed {shown} frames, reached {at}"
+    );
+
     // IMU plots with their cursor at the capture.
     let imu = &s.dom[s.dom.find("class=\"imu-plot\"").expect("IMU plot")..];
     let imu_tag = &imu[..imu.find('>').expect("tag end")];
@@ -693,11 +739,23 @@ fn no_path_outside_the_recording_and_bad_requests_get_4xx() {
             );
         }
     }
-    // Still serving after all of that.
+    // Still serving after all of that, with the millimetres the cursor readout uses.
     assert_eq!(get(&addr, "/").0, 200);
     let (code, body) = get(&addr, "/api/unit/0/frame?t=0");
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("\"depth\":{"), "{body}");
+    let json: serde_json::Value =
+        serde_json::from_str(&body[body.find("\r\n\r\n").expect("body") + 4..]).expect("json");
+    let id = json["id"].as_u64().expect("id");
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    write!(s, "GET /api/unit/0/image/{id}/depth.raw HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let px = &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").expect("body") + 4..];
+    let (w, h) = (320usize, 288usize);
+    assert_eq!(px.len(), w * h * 2);
+    let mm =
+        |x: usize, y: usize| u16::from_le_bytes([px[(y * w + x) * 2], px[(y * w + x) * 2 + 1]]);
+    assert_eq!((mm(w / 2, h / 2), mm(5, 5)), (1000, 2000));
 }
 
 #[test]

@@ -50,7 +50,7 @@ function fmtBytes(n) {
 
 function hashParams() {
   const p = new URLSearchParams(location.hash.slice(1));
-  return { t: p.get("t"), play: p.get("play"), cloud: p.get("cloud"), speed: p.get("speed") };
+  return { t: p.get("t"), play: p.get("play"), cloud: p.get("cloud"), speed: p.get("speed"), step: p.get("step") };
 }
 
 // ---- info panel ----------------------------------------------------------------------------
@@ -545,6 +545,11 @@ async function main() {
     return;
   }
   await goTo(hp.t !== null ? Number(hp.t) : state.start);
+  // #step=N: N frame steps (negative: back) from there, as the step buttons do.
+  const steps = Number(hp.step) || 0;
+  for (let i = 0; i < Math.abs(steps); i++) {
+    await goTo(Number($("#time").dataset.deviceUsec), Math.sign(steps));
+  }
   if (hp.play) play().catch(reportError);
 }
 
