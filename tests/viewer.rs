@@ -176,6 +176,7 @@ fn visit(browser: &Path, url: &str, screenshot: Option<&Path>, extra: &[&str]) -
 /// RGB pixels of a PNG screenshot.
 struct Shot {
     width: usize,
+    height: usize,
     rgb: Vec<u8>,
 }
 
@@ -194,6 +195,7 @@ impl Shot {
             .collect();
         Shot {
             width: info.width as usize,
+            height: info.height as usize,
             rgb,
         }
     }
@@ -396,6 +398,32 @@ fn page_shows_pattern_depth_ir_seek_imu_and_info() {
         attr_of(imu_tag, "data-cursor-usec"),
         Some(expected.to_string())
     );
+
+    // The point cloud of the depth camera (WebGL on the software renderer).
+    let cloud_shot = dir.join("viewer-cloud.png");
+    let url = format!("{}#t={target}&cloud=1", server.url);
+    let gl = ["--enable-unsafe-swiftshader"];
+    let c = visit(&browser, &url, Some(&cloud_shot), &gl);
+    assert!(c.console_errors().is_empty(), "console: {:?}", c.console);
+    let c = visit(&browser, &url, None, &gl);
+    let points: usize = c
+        .attr("cloud", "data-points")
+        .expect("points")
+        .parse()
+        .expect("n");
+    assert_eq!(
+        points,
+        320 * 288,
+        "every second pixel of a full depth image"
+    );
+    let [l, t, w, h] = rect(&c, "cloud", "canvas");
+    let shot = Shot::read(&cloud_shot);
+    let lit = (0..40)
+        .flat_map(|i| (0..40).map(move |j| (i, j)))
+        .map(|(i, j)| (l + w * f64::from(i) / 40.0, t + h * f64::from(j) / 40.0))
+        .filter(|(x, y)| (*y as usize) < shot.height && shot.at(*x, *y) != [0, 0, 0])
+        .count();
+    assert!(lit > 100, "only {lit} samples of the point cloud are lit");
 
     // Info panel: the file's modes, identity and drop counts.
     let pb = Playback::open(&file).expect("open");

@@ -464,7 +464,10 @@ async function updateCloud() {
   gl.bindBuffer(gl.ARRAY_BUFFER, cloud.col);
   gl.bufferData(gl.ARRAY_BUFFER, new Float32Array(col), gl.STATIC_DRAW);
   cloud.count = n;
-  $("#cloud").dataset.points = String(n);
+  const cv = $("#cloud");
+  cv.dataset.points = String(n);
+  const r = cv.getBoundingClientRect();
+  cv.dataset.canvasRect = [r.left, r.top, r.width, r.height].map(Math.round).join(",");
   $("#cloud-note").textContent = `${n} points of ${u.name} (depth camera; every 2nd pixel; lens distortion not yet applied)`;
   drawCloud(cloud);
 }
