@@ -157,19 +157,56 @@ fn visit(browser: &Path, url: &str, screenshot: Option<&Path>, extra: &[&str]) -
         Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
         None => cmd.arg("--dump-dom"),
     };
-    let out = cmd.arg(url).output().expect("run chromium");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    cmd.arg(url);
+    // Headless chromium now and then never ends its virtual-time budget on this shared machine
+    // (no request of ours is pending then); such a run is abandoned and the visit repeated.
+    let (stdout, stderr) = (1..=3)
+        .find_map(|_| run_for(&mut cmd, Duration::from_secs(90)))
+        .expect("chromium did not finish in three tries of 90 s");
+    let stderr = String::from_utf8_lossy(&stderr);
     if let (Some(p), Ok(dir)) = (screenshot, std::env::var("FREEK4A_SCREENSHOTS")) {
         let name = p.file_name().expect("screenshot name");
         std::fs::copy(p, Path::new(&dir).join(name)).expect("copy the screenshot");
     }
     Visit {
-        dom: String::from_utf8_lossy(&out.stdout).into_owned(),
+        dom: String::from_utf8_lossy(&stdout).into_owned(),
         console: stderr
             .lines()
             .filter(|l| l.contains(":CONSOLE"))
             .map(str::to_owned)
             .collect(),
+    }
+}
+
+/// Runs `cmd` to completion, or kills it after `limit`: its stdout and stderr, `None` when
+/// killed.
+fn run_for(cmd: &mut Command, limit: Duration) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return Some((out.join().expect("stdout"), err.join().expect("stderr")));
+        }
+        if std::time::Instant::now() > end {
+            eprintln!("chromium ran past {limit:?}; killed");
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
