@@ -237,7 +237,7 @@ pub fn png_8bit(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Imagi
     enc.set_color(channels);
     enc.set_depth(png::BitDepth::Eight);
     // Previews are made per request: favour speed over size.
-    enc.set_compression(png::Compression::Fast);
+    enc.set_compression(png::Compression::Fastest);
     let mut w = enc.write_header()?;
     w.write_image_data(pixels)?;
     w.finish()?;

@@ -22,9 +22,14 @@ use crate::types::{Capture, DepthMode, ImuSample};
 const IMU_KEPT: usize = 8192;
 /// How long a browser's request waits for the recorder's next capture.
 const FRAME_WAIT: Duration = Duration::from_secs(2);
+/// Least time between two captures copied for browsers, whatever the number of pages asking:
+/// at most five copies (and encodings) a second.
+const MIN_HANDOVER_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the recorder shares with the preview server.
 pub struct PreviewSlot {
+    /// Serialises browsers' requests and remembers when the last one was served.
+    gate: Mutex<Option<Instant>>,
     wanted: AtomicBool,
     latest: Mutex<Option<Capture>>,
     arrived: Condvar,
@@ -43,6 +48,7 @@ impl PreviewSlot {
     /// A slot for a recording in `depth_mode`; `meta` fills the info panel (modes...).
     pub fn new(depth_mode: DepthMode, meta: Value) -> Arc<Self> {
         Arc::new(PreviewSlot {
+            gate: Mutex::new(None),
             wanted: AtomicBool::new(false),
             latest: Mutex::new(None),
             arrived: Condvar::new(),
@@ -108,6 +114,16 @@ impl PreviewSlot {
 
     /// Asks for the recorder's next capture and waits for it.
     fn next(&self) -> Option<Capture> {
+        let mut last = self.gate.lock().ok()?;
+        if let Some(wait) = last.and_then(|t| MIN_HANDOVER_INTERVAL.checked_sub(t.elapsed())) {
+            std::thread::sleep(wait);
+        }
+        let got = self.take_next();
+        *last = Some(Instant::now());
+        got
+    }
+
+    fn take_next(&self) -> Option<Capture> {
         let deadline = Instant::now() + FRAME_WAIT;
         let mut slot = self.latest.lock().ok()?;
         *slot = None;
