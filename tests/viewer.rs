@@ -276,12 +276,8 @@ fn rect(v: &Visit, unit: &str, which: &str) -> [f64; 4] {
     [n[0], n[1], n[2], n[3]]
 }
 
-/// The timestamp of the capture Microsoft-compatible playback semantics give for a seek to
-/// device time `t`: the earliest image of the first capture at or after `t`.
-fn capture_at(file: &Path, t: u64) -> u64 {
-    let mut pb = Playback::open(file).expect("open");
-    pb.seek(t as i64, Origin::DeviceTime).expect("seek");
-    let c = pb.next_capture().expect("read").expect("a capture");
+/// The timestamp the page shows for a capture: its earliest image's.
+fn stamp(c: &freek4a::types::Capture) -> u64 {
     [&c.color, &c.depth, &c.ir]
         .into_iter()
         .flatten()
@@ -290,15 +286,17 @@ fn capture_at(file: &Path, t: u64) -> u64 {
         .expect("an image")
 }
 
+/// The timestamp of the capture the reader gives for a seek to device time `t` (the first
+/// capture at or after `t`, Microsoft's playback semantics).
+fn capture_at(file: &Path, t: u64) -> u64 {
+    let mut pb = Playback::open(file).expect("open");
+    pb.seek(t as i64, Origin::DeviceTime).expect("seek");
+    stamp(&pb.next_capture().expect("read").expect("a capture"))
+}
+
 fn first_image_usec(file: &Path) -> u64 {
     let mut pb = Playback::open(file).expect("open");
-    let c = pb.next_capture().expect("read").expect("a capture");
-    [&c.color, &c.depth, &c.ir]
-        .into_iter()
-        .flatten()
-        .map(|i| i.device_timestamp_usec)
-        .min()
-        .expect("an image")
+    stamp(&pb.next_capture().expect("read").expect("a capture"))
 }
 
 const MODE: [&str; 6] = ["-c", "720p", "-d", "NFOV_UNBINNED", "-r", "30"];
@@ -398,20 +396,12 @@ fn page_shows_pattern_depth_ir_seek_imu_and_info() {
     // Frame steps land on the neighbouring captures, as the reader orders them.
     let mut pb = Playback::open(&file).expect("open");
     pb.seek(expected as i64, Origin::DeviceTime).expect("seek");
-    let stamp = |c: freek4a::types::Capture| {
-        [c.color, c.depth, c.ir]
-            .into_iter()
-            .flatten()
-            .map(|i| i.device_timestamp_usec)
-            .min()
-            .expect("an image")
-    };
     let _ = pb.next_capture().expect("read");
     let after: Vec<u64> = (0..2)
-        .map(|_| stamp(pb.next_capture().expect("read").expect("capture")))
+        .map(|_| stamp(&pb.next_capture().expect("read").expect("capture")))
         .collect();
     pb.seek(expected as i64, Origin::DeviceTime).expect("seek");
-    let before = stamp(pb.previous_capture().expect("read").expect("capture"));
+    let before = stamp(&pb.previous_capture().expect("read").expect("capture"));
     for (steps, want) in [(2, after[1]), (-1, before)] {
         let url = format!("{}#t={target}&step={steps}", server.url);
         let st = visit(&browser, &url, None, &[]);
