@@ -13,3 +13,4 @@ pub mod record;
 pub mod safe_output;
 pub mod transport;
 pub mod types;
+pub mod view;

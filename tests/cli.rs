@@ -45,6 +45,7 @@ const OUR_HELP: &str = concat!(
     "  --headless-gl           Run the depth engine on OpenGL without a display (EGL), even when X works\n",
     "                            (used by itself when there is no usable X display)\n",
     "  --version               Print the version and exit\n",
+    "  --preview[=ADDR:PORT]   Serve a live view of the recording to a browser (default 127.0.0.1, free port)\n",
 );
 
 fn k4arecorder(args: &[&str]) -> Output {

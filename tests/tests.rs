@@ -17,3 +17,4 @@ mod protocol;
 mod recorder;
 mod usb_rules;
 mod usbfs;
+mod viewer;

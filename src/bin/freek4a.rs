@@ -61,6 +61,9 @@ enum Cmd {
         /// calibration-damaged.json, no intrinsics.json)
         #[arg(long)]
         skip_bad_calibration: bool,
+        /// Also write 8-bit previews: colourised depth (range in the name) and normalised IR
+        #[arg(long)]
+        preview: bool,
     },
     /// Rebuild a damaged or unfinished recording into one every reader opens
     #[command(after_help = EXIT_CODES)]
@@ -77,6 +80,18 @@ enum Cmd {
         /// rebuilt): the unit's calibration.json from another recording or from `extract`
         #[arg(long, value_name = "FILE")]
         calibration: Option<PathBuf>,
+    },
+    /// Show recordings (a file, or a rig directory side by side) in a browser
+    #[command(after_help = EXIT_CODES)]
+    View {
+        /// A recording, or a directory of recordings
+        path: PathBuf,
+        /// Address to serve on (default: 127.0.0.1 and a free port)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Open the page in the desktop's browser
+        #[arg(long)]
+        open: bool,
     },
     /// Print or install the udev rules that give users access to the device
     #[command(after_help = EXIT_CODES)]
@@ -159,13 +174,18 @@ fn run(command: Cmd) -> Result<(), Failure> {
             out_dir,
             force,
             skip_bad_calibration,
+            preview,
         } => {
             let options = cli::extract::ExtractOptions {
                 progress: true,
                 force,
                 skip_bad_calibration,
+                preview,
             };
             cli::toolbox::extract(&file, &out_dir, &options).map_err(runtime)
+        }
+        Cmd::View { path, listen, open } => {
+            cli::view::view(&path, listen.as_deref(), open).map_err(runtime)
         }
         Cmd::Repair {
             input,

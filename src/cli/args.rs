@@ -83,6 +83,9 @@ pub struct RecorderOptions {
     pub progress: bool,
     /// `--headless-gl`: run the depth engine on EGL without a display even when X works.
     pub headless_gl: bool,
+    /// `--preview[=ADDR:PORT]`: serve the live viewer while recording ("" picks loopback and a
+    /// free port).
+    pub preview: Option<String>,
 }
 
 impl RecorderOptions {
@@ -100,6 +103,7 @@ impl RecorderOptions {
             depth_engine_path: None,
             progress: true,
             headless_gl: false,
+            preview: None,
         }
     }
 
@@ -273,6 +277,7 @@ enum Opt {
     NoProgress,
     HeadlessGl,
     Version,
+    Preview,
 }
 
 impl Opt {
@@ -298,6 +303,8 @@ impl Opt {
             "--headless-gl" => Opt::HeadlessGl,
             "--version" => Opt::Version,
             t if t.starts_with("--emulate=") => Opt::Emulate,
+            "--preview" => Opt::Preview,
+            t if t.starts_with("--preview=") => Opt::Preview,
             _ => return None,
         })
     }
@@ -309,7 +316,8 @@ impl Opt {
             | Opt::Emulate
             | Opt::NoProgress
             | Opt::HeadlessGl
-            | Opt::Version => 0,
+            | Opt::Version
+            | Opt::Preview => 0,
             _ => 1,
         }
     }
@@ -502,6 +510,7 @@ fn apply(
         }
         Opt::NoProgress => o.progress = false,
         Opt::HeadlessGl => o.headless_gl = true,
+        Opt::Preview => o.preview = Some(token.strip_prefix("--preview=").unwrap_or("").into()),
     }
     Ok(None)
 }

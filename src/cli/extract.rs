@@ -22,6 +22,7 @@ use crate::playback::{self, Playback};
 use crate::protocol::calibration::{Calibration, CameraCalibration};
 use crate::safe_output::{prepare_dir, Inputs, PendingFile};
 use crate::types::{Image, ImageFormat};
+use crate::view::imaging::{nv12_to_rgb, yuy2_to_rgb};
 
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,11 @@ pub struct ExtractOptions {
     /// Extract a recording whose calibration attachment does not parse (its bytes go to
     /// `calibration-damaged.json`, no `intrinsics.json`).
     pub skip_bad_calibration: bool,
+    /// Also write 8-bit previews beside the raw images:
+    /// `depth-preview/<n>_<device µs>_<min>-<max>mm.png` (colourised on that range, legend in
+    /// `depth-preview/legend_<min>-<max>mm.png`) and `ir-preview/<n>_<device µs>.png`
+    /// (normalised).
+    pub preview: bool,
 }
 
 /// Extracts `file` into `out_dir` (created if missing). With `progress`, a count of captures is
@@ -209,7 +215,7 @@ pub fn extract_with(
                 "warning: {}: calibration attachment is damaged; wrote its bytes to calibration-damaged.json, no intrinsics.json",
                 file.display()
             );
-            return extract_frames(&mut pb, file, out_dir, &saver, show, report);
+            return extract_frames(&mut pb, file, out_dir, &saver, show, options.preview, report);
         };
         saver.bytes(&out_dir.join("calibration.json"), &json)?;
         {
@@ -227,7 +233,7 @@ pub fn extract_with(
         }
         report.calibration = true;
     }
-    extract_frames(&mut pb, file, out_dir, &saver, show, report)
+    extract_frames(&mut pb, file, out_dir, &saver, show, options.preview, report)
 }
 
 fn extract_frames(
@@ -236,6 +242,7 @@ fn extract_frames(
     out_dir: &Path,
     saver: &Saver,
     show: bool,
+    preview: bool,
     mut report: ExtractReport,
 ) -> Result<ExtractReport, ExtractError> {
     let read_err = |source| ExtractError::Read {
@@ -257,6 +264,9 @@ fn extract_frames(
                 write_image(saver, &sub, n, image)?;
                 *count += 1;
             }
+        }
+        if preview {
+            crate::cli::view::write_previews(out_dir, n, &capture, pb.config().depth_mode)?;
         }
         report.captures += 1;
         if show && report.captures.is_multiple_of(10) {
@@ -402,68 +412,4 @@ fn write_image(saver: &Saver, dir: &Path, index: u64, image: &Image) -> Result<(
         writer.write_image_data(&bytes).map_err(encode_err)?;
         writer.finish().map_err(encode_err)
     })
-}
-
-/// BT.601 limited-range YUV to RGB.
-fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
-    let c = (i32::from(y) - 16) * 298;
-    let d = i32::from(u) - 128;
-    let e = i32::from(v) - 128;
-    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
-    [
-        clamp(c + 409 * e),
-        clamp(c - 100 * d - 208 * e),
-        clamp(c + 516 * d),
-    ]
-}
-
-fn nv12_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
-    if data.len() < w * h * 3 / 2 {
-        return Vec::new();
-    }
-    let (ys, uv) = data.split_at(w * h);
-    let mut out = Vec::with_capacity(w * h * 3);
-    for row in 0..h {
-        for col in 0..w {
-            let c = (row / 2) * w + (col / 2) * 2;
-            out.extend_from_slice(&yuv_to_rgb(ys[row * w + col], uv[c], uv[c + 1]));
-        }
-    }
-    out
-}
-
-fn yuy2_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
-    if data.len() < w * h * 2 {
-        return Vec::new();
-    }
-    let mut out = Vec::with_capacity(w * h * 3);
-    for quad in data[..w * h * 2].chunks_exact(4) {
-        let (y0, u, y1, v) = (quad[0], quad[1], quad[2], quad[3]);
-        out.extend_from_slice(&yuv_to_rgb(y0, u, v));
-        out.extend_from_slice(&yuv_to_rgb(y1, u, v));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yuv_reference_colours() {
-        assert_eq!(yuv_to_rgb(16, 128, 128), [0, 0, 0]);
-        assert_eq!(yuv_to_rgb(235, 128, 128), [255, 255, 255]);
-        let red = yuv_to_rgb(81, 90, 240);
-        assert!(red[0] > 250 && red[1] < 5 && red[2] < 5, "{red:?}");
-    }
-
-    #[test]
-    fn nv12_and_yuy2_agree_on_a_flat_image() {
-        let (w, h) = (4, 2);
-        let mut nv12 = vec![100u8; w * h];
-        nv12.extend_from_slice(&[60, 200].repeat(w * h / 4));
-        let yuy2 = [100u8, 60, 100, 200].repeat(w * h / 2);
-        assert_eq!(nv12_to_rgb(&nv12, w, h), yuy2_to_rgb(&yuy2, w, h));
-        assert_eq!(nv12_to_rgb(&nv12, w, h).len(), w * h * 3);
-    }
 }

@@ -40,6 +40,7 @@ pub const ADDED_OPTIONS_TEXT: &str = concat!(
     "  --headless-gl           Run the depth engine on OpenGL without a display (EGL), even when X works\n",
     "                            (used by itself when there is no usable X display)\n",
     "  --version               Print the version and exit\n",
+    "  --preview[=ADDR:PORT]   Serve a live view of the recording to a browser (default 127.0.0.1, free port)\n",
 );
 
 /// The complete help text for the recorder, as printed by `-h`, `--help` and every usage case.

@@ -33,4 +33,5 @@ pub use signal::{SignalAction, StopSignal};
 pub use toolbox::ToolboxError;
 pub mod extract;
 pub mod gl;
+pub mod view;
 pub mod wiring;

@@ -38,6 +38,9 @@ pub enum ToolboxError {
     /// Serialising the summary failed.
     #[error("formatting JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The viewer could not start.
+    #[error(transparent)]
+    View(#[from] crate::view::ViewError),
     /// Extraction failed.
     #[error(transparent)]
     Extract(#[from] crate::cli::extract::ExtractError),
@@ -76,7 +79,10 @@ pub fn record(options: &RecorderOptions) -> Result<i32, ToolboxError> {
         eprintln!("{line}");
     }
     let mut source = DeviceSource::for_options(options);
-    let report = record_on_console(&mut source, FileSink::create, options, &stop);
+    let report = match &options.preview {
+        None => record_on_console(&mut source, FileSink::create, options, &stop),
+        Some(listen) => crate::cli::view::record_with_preview(&mut source, options, &stop, listen)?,
+    };
     Ok(report.exit_code)
 }
 

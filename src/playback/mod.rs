@@ -1302,6 +1302,27 @@ impl<R: Read + Seek> Playback<R> {
         }
         Ok(())
     }
+
+    /// Device timestamps (µs) of every colour, depth and IR image, in file order, found without
+    /// reading the images: for timelines and finding gaps. Leaves the cursors where they were.
+    pub fn image_timestamps_usec(&mut self) -> Result<[Vec<u64>; 3], Error> {
+        let mut out: [Vec<u64>; 3] = Default::default();
+        let start = i128::from(self.start_offset_ns);
+        for ci in 0..self.layout.clusters.len() {
+            let c = self.load(ci)?;
+            for b in &c.blocks {
+                if let Some(k) = self
+                    .video
+                    .iter()
+                    .position(|v| v.is_some_and(|v| v.number == b.track))
+                {
+                    let ns = i128::from(self.block_ns(b)) + start;
+                    out[k].push(u64::try_from(ns.max(0) / 1000).unwrap_or(u64::MAX));
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Big-endian 16-bit samples to little-endian, eight bytes at a time.
