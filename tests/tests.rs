@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod depthengine;
 mod device;
+mod geometry;
 mod judges;
 mod libk4a_client;
 mod mkv_writer;
