@@ -54,6 +54,8 @@ enum Cmd {
         /// Output directory
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         out_dir: PathBuf,
+        #[command(flatten)]
+        geometry: cli::extract_geometry::GeometryOutputs,
     },
     /// Rebuild a damaged or unfinished recording into one every reader opens
     #[command(after_help = EXIT_CODES)]
@@ -140,7 +142,13 @@ fn run(command: Cmd) -> Result<(), Failure> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Extract { file, out_dir } => cli::toolbox::extract(&file, &out_dir).map_err(runtime),
+        Cmd::Extract {
+            file,
+            out_dir,
+            geometry,
+        } => cli::toolbox::extract(&file, &out_dir)
+            .map_err(runtime)
+            .and_then(|()| cli::extract_geometry::run(&file, &out_dir, geometry).map_err(runtime)),
         Cmd::Repair { input, output } => cli::toolbox::repair(&input, &output).map_err(runtime),
         Cmd::Udev {
             action: UdevCmd::Print,

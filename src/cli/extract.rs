@@ -306,7 +306,7 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     ]
 }
 
-fn nv12_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
+pub(crate) fn nv12_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
     if data.len() < w * h * 3 / 2 {
         return Vec::new();
     }
@@ -321,7 +321,7 @@ fn nv12_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
     out
 }
 
-fn yuy2_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
+pub(crate) fn yuy2_to_rgb(data: &[u8], w: usize, h: usize) -> Vec<u8> {
     if data.len() < w * h * 2 {
         return Vec::new();
     }

@@ -31,4 +31,5 @@ pub use session::{
 pub use signal::{SignalAction, StopSignal};
 pub use toolbox::ToolboxError;
 pub mod extract;
+pub mod extract_geometry;
 pub mod wiring;
