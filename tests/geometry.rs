@@ -81,7 +81,7 @@ pub fn scene_depth(w: usize, h: usize) -> Vec<u16> {
             let i = (y * w + x) as u64;
             let noise = (hash(i) % 5) as f32 - 2.0;
             let hole = (0.55..0.62).contains(&u) && (0.1..0.2).contains(&v);
-            let dropout = hash(i ^ 0xABCD) % 97 == 0;
+            let dropout = hash(i ^ 0xABCD).is_multiple_of(97);
             d[y * w + x] = if hole || dropout {
                 0
             } else {
@@ -130,7 +130,7 @@ fn grid_2d(w: i32, h: i32, nx: usize, ny: usize, seed: u64) -> Vec<f32> {
             let fv = (j as f32 + (hash(k + 7) % 1000) as f32 / 1000.0) / ny as f32;
             let u = -0.1 * w as f32 + 1.2 * w as f32 * fu;
             let vv = -0.1 * h as f32 + 1.2 * h as f32 * fv;
-            let d = if hash(k + 3) % 41 == 0 {
+            let d = if hash(k + 3).is_multiple_of(41) {
                 0.0
             } else {
                 250.0 + (hash(k + 5) % 6000) as f32 + 0.25 * (hash(k + 9) % 4) as f32
@@ -146,7 +146,7 @@ fn grid_3d(n: usize, seed: u64) -> Vec<f32> {
     let mut v = Vec::with_capacity(n * 3);
     for i in 0..n {
         let k = i as u64 + seed * 7_777_777;
-        let z = if hash(k) % 53 == 0 {
+        let z = if hash(k).is_multiple_of(53) {
             -100.0
         } else {
             200.0 + (hash(k + 1) % 6000) as f32

@@ -358,7 +358,8 @@ fn pinhole(mode: DepthMode, w: i32, h: i32) -> (f32, f32, f32, f32) {
         DepthMode::Nfov2x2Binned | DepthMode::NfovUnbinned => [75.0, 65.0],
         _ => [120.0, 120.0],
     };
-    let rad_per_deg = 3.141_592_65_f32 / 180.0;
+    // The SDK writes 3.14159265f, which is this constant in single precision.
+    let rad_per_deg = std::f32::consts::PI / 180.0;
     let f = fov_deg.map(|d| 0.5 / (0.5 * d * rad_per_deg).tan());
     (
         f[0] * w as f32,

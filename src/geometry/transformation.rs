@@ -102,7 +102,7 @@ impl Vertex {
 /// Depth spread (relative to the nearest corner) above which a quad is a depth edge and is
 /// not filled: sin(0.234375°) / cos(85°), one WFOV-binned pixel's angle on a surface slanted at
 /// 85°, as the SDK uses.
-const SKIP_INTERPOLATION_RATIO: f32 = 0.046_934_418;
+const SKIP_INTERPOLATION_RATIO: f32 = 0.046_934_42;
 
 /// Rows of colour output per rasterisation band (each band is one rayon task).
 const BAND_ROWS: usize = 32;
