@@ -6,6 +6,7 @@ pub mod cli;
 pub mod depthengine;
 pub mod device;
 pub mod emulator;
+pub mod geometry;
 pub mod mkv;
 pub mod playback;
 pub mod protocol;

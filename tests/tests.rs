@@ -9,6 +9,7 @@ mod device;
 mod emulated_units;
 mod install;
 mod headless_gl;
+mod geometry;
 mod judges;
 mod libk4a_client;
 mod mkv_writer;

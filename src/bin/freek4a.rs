@@ -64,6 +64,8 @@ enum Cmd {
         /// Also write 8-bit previews: colourised depth (range in the name) and normalised IR
         #[arg(long)]
         preview: bool,
+        #[command(flatten)]
+        geometry: cli::extract_geometry::GeometryOutputs,
     },
     /// Rebuild a damaged or unfinished recording into one every reader opens
     #[command(after_help = EXIT_CODES)]
@@ -175,6 +177,7 @@ fn run(command: Cmd) -> Result<(), Failure> {
             force,
             skip_bad_calibration,
             preview,
+            geometry,
         } => {
             let options = cli::extract::ExtractOptions {
                 progress: true,
@@ -182,7 +185,11 @@ fn run(command: Cmd) -> Result<(), Failure> {
                 skip_bad_calibration,
                 preview,
             };
-            cli::toolbox::extract(&file, &out_dir, &options).map_err(runtime)
+            cli::toolbox::extract(&file, &out_dir, &options)
+                .map_err(runtime)
+                .and_then(|()| {
+                    cli::extract_geometry::run(&file, &out_dir, geometry).map_err(runtime)
+                })
         }
         Cmd::View { path, listen, open } => {
             cli::view::view(&path, listen.as_deref(), open).map_err(runtime)

@@ -34,4 +34,5 @@ pub use toolbox::ToolboxError;
 pub mod extract;
 pub mod gl;
 pub mod view;
+pub mod extract_geometry;
 pub mod wiring;

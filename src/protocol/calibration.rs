@@ -171,56 +171,81 @@ impl CameraCalibration {
         })
     }
 
-    /// Converts normalised intrinsics (principal point ≈ 0.5) to pixels of the full sensor.
-    fn in_pixels(&self) -> Self {
-        let mut c = *self;
-        let (w, h) = (self.resolution_width as f32, self.resolution_height as f32);
-        c.parameters[param::CX] = self.parameters[param::CX] * w - 0.5;
-        c.parameters[param::CY] = self.parameters[param::CY] * h - 0.5;
-        c.parameters[param::FX] = self.parameters[param::FX] * w;
-        c.parameters[param::FY] = self.parameters[param::FY] * h;
-        c
-    }
-
-    /// Crops at (`x0`, `y0`) to `w`×`h`, then scales by `scale` (pixel centres preserved).
-    fn crop_scale(&self, x0: f32, y0: f32, scale: f32, w: i32, h: i32) -> Self {
+    /// Re-expresses normalised intrinsics for a mode: the sensor image binned to
+    /// `binned` pixels, cropped at `crop`, output `out` pixels wide and high. With `pixels`, the
+    /// result is in pixels with (0, 0) at the centre of the top-left pixel (the convention of
+    /// every mapping); otherwise it stays normalised with (0, 0) at that pixel's corner. The
+    /// arithmetic follows the SDK's order so both round alike.
+    fn for_mode(
+        &self,
+        binned: (f32, f32),
+        crop: (f32, f32),
+        out: (i32, i32),
+        pixels: bool,
+    ) -> Self {
         let mut c = *self;
         let p = &mut c.parameters;
-        p[param::CX] = (p[param::CX] - x0 + 0.5) * scale - 0.5;
-        p[param::CY] = (p[param::CY] - y0 + 0.5) * scale - 0.5;
-        p[param::FX] *= scale;
-        p[param::FY] *= scale;
-        c.resolution_width = w;
-        c.resolution_height = h;
+        let cx = p[param::CX] * binned.0 - crop.0;
+        let cy = p[param::CY] * binned.1 - crop.1;
+        let fx = p[param::FX] * binned.0;
+        let fy = p[param::FY] * binned.1;
+        if pixels {
+            p[param::CX] = cx - 0.5;
+            p[param::CY] = cy - 0.5;
+            p[param::FX] = fx;
+            p[param::FY] = fy;
+        } else {
+            p[param::CX] = cx / out.0 as f32;
+            p[param::CY] = cy / out.1 as f32;
+            p[param::FX] = fx / out.0 as f32;
+            p[param::FY] = fy / out.1 as f32;
+        }
+        c.resolution_width = out.0;
+        c.resolution_height = out.1;
         c
     }
 
     /// The depth camera's intrinsics in pixels for a depth mode (from the raw 1024×1024
-    /// calibration): NFOV crops 640×576 at (192, 180); 2×2 binned modes halve.
+    /// calibration): NFOV crops 640×576 at (192, 180); 2×2 binned modes halve. `None` for OFF
+    /// or a raw calibration that is not 1024×1024.
     pub fn for_depth_mode(&self, mode: DepthMode) -> Option<Self> {
-        let px = self.in_pixels();
+        if (self.resolution_width, self.resolution_height) != (1024, 1024) {
+            return None;
+        }
         let (w, h) = mode.dimensions()?;
-        let (x0, y0, scale) = match mode {
+        let (binned, crop) = match mode {
             DepthMode::Off => return None,
-            DepthMode::NfovUnbinned => (192.0, 180.0, 1.0),
-            DepthMode::Nfov2x2Binned => (192.0, 180.0, 0.5),
-            DepthMode::Wfov2x2Binned => (0.0, 0.0, 0.5),
-            DepthMode::WfovUnbinned | DepthMode::PassiveIr => (0.0, 0.0, 1.0),
+            DepthMode::NfovUnbinned => (1024.0, (192.0, 180.0)),
+            DepthMode::Nfov2x2Binned => (512.0, (96.0, 90.0)),
+            DepthMode::Wfov2x2Binned => (512.0, (0.0, 0.0)),
+            DepthMode::WfovUnbinned | DepthMode::PassiveIr => (1024.0, (0.0, 0.0)),
         };
-        Some(px.crop_scale(x0, y0, scale, w as i32, h as i32))
+        Some(self.for_mode((binned, binned), crop, (w as i32, h as i32), true))
     }
 
-    /// The colour camera's intrinsics in pixels for a resolution (from the raw 4096×3072
-    /// calibration): 16:9 resolutions crop the sensor's centre rows to 16:9, then every
-    /// resolution scales to its width.
+    /// The colour camera's intrinsics in pixels for a resolution (from the raw 4:3 calibration,
+    /// or a legacy 16:9 one first re-expressed as 4:3): 16:9 resolutions crop the 4:3 image's
+    /// centre rows, then every resolution scales to its width. `None` for OFF or a raw
+    /// calibration of another aspect ratio.
     pub fn for_color_resolution(&self, res: ColorResolution) -> Option<Self> {
-        let px = self.in_pixels();
+        let (rw, rh) = (self.resolution_width, self.resolution_height);
+        let full = if rw * 9 / 16 == rh {
+            self.for_mode((4096.0, 2304.0), (0.0, -384.0), (4096, 3072), false)
+        } else if rw * 3 / 4 == rh {
+            *self
+        } else {
+            return None;
+        };
         let (w, h) = res.dimensions()?;
-        let (sw, sh) = (self.resolution_width as f32, self.resolution_height as f32);
-        let scale = w as f32 / sw;
-        let crop_h = h as f32 / scale;
-        let y0 = (sh - crop_h) / 2.0;
-        Some(px.crop_scale(0.0, y0, scale, w as i32, h as i32))
+        // The 4:3 image binned to the output width; 16:9 outputs keep its centre rows.
+        let binned_h = w * 3 / 4;
+        let crop_y = (binned_h - h) / 2;
+        Some(full.for_mode(
+            (w as f32, binned_h as f32),
+            (0.0, crop_y as f32),
+            (w as i32, h as i32),
+            true,
+        ))
     }
 }
 

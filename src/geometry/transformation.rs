@@ -1,0 +1,533 @@
+//! Whole-image transformations (the SDK's `k4a_transformation_*`): point clouds, depth
+//! re-rendered in the colour camera (optionally with a depth-aligned custom image such as IR),
+//! colour resampled into the depth camera.
+//!
+//! Per-pixel rays ("xy tables") are computed once per camera and reused for every frame;
+//! frames are processed on all cores with rayon.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::calibration::{Calibration, Sensor};
+use super::camera::Camera;
+use super::GeometryError;
+
+/// Each pixel's normalised ray (x/z, y/z); x is NaN where the lens model gives none.
+#[derive(Clone, Debug)]
+pub struct XyTable {
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// x/z per pixel, row-major; NaN marks pixels without a ray.
+    pub x: Vec<f32>,
+    /// y/z per pixel (0 where x is NaN).
+    pub y: Vec<f32>,
+}
+
+impl XyTable {
+    /// Undistorts every pixel centre of `cam`.
+    pub fn new(cam: &Camera) -> XyTable {
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        let mut x = vec![0.0f32; w * h];
+        let mut y = vec![0.0f32; w * h];
+        x.par_chunks_mut(w)
+            .zip(y.par_chunks_mut(w))
+            .enumerate()
+            .for_each(|(row, (xr, yr))| {
+                for (col, (xo, yo)) in xr.iter_mut().zip(yr.iter_mut()).enumerate() {
+                    match cam.unproject([col as f32, row as f32], 1.0) {
+                        Some(p) => (*xo, *yo) = (p[0], p[1]),
+                        None => (*xo, *yo) = (f32::NAN, 0.0),
+                    }
+                }
+            });
+        XyTable {
+            width: w,
+            height: h,
+            x,
+            y,
+        }
+    }
+}
+
+/// How values of a custom image are resampled into the colour camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Interpolation {
+    /// The value of the nearest depth pixel (for labels, masks).
+    Nearest,
+    /// Barycentric blend of the three depth pixels around (for IR and other intensities).
+    #[default]
+    Linear,
+}
+
+/// A depth-aligned image resampled alongside depth.
+#[derive(Clone, Copy, Debug)]
+pub enum CustomImage<'a> {
+    /// 8 bits per pixel.
+    U8(&'a [u8]),
+    /// 16 bits per pixel (IR16, for example).
+    U16(&'a [u16]),
+}
+
+/// Output of [`Transformation::depth_to_color_custom`] for the custom image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CustomOutput {
+    /// 8 bits per pixel.
+    U8(Vec<u8>),
+    /// 16 bits per pixel.
+    U16(Vec<u16>),
+}
+
+/// Where one depth pixel lands in the colour camera.
+#[derive(Clone, Copy, Debug, Default)]
+struct Vertex {
+    uv: [f32; 2],
+    /// Distance along the colour camera's axis, mm.
+    z: f32,
+    valid: bool,
+}
+
+impl Vertex {
+    fn midpoint(a: &Vertex, b: &Vertex) -> Vertex {
+        Vertex {
+            uv: [(a.uv[0] + b.uv[0]) * 0.5, (a.uv[1] + b.uv[1]) * 0.5],
+            z: (a.z + b.z) * 0.5,
+            valid: a.valid & b.valid,
+        }
+    }
+}
+
+/// Depth spread (relative to the nearest corner) above which a quad is a depth edge and is
+/// not filled: sin(0.234375°) / cos(85°), one WFOV-binned pixel's angle on a surface slanted at
+/// 85°, as the SDK uses.
+const SKIP_INTERPOLATION_RATIO: f32 = 0.046_934_42;
+
+/// Rows of colour output per rasterisation band (each band is one rayon task).
+const BAND_ROWS: usize = 32;
+
+/// The transformation engine of one calibration (`k4a_transformation_t`), without OpenGL.
+pub struct Transformation {
+    calibration: Calibration,
+    depth_table: OnceLock<XyTable>,
+    color_table: OnceLock<XyTable>,
+}
+
+impl Transformation {
+    /// An engine for `calibration`. Tables are built on first use.
+    pub fn new(calibration: Calibration) -> Transformation {
+        Transformation {
+            calibration,
+            depth_table: OnceLock::new(),
+            color_table: OnceLock::new(),
+        }
+    }
+
+    /// The calibration.
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// The xy table of a camera (built on first call).
+    pub fn xy_table(&self, camera: Sensor) -> Result<&XyTable, GeometryError> {
+        let cam = self.calibration.camera(camera)?;
+        let cell = match camera {
+            Sensor::Depth => &self.depth_table,
+            _ => &self.color_table,
+        };
+        Ok(cell.get_or_init(|| XyTable::new(cam)))
+    }
+
+    fn both_cameras(&self) -> Result<(&Camera, &Camera), GeometryError> {
+        Ok((
+            self.calibration.camera(Sensor::Depth)?,
+            self.calibration.camera(Sensor::Color)?,
+        ))
+    }
+
+    /// A point cloud from a depth image in `camera`'s geometry (the depth camera's own image,
+    /// or one already transformed to the colour camera): x, y, z in millimetres per pixel,
+    /// interleaved, in that camera's frame; (0, 0, 0) where there is no depth or no ray.
+    pub fn depth_image_to_point_cloud(
+        &self,
+        depth_mm: &[u16],
+        camera: Sensor,
+    ) -> Result<Vec<i16>, GeometryError> {
+        let t = self.xy_table(camera)?;
+        check_len("depth image", t.width * t.height, depth_mm.len())?;
+        let mut out = vec![0i16; depth_mm.len() * 3];
+        out.par_chunks_mut(t.width * 3)
+            .zip(depth_mm.par_chunks(t.width))
+            .enumerate()
+            .for_each(|(row, (o, d))| {
+                let base = row * t.width;
+                let xs = &t.x[base..base + t.width];
+                let ys = &t.y[base..base + t.width];
+                for (((o, &d), &x), &y) in o.chunks_exact_mut(3).zip(d).zip(xs).zip(ys) {
+                    if x.is_nan() {
+                        continue;
+                    }
+                    let z = d as f32;
+                    // Round half to even and saturate, as the SDK's SSE path does.
+                    o[0] = (x * z).round_ties_even() as i16;
+                    o[1] = (y * z).round_ties_even() as i16;
+                    // Depth values above 32767 mm wrap, as in the SDK's 16-bit output.
+                    o[2] = d as i16;
+                }
+            });
+        Ok(out)
+    }
+
+    fn vertex(&self, table: &XyTable, color: &Camera, i: usize, d: u16) -> Vertex {
+        let x = table.x[i];
+        if d == 0 || x.is_nan() {
+            return Vertex::default();
+        }
+        let z = d as f32;
+        let p = [x * z, table.y[i] * z, z];
+        let c = self
+            .calibration
+            .extrinsics(Sensor::Depth, Sensor::Color)
+            .apply(p);
+        match color.project(c) {
+            Some(uv) => Vertex {
+                uv,
+                z: c[2],
+                valid: true,
+            },
+            None => Vertex {
+                uv: [0.0; 2],
+                z: c[2],
+                valid: false,
+            },
+        }
+    }
+
+    fn vertices(&self, depth_mm: &[u16]) -> Result<Vec<Vertex>, GeometryError> {
+        let (_, color) = self.both_cameras()?;
+        let table = self.xy_table(Sensor::Depth)?;
+        check_len("depth image", table.width * table.height, depth_mm.len())?;
+        let mut v = vec![Vertex::default(); depth_mm.len()];
+        v.par_chunks_mut(table.width)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let base = row * table.width;
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = self.vertex(table, color, base + k, depth_mm[base + k]);
+                }
+            });
+        Ok(v)
+    }
+
+    /// Depth re-rendered in the colour camera (`k4a_transformation_depth_image_to_color_camera`):
+    /// each 2×2 block of depth pixels becomes two triangles, rasterised with a z-buffer; blocks
+    /// that straddle a depth edge are left empty. Millimetres along the colour camera's axis;
+    /// 0 where nothing lands.
+    pub fn depth_to_color(&self, depth_mm: &[u16]) -> Result<Vec<u16>, GeometryError> {
+        Ok(self.render(depth_mm, None, Interpolation::Linear, 0)?.0)
+    }
+
+    /// [`Transformation::depth_to_color`] with a depth-aligned custom image (IR, labels…)
+    /// resampled alongside (`k4a_transformation_depth_image_to_color_camera_custom`). Custom
+    /// pixels where no depth lands hold `invalid_value`.
+    pub fn depth_to_color_custom(
+        &self,
+        depth_mm: &[u16],
+        custom: CustomImage<'_>,
+        interpolation: Interpolation,
+        invalid_value: u16,
+    ) -> Result<(Vec<u16>, CustomOutput), GeometryError> {
+        let (d, c) = self.render(depth_mm, Some(custom), interpolation, invalid_value)?;
+        Ok((d, c.expect("custom output requested")))
+    }
+
+    fn render(
+        &self,
+        depth_mm: &[u16],
+        custom: Option<CustomImage<'_>>,
+        interpolation: Interpolation,
+        invalid_value: u16,
+    ) -> Result<(Vec<u16>, Option<CustomOutput>), GeometryError> {
+        let (dc, cc) = self.both_cameras()?;
+        let (dw, dh) = (dc.width as usize, dc.height as usize);
+        check_len("depth image", dw * dh, depth_mm.len())?;
+        let custom_u16: Option<Vec<u16>> = match custom {
+            None => None,
+            Some(CustomImage::U8(c)) => {
+                check_len("custom image", dw * dh, c.len())?;
+                Some(c.iter().map(|&v| v as u16).collect())
+            }
+            Some(CustomImage::U16(c)) => {
+                check_len("custom image", dw * dh, c.len())?;
+                Some(c.to_vec())
+            }
+        };
+        let verts = self.vertices(depth_mm)?;
+        let (cw, ch) = (cc.width as usize, cc.height as usize);
+        let mut out = vec![0u16; cw * ch];
+        let mut cust = vec![invalid_value; if custom.is_some() { cw * ch } else { 0 }];
+        let linear = interpolation == Interpolation::Linear;
+
+        // Each quad's covered rows, so a band only visits quads that reach it.
+        let quads: Vec<Quad> = (1..dh)
+            .into_par_iter()
+            .flat_map_iter(|y| {
+                let verts = &verts;
+                let custom_u16 = custom_u16.as_deref();
+                (1..dw).filter_map(move |x| {
+                    let i = |xx: usize, yy: usize| yy * dw + xx;
+                    let corners = [i(x - 1, y - 1), i(x, y - 1), i(x, y), i(x - 1, y)];
+                    let v = corners.map(|k| verts[k]);
+                    let c = corners.map(|k| custom_u16.map_or(0, |c| c[k]));
+                    Quad::new(v, c, linear, cw as i32, ch as i32)
+                })
+            })
+            .collect();
+
+        let band_px = BAND_ROWS * cw;
+        let bands = out.len().div_ceil(band_px);
+        let custom_bands: Vec<&mut [u16]> = if cust.is_empty() {
+            (0..bands).map(|_| &mut [][..]).collect()
+        } else {
+            cust.chunks_mut(band_px).collect()
+        };
+        out.par_chunks_mut(band_px)
+            .zip(custom_bands.into_par_iter())
+            .enumerate()
+            .for_each(|(band, (o, c))| {
+                let y0 = (band * BAND_ROWS) as i32;
+                let y1 = y0 + (o.len() / cw) as i32;
+                for q in &quads {
+                    if q.y_end <= y0 || q.y_begin >= y1 {
+                        continue;
+                    }
+                    q.draw(o, c, cw, y0, y1, linear);
+                }
+            });
+        let custom_out = match custom {
+            None => None,
+            Some(CustomImage::U8(_)) => {
+                Some(CustomOutput::U8(cust.iter().map(|&v| v as u8).collect()))
+            }
+            Some(CustomImage::U16(_)) => Some(CustomOutput::U16(cust)),
+        };
+        Ok((out, custom_out))
+    }
+
+    /// A BGRA colour image resampled into the depth camera
+    /// (`k4a_transformation_color_image_to_depth_camera`): bilinear at the colour pixel each
+    /// depth pixel's point lands on; (0, 0, 0, 0) where there is no depth or it lands outside,
+    /// and a valid black becomes (1, 0, 0, 0) so it stays distinguishable.
+    pub fn color_to_depth(&self, depth_mm: &[u16], bgra: &[u8]) -> Result<Vec<u8>, GeometryError> {
+        let (dc, cc) = self.both_cameras()?;
+        let (dw, dh) = (dc.width as usize, dc.height as usize);
+        let (cw, ch) = (cc.width as usize, cc.height as usize);
+        check_len("depth image", dw * dh, depth_mm.len())?;
+        check_len("BGRA colour image", cw * ch * 4, bgra.len())?;
+        let table = self.xy_table(Sensor::Depth)?;
+        let mut out = vec![0u8; dw * dh * 4];
+        out.par_chunks_mut(dw * 4).enumerate().for_each(|(row, o)| {
+            for (k, px) in o.chunks_exact_mut(4).enumerate() {
+                let i = row * dw + k;
+                let v = self.vertex(table, cc, i, depth_mm[i]);
+                if !v.valid {
+                    continue;
+                }
+                let fx = v.uv[0].floor();
+                let fy = v.uv[1].floor();
+                let (ix, iy) = (fx as i32, fy as i32);
+                if ix < 0 || iy < 0 || ix + 1 >= cw as i32 || iy + 1 >= ch as i32 {
+                    continue;
+                }
+                let (ax, ay) = (v.uv[0] - ix as f32, v.uv[1] - iy as f32);
+                let base = (iy as usize * cw + ix as usize) * 4;
+                for (ch_i, p) in px.iter_mut().enumerate() {
+                    let s = |off: usize| bgra[base + off + ch_i] as f32;
+                    let top = (1.0 - ax) * s(0) + ax * s(4);
+                    let bottom = (1.0 - ax) * s(cw * 4) + ax * s(cw * 4 + 4);
+                    *p = ((1.0 - ay) * top + ay * bottom + 0.5) as u8;
+                }
+                if px == [0, 0, 0, 0] {
+                    px[0] = 1;
+                }
+            }
+        });
+        Ok(out)
+    }
+}
+
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), GeometryError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(GeometryError::ImageSize {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// One 2×2 block of depth pixels in colour pixels: corners clockwise from top-left after the
+/// SDK's substitution of one invalid corner, with their custom values.
+struct Quad {
+    v: [Vertex; 4],
+    c: [u16; 4],
+    x_begin: i32,
+    x_end: i32,
+    y_begin: i32,
+    y_end: i32,
+}
+
+/// Signed double area of (a, b, c); negative when c is left of a→b.
+fn area(a: [f32; 2], b: [f32; 2], c: [f32; 2]) -> f32 {
+    (c[1] - a[1]) * (b[0] - a[0]) - (c[0] - a[0]) * (b[1] - a[1])
+}
+
+impl Quad {
+    /// The block with corners top-left, top-right, bottom-right, bottom-left, or `None` when
+    /// it is not drawn (two or more corners without a projection, or a depth edge).
+    fn new(v: [Vertex; 4], c: [u16; 4], linear: bool, w: i32, h: i32) -> Option<Quad> {
+        let [tl, tr, br, bl] = v;
+        let [ctl, ctr, cbr, cbl] = c;
+        let (mut vv, mut cc) = (v, c);
+        let pick = |a: u16, b: u16, nearest: u16| {
+            if linear {
+                ((a as u32 + b as u32) / 2) as u16
+            } else {
+                nearest
+            }
+        };
+        let mut invalid = 0;
+        // One missing corner is replaced so the quad degenerates to the triangle of the other
+        // three, keeping the clockwise winding.
+        if !tl.valid {
+            invalid += 1;
+            vv[0] = Vertex::midpoint(&tr, &bl);
+            cc[0] = pick(ctr, cbl, cbr);
+        }
+        if !tr.valid {
+            invalid += 1;
+            vv[1] = br;
+            vv[2] = Vertex::midpoint(&br, &bl);
+            cc[1] = cbr;
+            cc[2] = pick(cbr, cbl, cbl);
+        }
+        if !br.valid {
+            invalid += 1;
+            vv[2] = Vertex::midpoint(&tr, &bl);
+            cc[2] = pick(ctr, cbl, ctl);
+        }
+        if !bl.valid {
+            invalid += 1;
+            vv[3] = br;
+            vv[2] = Vertex::midpoint(&tr, &br);
+            cc[3] = cbr;
+            cc[2] = pick(ctr, cbr, ctr);
+        }
+        if invalid >= 2 {
+            return None;
+        }
+        let zs = vv.map(|x| x.z);
+        let zmin = fmin(fmin(zs[0], zs[1]), fmin(zs[2], zs[3]));
+        let zmax = fmax(fmax(zs[0], zs[1]), fmax(zs[2], zs[3]));
+        if zmax - zmin > SKIP_INTERPOLATION_RATIO * zmin {
+            return None;
+        }
+        let xs = vv.map(|x| x.uv[0]);
+        let ys = vv.map(|x| x.uv[1]);
+        let min4 = |a: [f32; 4]| fmin(fmin(a[0], a[1]), fmin(a[2], a[3]));
+        let max4 = |a: [f32; 4]| fmax(fmax(a[0], a[1]), fmax(a[2], a[3]));
+        let q = Quad {
+            v: vv,
+            c: cc,
+            x_begin: (min4(xs).ceil() as i32).max(0),
+            y_begin: (min4(ys).ceil() as i32).max(0),
+            x_end: (max4(xs).ceil() as i32).min(w),
+            y_end: (max4(ys).ceil() as i32).min(h),
+        };
+        (q.x_begin < q.x_end && q.y_begin < q.y_end).then_some(q)
+    }
+
+    /// Rasterises rows `y0..y1` of the colour image into `depth` (and `custom` unless empty),
+    /// both holding exactly those rows.
+    fn draw(
+        &self,
+        depth: &mut [u16],
+        custom: &mut [u16],
+        w: usize,
+        y0: i32,
+        y1: i32,
+        linear: bool,
+    ) {
+        let [tl, tr, br, bl] = self.v;
+        let [ctl, ctr, cbr, cbl] = self.c;
+        for y in self.y_begin.max(y0)..self.y_end.min(y1) {
+            let row = (y - y0) as usize * w;
+            for x in self.x_begin..self.x_end {
+                let p = [x as f32, y as f32];
+                // The diagonal top-left → bottom-right splits the quad; each side is a triangle.
+                let mid_area = area(tl.uv, br.uv, p);
+                let ccw = mid_area >= 0.0;
+                let (mid, cmid) = if ccw { (bl, cbl) } else { (tr, ctr) };
+                let mut a_tl = area(mid.uv, tl.uv, p);
+                let mut a_br = area(br.uv, mid.uv, p);
+                let mut a_mid = mid_area;
+                if !ccw {
+                    a_tl = -a_tl;
+                    a_br = -a_br;
+                    a_mid = -a_mid;
+                }
+                // Top/left edges inclusive, bottom/right exclusive.
+                if !(a_tl >= 0.0 && a_br > 0.0) {
+                    continue;
+                }
+                let mut sum = a_tl + a_mid + a_br;
+                if sum != 0.0 {
+                    sum = 1.0 / sum;
+                }
+                let z = (a_tl * br.z + a_mid * mid.z + a_br * tl.z) * sum;
+                let d = (z + 0.5) as u16;
+                let k = row + x as usize;
+                if depth[k] == 0 || d < depth[k] {
+                    depth[k] = d;
+                    if !custom.is_empty() {
+                        let value = if linear {
+                            (a_tl * cbr as f32 + a_mid * cmid as f32 + a_br * ctl as f32) * sum
+                        } else if a_tl > a_mid {
+                            if a_tl > a_br {
+                                cbr as f32
+                            } else {
+                                ctl as f32
+                            }
+                        } else if a_mid > a_br {
+                            cmid as f32
+                        } else {
+                            ctl as f32
+                        };
+                        custom[k] = (value + 0.5) as u16;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `min` as C's `a < b ? a : b` (NaN handling as the SDK's).
+fn fmin(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `max` as C's `a > b ? a : b`.
+fn fmax(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
