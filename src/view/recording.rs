@@ -143,7 +143,7 @@ impl FileUnit {
         };
         pb.seek(0, Origin::Begin)?;
         if let Some(i) = &info {
-            problems.extend(i.diagnostics.iter().cloned());
+            problems.extend(i.diagnostics.iter().map(ToString::to_string));
         }
         for d in pb.diagnostics() {
             let s = d.to_string();
