@@ -269,6 +269,7 @@ fn compare_points(
 
 #[test]
 fn calibration_functions_match_libk4a() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(o) = Oracle::get() else { return };
     let dir = TempDir::new("geometry-points");
     const DEPTH: Sensor = Sensor::Depth;
@@ -479,6 +480,7 @@ struct ImageCase {
 /// within one grey level everywhere (see `compare_images`).
 #[test]
 fn image_transformations_match_libk4a() {
+    let _heavy = crate::util::heavy_test_lock();
     compare_images(&[(DepthMode::NfovUnbinned, ColorResolution::R720p)]);
 }
 
@@ -489,6 +491,7 @@ fn image_transformations_match_libk4a() {
 #[test]
 #[ignore = "known gap: ~1 % of pixels differ at depth edges for WFOV 2x2 binned -> 1536p"]
 fn image_transformations_wfov_binned_match_libk4a() {
+    let _heavy = crate::util::heavy_test_lock();
     compare_images(&[(DepthMode::Wfov2x2Binned, ColorResolution::R1536p)]);
 }
 
@@ -664,6 +667,7 @@ fn median(v: &mut [f64]) -> f64 {
 #[test]
 #[ignore = "benchmark: run explicitly"]
 fn speed() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(o) = Oracle::get() else { return };
     if !have_xvfb() {
         return;

@@ -348,6 +348,7 @@ fn depth16(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
 
 #[test]
 fn transform_engine_without_display_equals_xvfb_and_libk4a() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some((dir, summary)) = work_dir() else {
         return;
     };
@@ -452,6 +453,7 @@ fn transform_engine_without_display_equals_xvfb_and_libk4a() {
 
 #[test]
 fn depth_engine_without_display_reaches_its_calibration_check() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some((dir, _)) = work_dir() else { return };
     let dir = dir.path();
     let headless = run_child("depth", Setup::Auto, dir, None);
@@ -493,6 +495,7 @@ fn binaries_do_not_carry_the_headless_symbols() {
 
 #[test]
 fn recorder_names_the_headless_renderer_and_stays_quiet_under_x() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = util::Oracle::get() else {
         return;
     };

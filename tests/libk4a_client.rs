@@ -192,6 +192,7 @@ fn our_color_frames(
 
 #[test]
 fn libk4a_streams_colour_equal_to_our_driver() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = judges() else { return };
     const N: usize = 6;
     for (res, res_name, fmt, fmt_name, size) in [
@@ -278,6 +279,7 @@ fn libk4a_streams_colour_equal_to_our_driver() {
 /// the emulator's JPEGs.
 #[test]
 fn libk4a_decodes_the_emulated_mjpeg_to_bgra() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = judges() else { return };
     const N: usize = 3;
     let tmp = TempDir::new("libk4a-bgra");
@@ -329,6 +331,7 @@ fn close(a: [f32; 3], b: [f32; 3]) -> bool {
 
 #[test]
 fn libk4a_imu_samples_equal_our_driver() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = judges() else { return };
     const N: usize = 300;
     let tmp = TempDir::new("libk4a-imu");
@@ -527,6 +530,7 @@ fn libk4a_colour_controls_read_the_hardware_defaults_and_match_our_driver_after_
 /// device timestamps, same bytes).
 #[test]
 fn libk4a_and_our_recorder_receive_the_same_frames_through_usbfs() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = judges() else { return };
     let tool = crate::usbfs::supervisor().expect("checked by judges()");
     let tmp = TempDir::new("libk4a-vs-recorder");

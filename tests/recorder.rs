@@ -218,6 +218,7 @@ fn image_span_usec(v: &Value, fps: u64) -> u64 {
 
 #[test]
 fn microsoft_examples_with_length() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = Oracle::get() else { return };
     let dir = TempDir::new("rec-examples");
     // Microsoft's examples, -l shortened; and the default invocation with -l.
@@ -322,6 +323,7 @@ fn record_until_signal(
 
 #[test]
 fn default_invocation_stopped_by_sigint_or_sigterm_is_finished() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = Oracle::get() else { return };
     let dir = TempDir::new("rec-signal");
     record_until_signal(oracle, &dir, "int.mkv", rustix::process::Signal::INT);
@@ -546,6 +548,7 @@ fn env_count(name: &str, default: usize) -> usize {
 
 #[test]
 fn trial_kill_9_at_random_moments() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = Oracle::get() else { return };
     let dir = TempDir::new("rec-kill");
     let trials = env_count("FREEK4A_KILL_TRIALS", 5);
@@ -667,6 +670,7 @@ fn trial_unplug_finishes_the_file_and_exits_one() {
 
 #[test]
 fn trial_stream_faults() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(oracle) = Oracle::get() else { return };
     let dir = TempDir::new("rec-faults");
     // Transient: damaged IMU packets and short colour payloads are dropped and counted; the

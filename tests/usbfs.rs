@@ -53,13 +53,6 @@ pub(crate) fn supervisor() -> Option<&'static PathBuf> {
     }
 }
 
-/// Held by the tests here that record in real time: they run one after another, so they do
-/// not take each other's CPU on a small machine (each checks capture counts against time).
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Runs `program` under the supervisor with `options`, the emulated depth engine in the
 /// environment (as a user's `FREEK4A_DEPTH_ENGINE` would be) and no `FREEK4A_EMULATE`.
 fn under(tool: &Path, options: &[&str], program: &[&str], cwd: &Path) -> Output {
@@ -216,7 +209,7 @@ fn record_and_judge(
 fn recorder_records_every_mode_through_usbfs() {
     let Some(tool) = supervisor() else { return };
     let Some(oracle) = Oracle::get() else { return };
-    let _serial = one_at_a_time();
+    let _serial = crate::util::heavy_test_lock();
     let dir = TempDir::new("usbfs-modes");
     let cases = [
         Case {
@@ -302,7 +295,7 @@ fn recorder_records_every_mode_through_usbfs() {
 fn faults_through_usbfs() {
     let Some(tool) = supervisor() else { return };
     let Some(oracle) = Oracle::get() else { return };
-    let _serial = one_at_a_time();
+    let _serial = crate::util::heavy_test_lock();
     let dir = TempDir::new("usbfs-faults");
     let recorder = bin_path("k4arecorder");
     let rec = recorder.to_str().unwrap();
@@ -351,11 +344,12 @@ fn faults_through_usbfs() {
     }
 
     // The command endpoints: a stalled command and a device answering with more data than the
-    // buffer holds (babble, EOVERFLOW from the kernel) fail the open with an error naming the
-    // command.
+    // command's buffer holds fail the open with an error naming the command. The host reads
+    // whole packets, so an answer longer than the SDK's buffer but within the packet is caught
+    // by the length check rather than by babble (EOVERFLOW).
     for (fault, words) in [
         ("0x115:stall", "endpoint stalled"),
-        ("0x115:oversized", "data transfer failed"),
+        ("0x115:oversized", "exceeds the 255-byte buffer"),
     ] {
         let out = under(
             tool,
@@ -407,7 +401,7 @@ fn faults_through_usbfs() {
 fn node_permissions_through_usbfs() {
     let Some(tool) = supervisor() else { return };
     let Some(oracle) = Oracle::get() else { return };
-    let _serial = one_at_a_time();
+    let _serial = crate::util::heavy_test_lock();
     let dir = TempDir::new("usbfs-perms");
     let root = rustix::process::getuid().is_root();
     let mut as_user: Vec<String> = Vec::new();

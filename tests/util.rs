@@ -563,3 +563,11 @@ pub fn write_test_jpeg(path: &Path, width: u16, height: u16) -> Vec<u8> {
     std::fs::write(path, &out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     out
 }
+
+/// Held by the tests that are heavy in CPU or timing-sensitive (real-time recordings checked
+/// against the clock, Mesa's software OpenGL, headless chromium): they run one after another,
+/// so on a small machine they do not take each other's CPU and stretch each other's timings.
+pub fn heavy_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

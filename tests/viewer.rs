@@ -303,6 +303,7 @@ const MODE: [&str; 6] = ["-c", "720p", "-d", "NFOV_UNBINNED", "-r", "30"];
 
 #[test]
 fn page_shows_pattern_depth_ir_seek_imu_and_info() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(browser) = chromium() else { return };
     let dir = TempDir::new("viewer-file");
     let file = dir.join("one.mkv");
@@ -487,6 +488,7 @@ fn page_shows_pattern_depth_ir_seek_imu_and_info() {
 
 #[test]
 fn info_panel_and_timeline_show_drops() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(browser) = chromium() else { return };
     let dir = TempDir::new("viewer-drops");
     let file = dir.join("drops.mkv");
@@ -526,6 +528,7 @@ fn info_panel_and_timeline_show_drops() {
 
 #[test]
 fn rig_of_three_shows_synchronized_views() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(browser) = chromium() else { return };
     let dir = TempDir::new("viewer-rig");
     let rig = dir.join("rig");
@@ -655,6 +658,7 @@ fn heavy_run(out: &Path, browser: Option<&Path>) -> Option<(Visit, String)> {
 
 #[test]
 fn live_preview_shows_frames_and_costs_the_file_nothing() {
+    let _heavy = crate::util::heavy_test_lock();
     let Some(browser) = chromium() else { return };
     let dir = TempDir::new("viewer-live");
     emulated_depthengine();
@@ -870,6 +874,7 @@ fn listens_on_loopback_by_default_and_refuses_bad_addresses() {
 
 #[test]
 fn damaged_recordings_show_what_is_readable_and_their_problems() {
+    let _heavy = crate::util::heavy_test_lock();
     let dir = TempDir::new("viewer-damaged");
     let file = dir.join("cut.mkv");
     record(&file, 2, &["-c", "720p", "-d", "NFOV_2X2BINNED"], 1, 0);
@@ -916,6 +921,7 @@ fn damaged_recordings_show_what_is_readable_and_their_problems() {
 
 #[test]
 fn extract_preview_writes_viewable_depth_and_ir() {
+    let _heavy = crate::util::heavy_test_lock();
     let dir = TempDir::new("viewer-extract");
     let file = dir.join("one.mkv");
     record(&file, 1, &["-c", "720p", "-d", "NFOV_UNBINNED"], 1, 0);

@@ -215,7 +215,15 @@ pub fn extract_with(
                 "warning: {}: calibration attachment is damaged; wrote its bytes to calibration-damaged.json, no intrinsics.json",
                 file.display()
             );
-            return extract_frames(&mut pb, file, out_dir, &saver, show, options.preview, report);
+            return extract_frames(
+                &mut pb,
+                file,
+                out_dir,
+                &saver,
+                show,
+                options.preview,
+                report,
+            );
         };
         saver.bytes(&out_dir.join("calibration.json"), &json)?;
         {
@@ -233,7 +241,15 @@ pub fn extract_with(
         }
         report.calibration = true;
     }
-    extract_frames(&mut pb, file, out_dir, &saver, show, options.preview, report)
+    extract_frames(
+        &mut pb,
+        file,
+        out_dir,
+        &saver,
+        show,
+        options.preview,
+        report,
+    )
 }
 
 fn extract_frames(

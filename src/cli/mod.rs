@@ -32,7 +32,7 @@ pub use session::{
 pub use signal::{SignalAction, StopSignal};
 pub use toolbox::ToolboxError;
 pub mod extract;
+pub mod extract_geometry;
 pub mod gl;
 pub mod view;
-pub mod extract_geometry;
 pub mod wiring;

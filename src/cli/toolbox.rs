@@ -75,9 +75,6 @@ pub fn list_devices(emulate: Option<&EmulateSpec>) -> Result<Vec<ListedDevice>, 
 pub fn record(options: &RecorderOptions) -> Result<i32, ToolboxError> {
     let stop = StopSignal::new();
     stop.install()?;
-    if let Some(line) = crate::cli::gl::prepare_for_recording(options) {
-        eprintln!("{line}");
-    }
     let mut source = DeviceSource::for_options(options);
     let report = match &options.preview {
         None => record_on_console(&mut source, FileSink::create, options, &stop),

@@ -185,6 +185,9 @@ pub struct DeviceSource {
     unplug: Option<(EmulatedBackend, Duration)>,
     /// Units come from `--emulate`.
     emulated: bool,
+    /// The options whose OpenGL choice for the depth engine is made once a unit was found, so
+    /// a missing camera is reported before anything about OpenGL.
+    gl_setup: Option<RecorderOptions>,
 }
 
 impl DeviceSource {
@@ -219,6 +222,7 @@ impl DeviceSource {
             device: None,
             final_drops: Arc::default(),
             emulated: emulated.is_some(),
+            gl_setup: Some(options.clone()),
         }
     }
 
@@ -278,6 +282,11 @@ impl RecorderDevice for DeviceSource {
     }
 
     fn open(&mut self, index: u8) -> Result<(), SourceError> {
+        if let Some(options) = self.gl_setup.take() {
+            if let Some(line) = crate::cli::gl::prepare_for_recording(&options) {
+                eprintln!("{line}");
+            }
+        }
         let dev = Device::open_with(
             self.backend.as_ref(),
             usize::from(index),
