@@ -176,27 +176,23 @@ impl Frame {
     }
 }
 
-/// Per depth pixel, the direction (x/z, y/z) of its ray in the depth camera's frame, from the
-/// pinhole part of the calibration.
-///
-/// Minimal unprojection for the point cloud until the geometry layer provides the full lens
-/// model: it ignores the radial and tangential distortion, so points near the image edges are
-/// a few percent off. Replace with the geometry layer's unprojection.
+/// Per depth pixel, the direction (x/z, y/z) of its ray in the depth camera's frame: the
+/// geometry layer's undistorted table (the SDK's lens model and validity rules), NaN in x
+/// where a pixel has no ray.
 pub fn depth_rays(calibration: &Calibration, mode: DepthMode) -> Option<Vec<f32>> {
-    use crate::protocol::calibration::param;
-    let c = calibration.depth.for_depth_mode(mode)?;
-    let p = &c.parameters;
-    let (cx, cy, fx, fy) = (p[param::CX], p[param::CY], p[param::FX], p[param::FY]);
-    if fx == 0.0 || fy == 0.0 {
-        return None;
-    }
-    let (w, h) = mode.dimensions()?;
-    let mut out = Vec::with_capacity(w as usize * h as usize * 2);
-    for v in 0..h {
-        for u in 0..w {
-            out.push((u as f32 - cx) / fx);
-            out.push((v as f32 - cy) / fy);
-        }
-    }
-    Some(out)
+    let cal = crate::geometry::Calibration::from_raw(
+        calibration,
+        mode,
+        crate::types::ColorResolution::Off,
+    )
+    .ok()?;
+    let table = crate::geometry::XyTable::new(cal.depth.as_ref()?);
+    Some(
+        table
+            .x
+            .iter()
+            .zip(&table.y)
+            .flat_map(|(&x, &y)| [x, y])
+            .collect(),
+    )
 }

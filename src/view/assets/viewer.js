@@ -449,7 +449,7 @@ async function updateCloud() {
     for (let x = 0; x < d.width; x += 2) {
       const i = y * d.width + x;
       const z = raw[i];
-      if (!z || 2 * i + 1 >= rays.length) continue;
+      if (!z || 2 * i + 1 >= rays.length || Number.isNaN(rays[2 * i])) continue;
       const X = rays[2 * i] * z, Y = rays[2 * i + 1] * z;
       pos.push(X, Y, z);
       col.push(px[4 * i] / 255, px[4 * i + 1] / 255, px[4 * i + 2] / 255);
@@ -468,7 +468,7 @@ async function updateCloud() {
   cv.dataset.points = String(n);
   const r = cv.getBoundingClientRect();
   cv.dataset.canvasRect = [r.left, r.top, r.width, r.height].map(Math.round).join(",");
-  $("#cloud-note").textContent = `${n} points of ${u.name} (depth camera; every 2nd pixel; lens distortion not yet applied)`;
+  $("#cloud-note").textContent = `${n} points of ${u.name} (depth camera; every 2nd pixel; coloured by depth)`;
   drawCloud(cloud);
 }
 
