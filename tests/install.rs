@@ -59,40 +59,30 @@ fn installed_binaries_emulate_depth_on_their_own() {
         .join(freek4a::depthengine::EMULATED_ENGINE_FILE_NAME)
         .exists());
 
-    let out = run_alone(
-        &bin.join("k4arecorder"),
-        dir.path(),
-        &["--no-progress", "--emulate", "-l", "1", "k4arecorder.mkv"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert_has_depth(oracle, &dir.join("k4arecorder.mkv"));
-
-    let out = run_alone(
-        &bin.join("freek4a"),
-        dir.path(),
-        &[
-            "record",
-            "--no-progress",
-            "--emulate",
-            "-l",
-            "1",
-            "freek4a.mkv",
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert_has_depth(oracle, &dir.join("freek4a.mkv"));
+    // Both binaries record with depth from the copies alone.
+    for (program, args) in [
+        (
+            "k4arecorder",
+            &["--no-progress", "--emulate", "-l", "1"][..],
+        ),
+        (
+            "freek4a",
+            &["record", "--no-progress", "--emulate", "-l", "1"][..],
+        ),
+    ] {
+        let file = format!("{program}.mkv");
+        let mut all = args.to_vec();
+        all.push(&file);
+        let out = run_alone(&bin.join(program), dir.path(), &all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{program}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_has_depth(oracle, &dir.join(&file));
+    }
 
     // An explicit engine that is missing: the loader's reason and what to install, nothing
     // about building.

@@ -209,37 +209,30 @@ pub fn extract_with(
     let show = options.progress && std::io::stderr().is_terminal();
 
     if let Some((json, parsed)) = calibration {
-        let Ok(cal) = parsed else {
-            saver.bytes(&out_dir.join("calibration-damaged.json"), &json)?;
-            eprintln!(
-                "warning: {}: calibration attachment is damaged; wrote its bytes to calibration-damaged.json, no intrinsics.json",
-                file.display()
-            );
-            return extract_frames(
-                &mut pb,
-                file,
-                out_dir,
-                &saver,
-                show,
-                options.preview,
-                report,
-            );
-        };
-        saver.bytes(&out_dir.join("calibration.json"), &json)?;
-        {
-            let cfg = pb.config();
-            let depth = cal.depth.for_depth_mode(cfg.depth_mode);
-            let color = cal.color.for_color_resolution(cfg.color_resolution);
-            let doc = serde_json::json!({
-                "depth_mode": cfg.depth_mode.name(),
-                "depth": depth.as_ref().map(intrinsics_json),
-                "color_resolution": cfg.color_resolution.dimensions(),
-                "color": color.as_ref().map(intrinsics_json),
-            });
-            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-            saver.bytes(&out_dir.join("intrinsics.json"), (text + "\n").as_bytes())?;
+        match parsed {
+            Err(_) => {
+                saver.bytes(&out_dir.join("calibration-damaged.json"), &json)?;
+                eprintln!(
+                    "warning: {}: calibration attachment is damaged; wrote its bytes to calibration-damaged.json, no intrinsics.json",
+                    file.display()
+                );
+            }
+            Ok(cal) => {
+                saver.bytes(&out_dir.join("calibration.json"), &json)?;
+                let cfg = pb.config();
+                let depth = cal.depth.for_depth_mode(cfg.depth_mode);
+                let color = cal.color.for_color_resolution(cfg.color_resolution);
+                let doc = serde_json::json!({
+                    "depth_mode": cfg.depth_mode.name(),
+                    "depth": depth.as_ref().map(intrinsics_json),
+                    "color_resolution": cfg.color_resolution.dimensions(),
+                    "color": color.as_ref().map(intrinsics_json),
+                });
+                let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+                saver.bytes(&out_dir.join("intrinsics.json"), (text + "\n").as_bytes())?;
+                report.calibration = true;
+            }
         }
-        report.calibration = true;
     }
     extract_frames(
         &mut pb,
