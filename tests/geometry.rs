@@ -477,7 +477,7 @@ struct ImageCase {
 
 /// NFOV unbinned depth into 720p colour: ≥ 99.9 % of depth and custom pixels equal to libk4a's
 /// (the others within 1 mm, or one grey level with linear interpolation); colour into depth
-/// within one grey level everywhere (see `compare_images`).
+/// likewise (see `judge_images`).
 #[test]
 fn image_transformations_match_libk4a() {
     let _heavy = crate::util::heavy_test_lock();
@@ -669,13 +669,10 @@ fn judge_images(expect: &[ImageCase], report: &mut Vec<String>) -> Vec<String> {
             c.what,
             share * 100.0
         ));
-        // Known gap: libk4a resamples colour with the GPU's bilinear texture filter, whose
-        // fixed-point weights put about 4 % of pixels one grey level away from exact
-        // arithmetic; here only "within one grey level" is required. Nearest-neighbour
-        // custom values differ by more where the nearest corner is a tie (a few pixels).
-        let c2d = c.what.ends_with("colour->depth");
+        // Nearest-neighbour custom values differ by more where the nearest corner is a tie
+        // (a few pixels).
         let nearest = c.what.contains("Nearest custom");
-        let min_share = if c2d { 0.95 } else { 0.999 };
+        let min_share = 0.999;
         if share < min_share || (!nearest && worst > 1) {
             failures.push(format!(
                 "{}: {:.4} % of pixels equal ({n} differ, worst {worst})",

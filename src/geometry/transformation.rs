@@ -317,7 +317,8 @@ impl Transformation {
 
     /// A BGRA colour image resampled into the depth camera
     /// (`k4a_transformation_color_image_to_depth_camera`): bilinear at the colour pixel each
-    /// depth pixel's point lands on; (0, 0, 0, 0) where there is no depth or it lands outside,
+    /// depth pixel's point lands on, with a texture unit's 8-bit position and level arithmetic;
+    /// (0, 0, 0, 0) where there is no depth or it lands outside the pixel centres,
     /// and a valid black becomes (1, 0, 0, 0) so it stays distinguishable.
     pub fn color_to_depth(&self, depth_mm: &[u16], bgra: &[u8]) -> Result<Vec<u8>, GeometryError> {
         let (dc, cc) = self.both_cameras()?;
@@ -334,19 +335,23 @@ impl Transformation {
                 if !v.valid {
                     continue;
                 }
-                let fx = v.uv[0].floor();
-                let fy = v.uv[1].floor();
-                let (ix, iy) = (fx as i32, fy as i32);
-                if ix < 0 || iy < 0 || ix + 1 >= cw as i32 || iy + 1 >= ch as i32 {
+                let [u, w] = v.uv;
+                if !(0.0..=(cw - 1) as f32).contains(&u) || !(0.0..=(ch - 1) as f32).contains(&w)
+                {
                     continue;
                 }
-                let (ax, ay) = (v.uv[0] - ix as f32, v.uv[1] - iy as f32);
-                let base = (iy as usize * cw + ix as usize) * 4;
-                for (ch_i, p) in px.iter_mut().enumerate() {
-                    let s = |off: usize| bgra[base + off + ch_i] as f32;
-                    let top = (1.0 - ax) * s(0) + ax * s(4);
-                    let bottom = (1.0 - ax) * s(cw * 4) + ax * s(cw * 4 + 4);
-                    *p = ((1.0 - ay) * top + ay * bottom + 0.5) as u8;
+                // Sampled as a texture unit does: the position in 1/256 texel steps, and each
+                // of the three linear steps rounded to a whole level; the last row and column
+                // repeat at the edge. This keeps the output equal to the SDK's on GPUs.
+                let (sx, sy) = ((u * 256.0).round() as usize, (w * 256.0).round() as usize);
+                let (x0, y0) = ((sx >> 8).min(cw - 1), (sy >> 8).min(ch - 1));
+                let (x1, y1) = ((x0 + 1).min(cw - 1), (y0 + 1).min(ch - 1));
+                let (wx, wy) = ((sx & 0xff) as i32, (sy & 0xff) as i32);
+                let at = |x: usize, y: usize, c: usize| i32::from(bgra[(y * cw + x) * 4 + c]);
+                for (c, p) in px.iter_mut().enumerate() {
+                    let top = texel_lerp(at(x0, y0, c), at(x1, y0, c), wx);
+                    let bottom = texel_lerp(at(x0, y1, c), at(x1, y1, c), wx);
+                    *p = texel_lerp(top, bottom, wy) as u8;
                 }
                 if px == [0, 0, 0, 0] {
                     px[0] = 1;
@@ -355,6 +360,12 @@ impl Transformation {
         });
         Ok(out)
     }
+}
+
+/// One linear step between two 8-bit levels with a weight in 1/256 steps, rounded to the
+/// nearest level.
+fn texel_lerp(a: i32, b: i32, weight: i32) -> i32 {
+    a + ((weight * (b - a) + 128) >> 8)
 }
 
 fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), GeometryError> {
