@@ -277,6 +277,87 @@ fn rect(v: &Visit, unit: &str, which: &str) -> [f64; 4] {
 }
 
 /// The timestamp the page shows for a capture: its earliest image's.
+/// A GET whose body is returned as bytes (images, raw arrays).
+fn get_bytes(addr: &str, target: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {target} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, raw[head_end..].to_vec())
+}
+
+/// The point cloud's colours: the colour camera's image seen from the depth camera, served per
+/// capture and equal to the geometry layer's resampling of that capture.
+#[test]
+fn point_cloud_colours_come_from_the_colour_camera() {
+    let dir = TempDir::new("viewer-cloud-colour");
+    let file = dir.join("one.mkv");
+    record(&file, 1, &MODE, 1, 0);
+    let server = ViewServer::start(&file);
+    let addr = server.addr();
+    let (code, body) = get_bytes(&addr, "/api/unit/0/frame?t=0");
+    assert_eq!(code, 200);
+    let frame: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let id = frame["id"].as_u64().expect("id");
+    let (code, seen) = get_bytes(&addr, &format!("/api/unit/0/image/{id}/color_in_depth.raw"));
+    assert_eq!(code, 200);
+
+    let mut pb = Playback::open(&file).expect("open");
+    let cfg = pb.config().clone();
+    let cal = freek4a::geometry::Calibration::from_json(
+        pb.calibration().expect("calibration"),
+        cfg.depth_mode,
+        cfg.color_resolution,
+    )
+    .expect("calibration parses");
+    let capture = pb.next_capture().expect("read").expect("a capture");
+    let depth = capture.depth.as_ref().expect("depth");
+    let mm: Vec<u16> = depth
+        .data
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]))
+        .collect();
+    let bgra = freek4a::view::imaging::color_to_bgra(capture.color.as_ref().expect("colour"))
+        .expect("colour decodes");
+    let expected = freek4a::geometry::Transformation::new(cal)
+        .color_to_depth(&mm, &bgra)
+        .expect("resample");
+    assert_eq!(seen.len(), 640 * 576 * 4);
+    assert!(
+        seen == expected,
+        "the served image differs from the geometry layer's"
+    );
+    let lit = seen.chunks_exact(4).filter(|p| p[3] != 0).count();
+    assert!(
+        lit > 640 * 576 / 2,
+        "only {lit} depth pixels see the colour camera"
+    );
+
+    // Without a colour camera there is nothing to colour with: a 404, not an error page.
+    let plain = dir.join("depth-only.mkv");
+    record(&plain, 1, &["-c", "OFF", "-d", "NFOV_UNBINNED"], 1, 0);
+    let server = ViewServer::start(&plain);
+    let addr = server.addr();
+    let (_, body) = get_bytes(&addr, "/api/unit/0/frame?t=0");
+    let frame: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let id = frame["id"].as_u64().expect("id");
+    let (code, _) = get_bytes(&addr, &format!("/api/unit/0/image/{id}/color_in_depth.raw"));
+    assert_eq!(code, 404);
+}
+
 fn stamp(c: &freek4a::types::Capture) -> u64 {
     [&c.color, &c.depth, &c.ir]
         .into_iter()
@@ -470,6 +551,15 @@ fn page_shows_pattern_depth_ir_seek_imu_and_info() {
         .filter(|(x, y)| (*y as usize) < shot.height && shot.at(*x, *y) != [0, 0, 0])
         .count();
     assert!(lit > 100, "only {lit} samples of the point cloud are lit");
+    let coloured: usize = c
+        .attr("cloud", "data-coloured")
+        .expect("coloured")
+        .parse()
+        .expect("n");
+    assert!(
+        coloured > points / 2,
+        "only {coloured} of {points} points took the colour camera's colour"
+    );
 
     // Info panel: the file's modes, identity and drop counts.
     let pb = Playback::open(&file).expect("open");

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::geometry::{Calibration, Sensor, Transformation};
 use crate::playback::{self, Playback};
-use crate::types::{Image, ImageFormat};
+use crate::types::ImageFormat;
 
 /// Which way `--align` maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -196,9 +196,11 @@ pub fn export(
         let depth = le_u16(&depth_img.data);
         let stem = format!("{index:06}_{}", depth_img.device_timestamp_usec);
         let bgra = match capture.color.as_ref() {
-            Some(c) => Some(to_bgra(c).map_err(|message| GeometryExportError::Image {
-                path: file.to_path_buf(),
-                message: format!("colour image of capture {index}: {message}"),
+            Some(c) => Some(crate::view::imaging::color_to_bgra(c).map_err(|e| {
+                GeometryExportError::Image {
+                    path: file.to_path_buf(),
+                    message: format!("colour image of capture {index}: {e}"),
+                }
             })?),
             None => None,
         };
@@ -270,38 +272,6 @@ fn le_u16(b: &[u8]) -> Vec<u16> {
     b.chunks_exact(2)
         .map(|p| u16::from_le_bytes([p[0], p[1]]))
         .collect()
-}
-
-/// Any colour format as BGRA.
-fn to_bgra(img: &Image) -> Result<Vec<u8>, String> {
-    let (w, h) = (img.width as usize, img.height as usize);
-    let rgb_to_bgra = |rgb: Vec<u8>| -> Vec<u8> {
-        rgb.chunks_exact(3)
-            .flat_map(|p| [p[2], p[1], p[0], 255])
-            .collect()
-    };
-    let out = match img.format {
-        ImageFormat::Bgra32 => img.data.clone(),
-        ImageFormat::Mjpg => {
-            use zune_jpeg::zune_core::{
-                bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions,
-            };
-            let opts = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::BGRA);
-            let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&img.data), opts);
-            dec.decode().map_err(|e| format!("JPEG: {e:?}"))?
-        }
-        ImageFormat::Nv12 => rgb_to_bgra(crate::view::imaging::nv12_to_rgb(&img.data, w, h)),
-        ImageFormat::Yuy2 => rgb_to_bgra(crate::view::imaging::yuy2_to_rgb(&img.data, w, h)),
-        f => return Err(format!("{} is not a colour format", f.sdk_name())),
-    };
-    if out.len() != w * h * 4 {
-        return Err(format!(
-            "{} decodes to {} bytes, expected {w}x{h}",
-            img.format.sdk_name(),
-            out.len()
-        ));
-    }
-    Ok(out)
 }
 
 fn write_png(

@@ -336,8 +336,7 @@ impl Transformation {
                     continue;
                 }
                 let [u, w] = v.uv;
-                if !(0.0..=(cw - 1) as f32).contains(&u) || !(0.0..=(ch - 1) as f32).contains(&w)
-                {
+                if !(0.0..=(cw - 1) as f32).contains(&u) || !(0.0..=(ch - 1) as f32).contains(&w) {
                     continue;
                 }
                 // Sampled as a texture unit does: the position in 1/256 texel steps, and each

@@ -225,6 +225,22 @@ pub fn color_to_rgb(image: &Image) -> Result<Vec<u8>, ImagingError> {
     Ok(rgb)
 }
 
+/// A colour image as BGRA, 4 bytes a pixel with alpha 255 (the layout of the geometry layer's
+/// colour inputs).
+pub fn color_to_bgra(image: &Image) -> Result<Vec<u8>, ImagingError> {
+    if image.format == ImageFormat::Bgra32 {
+        let len = image.width as usize * image.height as usize * 4;
+        return match image.data.get(..len) {
+            Some(px) => Ok(px.to_vec()),
+            None => Err(size_error(image)),
+        };
+    }
+    Ok(color_to_rgb(image)?
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0], 255])
+        .collect())
+}
+
 /// Encodes 8-bit RGB (3 bytes a pixel) or grey (1 byte) as PNG.
 pub fn png_8bit(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>, ImagingError> {
     let channels = if pixels.len() == width as usize * height as usize {

@@ -14,7 +14,9 @@
 //!   before, or after it), as JSON with an `id`; the live preview ignores `t` and returns the
 //!   newest capture;
 //! - `/api/unit/N/image/ID/{color.jpg,depth.png,ir.png,depth.raw}`: that capture's images
-//!   (depth colourised on the mode's range, IR normalised, raw depth as little-endian u16);
+//!   (depth colourised on the mode's range, IR normalised, raw depth as little-endian u16),
+//!   and `color_in_depth.raw`: the colour image seen from the depth camera, BGRA per depth
+//!   pixel, for colouring the point cloud;
 //! - `/api/unit/N/imu`: accelerometer and gyro traces; `/api/unit/N/rays`: per depth pixel
 //!   the (x/z, y/z) direction, little-endian f32 pairs, for the point cloud.
 
@@ -106,6 +108,7 @@ pub struct Frame {
     color: OnceLock<Result<Vec<u8>, String>>,
     depth: OnceLock<Result<Vec<u8>, String>>,
     ir: OnceLock<Result<Vec<u8>, String>>,
+    color_in_depth: OnceLock<Result<Vec<u8>, String>>,
 }
 
 impl Frame {
@@ -116,6 +119,7 @@ impl Frame {
             color: OnceLock::new(),
             depth: OnceLock::new(),
             ir: OnceLock::new(),
+            color_in_depth: OnceLock::new(),
         }
     }
 
@@ -174,6 +178,38 @@ impl Frame {
             imaging::png_8bit(&g, img.width, img.height).map_err(|e| e.to_string())
         }))
     }
+}
+
+impl Frame {
+    /// The colour image resampled into the depth camera (BGRA per depth pixel, zero where a
+    /// pixel has no depth or sees no colour), for colouring the point cloud.
+    fn color_in_depth(
+        &self,
+        transformation: &crate::geometry::Transformation,
+    ) -> Option<&Result<Vec<u8>, String>> {
+        let (color, depth) = (self.capture.color.as_ref()?, self.capture.depth.as_ref()?);
+        Some(self.color_in_depth.get_or_init(|| {
+            let bgra = imaging::color_to_bgra(color).map_err(|e| e.to_string())?;
+            let mm: Vec<u16> = depth
+                .data
+                .chunks_exact(2)
+                .map(|p| u16::from_le_bytes([p[0], p[1]]))
+                .collect();
+            transformation
+                .color_to_depth(&mm, &bgra)
+                .map_err(|e| e.to_string())
+        }))
+    }
+}
+
+/// The geometry engine for a unit's calibration with its colour camera at `color`'s size.
+pub fn transformation_for(
+    calibration: &Calibration,
+    mode: DepthMode,
+    color: crate::types::ColorResolution,
+) -> Option<crate::geometry::Transformation> {
+    let cal = crate::geometry::Calibration::from_raw(calibration, mode, color).ok()?;
+    Some(crate::geometry::Transformation::new(cal))
 }
 
 /// Per depth pixel, the direction (x/z, y/z) of its ray in the depth camera's frame: the

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::{Frame, Unit, UnitError, ViewError};
+use crate::types::ColorResolution;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const VIEWER_JS: &str = include_str!("assets/viewer.js");
@@ -44,6 +45,8 @@ struct UnitSlot {
     unit: Box<dyn Unit>,
     frames: Mutex<VecDeque<(u64, Arc<Frame>)>>,
     rays: OnceLock<Option<Vec<u8>>>,
+    /// The geometry engine for colour at the recording's one colour resolution.
+    transformation: OnceLock<Option<crate::geometry::Transformation>>,
 }
 
 struct State {
@@ -88,6 +91,7 @@ impl Viewer {
                     unit,
                     frames: Mutex::new(VecDeque::new()),
                     rays: OnceLock::new(),
+                    transformation: OnceLock::new(),
                 })
                 .collect(),
             next_id: AtomicU64::new(1),
@@ -302,6 +306,23 @@ fn unit_route(state: &State, slot: &UnitSlot, rest: &[&str], query: &str) -> Rep
                 "color.jpg" => ("image/jpeg", frame.color_jpeg()),
                 "depth.png" => ("image/png", frame.depth_png(slot.unit.depth_mode())),
                 "ir.png" => ("image/png", frame.ir_png()),
+                "color_in_depth.raw" => {
+                    let Some(color) = &frame.capture.color else {
+                        return error(404, "this capture has no colour image");
+                    };
+                    let t = slot.transformation.get_or_init(|| {
+                        let res = ColorResolution::from_dimensions(color.width, color.height)?;
+                        super::transformation_for(
+                            &slot.unit.calibration()?,
+                            slot.unit.depth_mode(),
+                            res,
+                        )
+                    });
+                    let Some(t) = t else {
+                        return error(404, "no colour and depth calibration for this recording");
+                    };
+                    ("application/octet-stream", frame.color_in_depth(t))
+                }
                 "depth.raw" => {
                     return match &frame.capture.depth {
                         Some(d) => body(200, "application/octet-stream", d.data.clone()),

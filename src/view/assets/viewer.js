@@ -333,6 +333,16 @@ async function rawDepth(u) {
   return u.raw;
 }
 
+// The colour camera's image seen from the depth camera (BGRA per depth pixel, alpha 0 where a
+// pixel sees no colour), or null when the capture has no colour or no calibration for it.
+async function colorInDepth(u) {
+  if (!u.frame || !u.frame.color || !u.frame.depth) return null;
+  const id = u.frame.id;
+  const r = await fetch(`/api/unit/${u.index}/image/${id}/color_in_depth.raw`);
+  if (!r.ok) return null;
+  return new Uint8Array(await r.arrayBuffer());
+}
+
 function watchCursor(u) {
   const img = $("img.depth", u.el);
   img.addEventListener("mousemove", async (e) => {
@@ -436,7 +446,9 @@ async function updateCloud() {
   const raw = await rawDepth(u);
   if (!raw) return;
   const d = u.frame.depth;
-  // Colours from the colourised depth image the page already shows.
+  // Points take the colour camera's colour where it sees them, else the depth scale's colour
+  // from the image the page already shows.
+  const seen = await colorInDepth(u);
   const img = $("img.depth", u.el);
   const off = document.createElement("canvas");
   off.width = d.width; off.height = d.height;
@@ -444,7 +456,7 @@ async function updateCloud() {
   g.drawImage(img, 0, 0);
   const px = g.getImageData(0, 0, d.width, d.height).data;
   const pos = [], col = [];
-  let sx = 0, sy = 0, sz = 0;
+  let sx = 0, sy = 0, sz = 0, coloured = 0;
   for (let y = 0; y < d.height; y += 2) {
     for (let x = 0; x < d.width; x += 2) {
       const i = y * d.width + x;
@@ -452,7 +464,12 @@ async function updateCloud() {
       if (!z || 2 * i + 1 >= rays.length || Number.isNaN(rays[2 * i])) continue;
       const X = rays[2 * i] * z, Y = rays[2 * i + 1] * z;
       pos.push(X, Y, z);
-      col.push(px[4 * i] / 255, px[4 * i + 1] / 255, px[4 * i + 2] / 255);
+      if (seen && seen.length >= 4 * (i + 1) && seen[4 * i + 3]) {
+        col.push(seen[4 * i + 2] / 255, seen[4 * i + 1] / 255, seen[4 * i] / 255);
+        coloured++;
+      } else {
+        col.push(px[4 * i] / 255, px[4 * i + 1] / 255, px[4 * i + 2] / 255);
+      }
       sx += X; sy += Y; sz += z;
     }
   }
@@ -466,9 +483,11 @@ async function updateCloud() {
   cloud.count = n;
   const cv = $("#cloud");
   cv.dataset.points = String(n);
+  cv.dataset.coloured = String(coloured);
   const r = cv.getBoundingClientRect();
   cv.dataset.canvasRect = [r.left, r.top, r.width, r.height].map(Math.round).join(",");
-  $("#cloud-note").textContent = `${n} points of ${u.name} (depth camera; every 2nd pixel; coloured by depth)`;
+  const how = coloured ? `${coloured} coloured by the colour camera, the rest by depth` : "coloured by depth";
+  $("#cloud-note").textContent = `${n} points of ${u.name} (depth camera; every 2nd pixel; ${how})`;
   drawCloud(cloud);
 }
 
