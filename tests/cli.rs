@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use freek4a::cli::{parse_recorder_args, EmulateSpec, EmulateSpeed, RecorderCommand};
 use freek4a::types::{ColorResolution, ImageFormat};
 
-/// Microsoft k4arecorder 1.4.1's help text (reference/usb-protocol.md §9.7), byte for byte.
+/// Microsoft k4arecorder 1.4.1's help text, byte for byte.
 const MICROSOFT_HELP: &str = concat!(
     "k4arecorder [options] output.mkv\n",
     "\n",

@@ -130,7 +130,7 @@ fn libk4a_opens_the_emulated_unit_and_reads_identity_and_calibration() {
         cal.as_bytes() == d.raw_calibration(),
         "libk4a's raw calibration differs from our driver's"
     );
-    // The open sequence of §2.10 as libk4a sent it: serial, calibration JSON, versions.
+    // The open sequence (protocol/sequences.md) as libk4a sent it: serial, calibration JSON, versions.
     for code in ["00000115", "00000111", "00000201"] {
         assert!(
             commands
@@ -403,7 +403,7 @@ fn libk4a_depth_start_reads_the_nv_block_and_stops_at_the_engine_calibration_che
     let Some(oracle) = judges() else { return };
     let tmp = TempDir::new("libk4a-depth");
     let (v, log, commands) = client(oracle, &["depth", "NFOV_UNBINNED", "30"], &tmp);
-    // The sequence up to the engine: mode set, then NV_DATA_GET of tag 2 (§2.10).
+    // The sequence up to the engine: mode set, then NV_DATA_GET of tag 2 (protocol/sequences.md).
     let pos = |needle: &str| commands.iter().position(|c| c.starts_with(needle));
     let mode = pos("097c 02 000000e1 04000000").expect("DEPTH_MODE_SET(4, NFOV unbinned) sent");
     let nv = pos("097c 02 00000022 02000000").expect("NV_DATA_GET(tag 2) sent");
@@ -467,7 +467,7 @@ fn libk4a_colour_controls_read_the_hardware_defaults_and_match_our_driver_after_
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (v, log, _) = client(oracle, &args, &tmp);
 
-    // The defaults the SDK's colour functional test measured on real hardware (§5.6).
+    // The defaults the SDK's colour functional test measured on real hardware.
     let hardware_defaults = [
         ("EXPOSURE_TIME_ABSOLUTE", "AUTO", 33_330),
         ("BRIGHTNESS", "MANUAL", 128),

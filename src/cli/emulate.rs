@@ -298,7 +298,7 @@ pub enum EmulateSpecError {
         /// The last unit's index.
         last: u8,
     },
-    /// `fault` is not STREAM:FAULT:AFTER[:TIMES].
+    /// `fault` is not `STREAM:FAULT:AFTER[:TIMES]`.
     #[error("emulate fault `{value}` must be STREAM:FAULT:AFTER[:TIMES] with STREAM depth, color or imu and FAULT timeout, stall, short, corrupt, babble or disconnect")]
     BadFault {
         /// The offending value.

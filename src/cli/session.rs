@@ -176,7 +176,7 @@ macro_rules! say {
     }};
 }
 
-/// Runs Microsoft's recording sequence (`reference/usb-protocol.md` §9.3) for `options`:
+/// Runs Microsoft's recording sequence (k4arecorder's `do_recording`) for `options`:
 /// device lookup and open, serial and versions, colour controls, start, recording creation
 /// (`create_sink`), the wait for the first capture (dropped, not written), the main loop with
 /// the IMU drain, and the orderly stop. Returns the exit code and counters.

@@ -129,7 +129,7 @@ pub fn record_with_preview(
 }
 
 /// `extract --preview`: the 8-bit previews of one capture beside the raw images (see
-/// [`crate::cli::extract::extract_with_previews`] for the names).
+/// [`crate::cli::extract::ExtractOptions::preview`] for the names).
 pub fn write_previews(
     out_dir: &Path,
     index: u64,

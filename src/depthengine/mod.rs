@@ -1,6 +1,6 @@
 //! Depth through a depth-engine plugin: Microsoft's closed `libdepthengine.so.2.0`, or
 //! freek4a's emulated engine (`engines/emulated-depthengine`), both loaded at run time through
-//! the same plugin ABI (`reference/usb-protocol.md` §8).
+//! the same plugin ABI (declared once, in `crates/depth-abi/src/abi.rs`).
 //!
 //! * [`DepthEngine::load`] finds and registers an engine: an explicit path (the CLI's
 //!   `--depth-engine PATH`), else `$FREEK4A_DEPTH_ENGINE`, else the bare name

@@ -1,5 +1,6 @@
-//! The streaming pipeline around an engine, shaped like the SDK's dewrapper
-//! (`reference/usb-protocol.md` §3.5, §8.7).
+//! The streaming pipeline around an engine, shaped like the SDK's dewrapper: one thread owns
+//! the engine (create, every process call, destroy), fed by a 2-deep queue that drops the
+//! oldest raw frame.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

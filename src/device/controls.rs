@@ -1,5 +1,5 @@
-//! Colour camera controls (reference §5.6): UVC class requests on the VideoControl interface,
-//! with the SDK's mapping of exposure times onto the 50/60 Hz table.
+//! Colour camera controls (`protocol/color-stream.md`, "Controls"): UVC class requests on the
+//! VideoControl interface, with the SDK's mapping of exposure times onto the 50/60 Hz table.
 
 use std::time::Duration;
 

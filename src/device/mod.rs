@@ -3,7 +3,7 @@
 //! [`list`] counts units as the SDK does, [`Device::open`] pairs the depth and colour halves by
 //! Container ID and reads serial, versions and calibration with the SDK's retries, and
 //! [`Device::start_cameras`] / [`Device::start_imu`] issue the SDK's start sequence
-//! (reference §2.10, §9.6). Captures are paired like the SDK's capturesync (§6) and popped
+//! (`protocol/sequences.md`). Captures are paired like the SDK's capturesync (`sync.rs`) and popped
 //! with [`Device::get_capture`]; IMU samples with [`Device::get_imu_sample`]. Everything the
 //! device layer drops is counted in [`Device::drops`].
 
@@ -372,7 +372,7 @@ impl Device {
     }
 
     /// Opens unit `index`: depth function by index, colour function by Container ID, then the
-    /// SDK's open sequence (§2.10).
+    /// SDK's open sequence (`protocol/sequences.md`, "Open").
     pub fn open_with(
         backend: &dyn Backend,
         index: usize,

@@ -1,5 +1,12 @@
-//! Capture synchronisation (reference §6): pairs depth and colour captures by device
-//! timestamp, with the depth delay, the start-up filter and the SDK's queue sizes.
+//! Capture synchronisation as the SDK's capturesync does it: pairs depth and colour captures
+//! by device timestamp, with the depth delay, the start-up filter and the SDK's queue sizes.
+//!
+//! Each stream keeps its oldest unpaired item in a slot and a backlog behind it. A depth item
+//! and a colour item match when one falls within a frame period of the other, starting a
+//! quarter period early and shifted by the depth delay; the older of two that cannot match is
+//! published alone (or dropped with synchronised-images-only). The colour start resets the
+//! device timebase, so depth items are discarded until one is stamped within ten frame periods
+//! of zero.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};

@@ -2,8 +2,8 @@
 //! device-side parser, change state, queue the data phase (if any) and the status packet on
 //! the response endpoint.
 //!
-//! Firmware choices where the hardware's behaviour is unknown (reference §10, questions 5
-//! and 6): a read whose buffer is too small gets the truncated data and status
+//! Firmware choices where the hardware's behaviour is unknown (ours, like the refusals in
+//! `protocol/commands.md`, "How the emulator refuses a command"): a read whose buffer is too small gets the truncated data and status
 //! INVALID_PAYLOAD_SIZE (for the calibration JSON "too small" includes no room for a NUL, so
 //! the SDK's growing retries succeed exactly when the JSON fits); NV_DATA_GET before MODE_SET
 //! gets an empty data phase and WRONG_COMMAND_STATE; commands out of order get

@@ -2,7 +2,7 @@
 //! moves from frame to frame.
 //!
 //! The bottom band is a one-pixel checkerboard (texture for the JPEG encoder, see
-//! [`in_detail_band`]).
+//! `in_detail_band`).
 //!
 //! MJPEG frames are real JPEGs. Encoding a 4096×3072 JPEG for every frame would cost more than
 //! the camera's frame period, so a few frames per resolution are encoded once per process and

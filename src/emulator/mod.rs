@@ -1,6 +1,6 @@
 //! A whole Azure Kinect DK behind the transport traits.
 //!
-//! [`EmulatedBackend`] implements [`Backend`](crate::transport::Backend) with any number of
+//! [`EmulatedBackend`] implements [`Backend`] with any number of
 //! units. Each unit presents a depth function (045E:097C) and a colour function (045E:097D)
 //! with the same 12-digit serial and BOS Container ID, parses the host's real command packets,
 //! answers with real status packets, streams raw depth frames of the exact per-mode size (the

@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn global_tag_bytes_from_reference() {
-        // §3.4a: a global tag MY_TAG = "hello world".
+        // libk4arecord's bytes for a global tag MY_TAG = "hello world".
         let mut st = Vec::new();
         put_str(&mut st, ids::TAG_NAME, "MY_TAG");
         put_str(&mut st, ids::TAG_STRING, "hello world");
@@ -397,7 +397,8 @@ mod tests {
 
     #[test]
     fn void_filler_follows_libebml() {
-        // §1.6: 945 remaining bytes → EC 43 AE (data 942); 177 → EC 40 AE (data 174).
+        // libebml fills a gap with a Void whose size field widens once the data passes 126
+        // bytes: 945 remaining bytes → EC 43 AE (data 942); 177 → EC 40 AE (data 174).
         let mut v = Vec::new();
         put_void_filler_header(&mut v, 945).unwrap();
         assert_eq!(v, hex("EC 43 AE"));

@@ -784,7 +784,7 @@ mod tests {
             target_type: String::new(),
         };
         let b = render_tags(&[t]);
-        // Tags, CRC-32, then the tag exactly as the SDK writes it (format reference §3.4a).
+        // Tags, CRC-32, then the tag exactly as libk4arecord writes it.
         let tag = [
             &[
                 0x73, 0x73, 0x9D, 0x63, 0xC0, 0x80, 0x67, 0xC8, 0x97, 0x45, 0xA3, 0x86,

@@ -193,7 +193,8 @@ pub fn color_max_fps(res: ColorResolution) -> Option<Fps> {
     }
 }
 
-/// Whether the SDK allows this colour resolution, format and rate together (§5.1 table):
+/// Whether the SDK allows this colour resolution, format and rate together
+/// (`protocol/sequences.md`, "Configuration validation"):
 /// MJPG and BGRA32 at every resolution, YUY2 and NV12 at 720p only, 3072p at 15 fps at most.
 pub fn color_combination_supported(res: ColorResolution, format: ImageFormat, fps: Fps) -> bool {
     let Some(max) = color_max_fps(res) else {

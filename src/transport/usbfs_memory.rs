@@ -223,7 +223,7 @@ pub fn depth_transfers_in_flight(
 mod tests {
     use super::*;
 
-    // Depth buffer sizes per mode, rounded up to 1024 (usb-protocol.md §3.1).
+    // Depth buffer sizes per mode, rounded up to 1024 (protocol/depth.md, "Modes").
     const NFOV: usize = 5_311_488;
     const WFOV_UNBINNED: usize = 9_439_232;
     const WFOV_2X2: usize = 3_777_536;

@@ -1,7 +1,7 @@
 //! The depth-engine plugin ABI (plugin interface version 2), as C-layout Rust types.
 //!
-//! Layouts follow `reference/usb-protocol.md` §8 for x86-64 / LP64; the size and offset tests at
-//! the bottom pin them. Both the binding and freek4a's emulated engine use these declarations,
+//! Layouts are the SDK's `k4a_plugin_t` and its structures for x86-64 / LP64; the size and
+//! offset tests at the bottom pin them. Both the binding and freek4a's emulated engine use these declarations,
 //! so the two sides cannot drift apart.
 
 use std::ffi::c_void;
@@ -228,7 +228,7 @@ pub struct Extrinsics {
 }
 
 /// Per-pixel unprojection tables of the depth camera (`k4a_transformation_xy_tables_t`,
-/// 24 bytes): for pixel (u, v) the point at depth z is (x_table[i]·z, y_table[i]·z, z) with
+/// 24 bytes): for pixel (u, v) the point at depth z is (`x_table[i]`·z, `y_table[i]`·z, z) with
 /// i = v·width + u; NaN in the x table marks a pixel with no valid ray.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -85,7 +85,8 @@ fn header_is_valid_while_recording() {
 
 #[test]
 fn imu_run_bytes_match_reference_example() {
-    // §3.4a: 8 samples 625 µs apart from 995 000 000 ns, IMU on track 4, cluster time 0.
+    // As libk4arecord writes them: 8 samples 625 µs apart from 995 000 000 ns, IMU on track 4,
+    // cluster time 0.
     let mut s = settings(ColorResolution::R720p, DepthMode::NfovUnbinned, true);
     s.config.depth_mode = DepthMode::Nfov2x2Binned;
     let mut w = K4aWriter::create(Cursor::new(Vec::new()), s).unwrap();
