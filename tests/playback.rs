@@ -69,7 +69,7 @@ fn real_recording_reads_back_known_values() {
     let color_uid = pb
         .tracks()
         .iter()
-        .find(|t| t.kind == TrackKind::Color)
+        .find(|t| t.kind == Some(TrackKind::Color))
         .unwrap()
         .uid;
     let t = pb

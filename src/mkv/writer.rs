@@ -14,23 +14,24 @@
 //! once the newest data is 2 s past their end (or earlier when the pending data would exceed a
 //! byte budget), so memory stays bounded.
 
-mod layout;
-
 use std::collections::BTreeMap;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use self::layout::{TagEntry, Target, Track};
 use super::ebml::{self, EbmlError};
 use super::ids;
+use super::k4a::render::{self as layout, InfoValues, TrackPlan};
+use super::k4a::{
+    Attachment, CuePoints, HeaderPositions, Tag, INFO_REGION, SEEK_HEAD_REGION, START_OFFSET_TAG,
+    TAGS_VOID,
+};
+pub use super::k4a::{TrackKind, CUE_ENTRY_GAP_NS};
 use crate::types::{Capture, DeviceConfig, Image, ImageFormat, ImuSample, Version};
 
 /// Width of a cluster window on the device-time grid.
 pub const CLUSTER_LENGTH_NS: u64 = 32_000_000;
 /// Pending clusters are written once the newest data is this far past their end.
 pub const CLUSTER_WRITE_DELAY_NS: u64 = 2_000_000_000;
-/// Minimum time between two cue points.
-pub const CUE_ENTRY_GAP_NS: u64 = 1_000_000_000;
 /// Default budget for data held in pending clusters.
 pub const DEFAULT_PENDING_LIMIT_BYTES: usize = 24 << 20;
 /// Size of one IMU frame in the file.
@@ -38,12 +39,6 @@ pub const IMU_FRAME_BYTES: usize = 40;
 /// Segment data starts here in every file this writer produces.
 pub const SEGMENT_DATA_OFFSET: u64 = 52;
 
-/// Reserved region for the SeekHead (a Void of data size 1024, as the SDK reserves).
-const SEEK_HEAD_REGION: u64 = 1027;
-/// Reserved region for Info (a Void of data size 256).
-const INFO_REGION: u64 = 259;
-/// The Void that follows the Tags and absorbs their growth.
-const TAGS_VOID: u64 = 1027;
 /// Lace count is one byte: at most 256 frames per block.
 const MAX_LACED_FRAMES: usize = 256;
 
@@ -52,31 +47,6 @@ pub const OUR_TAG_PREFIX: &str = "FREEK4A_";
 
 /// The crate version, as written in `FREEK4A_VERSION` and the application names.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// One of the recorded streams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    /// Colour images.
-    Color,
-    /// Depth images.
-    Depth,
-    /// Infrared images.
-    Ir,
-    /// IMU samples.
-    Imu,
-}
-
-impl TrackKind {
-    /// The track Name the SDK gives it.
-    pub fn track_name(self) -> &'static str {
-        match self {
-            TrackKind::Color => "COLOR",
-            TrackKind::Depth => "DEPTH",
-            TrackKind::Ir => "IR",
-            TrackKind::Imu => "IMU",
-        }
-    }
-}
 
 /// Per-stream counts of items that did not reach the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -391,18 +361,18 @@ struct BlockPlan {
 pub struct K4aWriter<W: Write + Seek> {
     w: W,
     settings: RecordingSettings,
-    tracks: Vec<Track>,
-    /// Index into `tracks` per kind (color, depth, ir, imu).
-    track_index: [Option<usize>; 4],
+    tracks: Vec<TrackPlan>,
     muxing_app: String,
     date_ns_2001: i64,
     calibration_uid: Option<u64>,
     /// SDK tags + ours, without the start offset and drop counts.
-    tag_entries: Vec<TagEntry>,
+    tag_entries: Vec<Tag>,
     /// How many of `tag_entries` the SDK would write too.
     sdk_tag_count: usize,
     dropped: DropCounts,
-    attachments_pos: Option<u64>,
+    /// Segment-relative positions of the header elements (set by `write_header`).
+    positions: HeaderPositions,
+    /// Absolute position of the Tags.
     tags_pos: u64,
     /// Tags + following Void end here (absolute).
     tags_region_end: u64,
@@ -418,8 +388,7 @@ pub struct K4aWriter<W: Write + Seek> {
     newest_imu_ns: Option<u64>,
     seq: u64,
     start_offset_ns: Option<u64>,
-    cues: Vec<(u64, u64)>,
-    last_cue_ns: u64,
+    cues: CuePoints,
     summary: FileSummary,
     stopped: Option<String>,
     scratch: Vec<u8>,
@@ -450,39 +419,26 @@ impl<W: Write + Seek> K4aWriter<W> {
         });
         let mut uids = UidGen(seed);
         let cfg = &settings.config;
-        let mut tracks = Vec::new();
-        let mut track_index = [None; 4];
-        let mut add = |kind: TrackKind, slot: usize, tracks: &mut Vec<Track>| {
-            track_index[slot] = Some(tracks.len());
-            tracks.push(Track {
+        let recorded = |kind: TrackKind| match kind {
+            TrackKind::Color => cfg.color_resolution.dimensions().is_some(),
+            TrackKind::Depth => cfg.depth_mode.has_depth(),
+            TrackKind::Ir => cfg.depth_mode.has_ir(),
+            TrackKind::Imu => settings.imu,
+        };
+        let mut tracks: Vec<TrackPlan> = Vec::new();
+        for kind in TrackKind::ALL.into_iter().filter(|k| recorded(*k)) {
+            tracks.push(TrackPlan {
                 kind,
                 number: tracks.len() as u64 + 1,
                 uid: uids.next(),
             });
-        };
-        if cfg.color_resolution.dimensions().is_some() {
-            add(TrackKind::Color, 0, &mut tracks);
-        }
-        if cfg.depth_mode.has_depth() {
-            add(TrackKind::Depth, 1, &mut tracks);
-        }
-        if cfg.depth_mode.has_ir() {
-            add(TrackKind::Ir, 2, &mut tracks);
-        }
-        if settings.imu {
-            add(TrackKind::Imu, 3, &mut tracks);
         }
         let calibration_uid = settings.device.as_ref().map(|_| uids.next());
 
         let mut tag_entries = layout::sdk_tags(&settings, &tracks, calibration_uid);
         let sdk_tag_count = tag_entries.len();
-        tag_entries.push(TagEntry::new(
-            Target::Global,
-            "FREEK4A_VERSION",
-            CRATE_VERSION,
-        ));
-        tag_entries.push(TagEntry::new(
-            Target::Global,
+        tag_entries.push(Tag::global("FREEK4A_VERSION", CRATE_VERSION));
+        tag_entries.push(Tag::global(
             "FREEK4A_HOST_START_TIME",
             layout::rfc3339_usec(since_epoch.as_micros() as i64),
         ));
@@ -498,7 +454,7 @@ impl<W: Write + Seek> K4aWriter<W> {
             tag_entries,
             sdk_tag_count,
             dropped: DropCounts::default(),
-            attachments_pos: None,
+            positions: HeaderPositions::new(INFO_REGION, 0, None),
             tags_pos: 0,
             tags_region_end: 0,
             end: 0,
@@ -510,15 +466,13 @@ impl<W: Write + Seek> K4aWriter<W> {
             newest_imu_ns: None,
             seq: 0,
             start_offset_ns: None,
-            cues: Vec::new(),
-            last_cue_ns: 0,
+            cues: CuePoints::default(),
             summary: FileSummary::default(),
             stopped: None,
             scratch: Vec::with_capacity(64 << 10),
             spent: Vec::new(),
             recycle: false,
             tracks,
-            track_index,
             settings,
         };
         wr.write_header()?;
@@ -529,7 +483,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         abs - SEGMENT_DATA_OFFSET
     }
 
-    fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<TagEntry> {
+    fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<Tag> {
         let mut v = self.tag_entries.clone();
         for (kind, name, n) in [
             (TrackKind::Color, "FREEK4A_DROPPED_COLOR", dropped.color),
@@ -538,71 +492,73 @@ impl<W: Write + Seek> K4aWriter<W> {
             (TrackKind::Imu, "FREEK4A_DROPPED_IMU", dropped.imu),
         ] {
             if self.track_of(kind).is_some() {
-                v.push(TagEntry::new(Target::Global, name, n.to_string()));
+                v.push(Tag::global(name, n.to_string()));
             }
         }
         if let Some(s) = start_offset {
-            v.push(TagEntry::new(
-                Target::Global,
-                "K4A_START_OFFSET_NS",
-                s.to_string(),
-            ));
+            v.push(Tag::global(START_OFFSET_TAG, s.to_string()));
         }
         v
     }
 
     fn track_of(&self, kind: TrackKind) -> Option<usize> {
-        let slot = match kind {
-            TrackKind::Color => 0,
-            TrackKind::Depth => 1,
-            TrackKind::Ir => 2,
-            TrackKind::Imu => 3,
-        };
-        self.track_index[slot]
-    }
-
-    fn seek_entries(&self, with_cues: Option<u64>) -> Vec<(u32, u64)> {
-        let mut v = vec![
-            (ids::INFO, SEEK_HEAD_REGION),
-            (ids::TRACKS, SEEK_HEAD_REGION + INFO_REGION),
-        ];
-        if let Some(a) = self.attachments_pos {
-            v.push((ids::ATTACHMENTS, self.seg(a)));
-        }
-        v.push((ids::TAGS, self.seg(self.tags_pos)));
-        if let Some(c) = with_cues {
-            v.push((ids::CUES, self.seg(c)));
-        }
-        v
+        self.tracks.iter().position(|t| t.kind == kind)
     }
 
     fn info_bytes(&self, duration_usec: f32) -> Vec<u8> {
-        layout::info(
-            &self.muxing_app,
-            &self.settings.writing_app,
-            self.date_ns_2001,
-            duration_usec,
-        )
+        layout::info(&InfoValues {
+            timestamp_scale_ns: 1000,
+            muxing_app: &self.muxing_app,
+            writing_app: &self.settings.writing_app,
+            date_ns_2001: Some(self.date_ns_2001),
+            title: "Azure Kinect",
+            duration_ticks: duration_usec,
+        })
+    }
+
+    /// The SeekHead region's bytes (SeekHead and Void), Cues listed when there are some.
+    fn seek_head_region(&self, cues_pos: Option<u64>) -> Result<Vec<u8>, WriteError> {
+        let entries = self.positions.seek_entries(cues_pos.map(|c| self.seg(c)));
+        layout::region(&layout::seek_head(&entries), SEEK_HEAD_REGION).map_err(|source| {
+            WriteError::NoRoom {
+                what: "SeekHead",
+                source,
+            }
+        })
+    }
+
+    /// The Info region's bytes (Info and Void).
+    fn info_region(&self, duration_usec: f32) -> Result<Vec<u8>, WriteError> {
+        layout::region(&self.info_bytes(duration_usec), INFO_REGION).map_err(|source| {
+            WriteError::NoRoom {
+                what: "Info",
+                source,
+            }
+        })
     }
 
     fn write_header(&mut self) -> Result<(), WriteError> {
+        let segment = layout::segment_header(None).map_err(|source| WriteError::NoRoom {
+            what: "Segment size",
+            source,
+        })?;
         let mut out = layout::ebml_header();
-        ebml::put_id(&mut out, ids::SEGMENT);
-        out.extend_from_slice(&ebml::UNKNOWN_SIZE_8);
+        out.extend_from_slice(&segment);
         debug_assert_eq!(out.len() as u64, SEGMENT_DATA_OFFSET);
-        let tracks_abs = SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION + INFO_REGION;
         let tracks = layout::tracks(&self.settings, &self.tracks);
-        let mut after = tracks_abs + tracks.len() as u64;
         let attachments = match (&self.settings.device, self.calibration_uid) {
-            (Some(dev), Some(uid)) => {
-                let a = layout::attachments(&dev.calibration_json, uid);
-                self.attachments_pos = Some(after);
-                after += a.len() as u64;
-                Some(a)
-            }
+            (Some(dev), Some(uid)) => Some(layout::attachments(&[Attachment::calibration(
+                &dev.calibration_json,
+                uid,
+            )])),
             _ => None,
         };
-        self.tags_pos = after;
+        self.positions = HeaderPositions::new(
+            INFO_REGION,
+            tracks.len() as u64,
+            attachments.as_ref().map(|a| a.len() as u64),
+        );
+        self.tags_pos = SEGMENT_DATA_OFFSET + self.positions.tags;
         let tags = layout::tags(&self.all_tags(None, DropCounts::default()));
         // Reserve room for the start offset and the final drop counts at their widest.
         let widest = layout::tags(&self.all_tags(
@@ -623,24 +579,8 @@ impl<W: Write + Seek> K4aWriter<W> {
         let void_len = self.tags_region_end - self.tags_pos - tags.len() as u64;
 
         // SeekHead region (no Cues yet) and Info region, both valid from the start.
-        let sh = layout::seek_head(&self.seek_entries(None));
-        let mut region = ebml::replace_in_region(&sh, SEEK_HEAD_REGION).map_err(|source| {
-            WriteError::NoRoom {
-                what: "SeekHead",
-                source,
-            }
-        })?;
-        region.resize(SEEK_HEAD_REGION as usize, 0);
-        out.extend_from_slice(&region);
-        let mut region =
-            ebml::replace_in_region(&self.info_bytes(0.0), INFO_REGION).map_err(|source| {
-                WriteError::NoRoom {
-                    what: "Info",
-                    source,
-                }
-            })?;
-        region.resize(INFO_REGION as usize, 0);
-        out.extend_from_slice(&region);
+        out.extend_from_slice(&self.seek_head_region(None)?);
+        out.extend_from_slice(&self.info_region(0.0)?);
         out.extend_from_slice(&tracks);
         if let Some(a) = attachments {
             out.extend_from_slice(&a);
@@ -1081,10 +1021,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         }
         if let Some(t) = cue_candidate {
             // The SDK uses 0 as "no cue yet", so a first cue at time 0 lets the next one in too.
-            if self.last_cue_ns == 0 || t >= self.last_cue_ns + CUE_ENTRY_GAP_NS {
-                self.cues.push((t / 1000, self.seg(cluster_pos)));
-                self.last_cue_ns = t;
-            }
+            self.cues.offer(t, t / 1000, self.seg(cluster_pos));
         }
         Ok(())
     }
@@ -1114,7 +1051,7 @@ impl<W: Write + Seek> K4aWriter<W> {
     pub fn summary(&self) -> FileSummary {
         FileSummary {
             bytes: self.end,
-            cue_points: self.cues.len() as u64,
+            cue_points: self.cues.points().len() as u64,
             ..self.summary
         }
     }
@@ -1146,7 +1083,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         let cues_pos = if self.cues.is_empty() {
             None
         } else {
-            let c = layout::cues(&self.cues);
+            let c = layout::cues(self.cues.points());
             self.w.write_all(&c).map_err(io_err("Cues"))?;
             let pos = self.end;
             self.end += c.len() as u64;
@@ -1172,7 +1109,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         let pos = self.end;
         self.w.write_all(&cluster).map_err(io_err("Cluster"))?;
         self.end += cluster.len() as u64;
-        self.cues.push((0, self.seg(pos)));
+        self.cues.offer(0, 0, self.seg(pos));
         Ok(())
     }
 
@@ -1181,31 +1118,23 @@ impl<W: Write + Seek> K4aWriter<W> {
             Some(s) => ((self.newest_ns - s) / 1000) as f64 as f32,
             None => 0.0,
         };
-        let info =
-            ebml::replace_in_region(&self.info_bytes(duration), INFO_REGION).map_err(|source| {
+        let info = self.info_region(duration)?;
+        self.patch(SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION, &info, "Info")?;
+        self.rewrite_tags(self.start_offset_ns, self.dropped)?;
+        let sh = self.seek_head_region(cues_pos)?;
+        self.patch(SEGMENT_DATA_OFFSET, &sh, "SeekHead")?;
+        let segment =
+            layout::segment_header(Some(self.end - SEGMENT_DATA_OFFSET)).map_err(|source| {
                 WriteError::NoRoom {
-                    what: "Info",
+                    what: "Segment size",
                     source,
                 }
             })?;
-        self.patch(SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION, &info, "Info")?;
-        self.rewrite_tags(self.start_offset_ns, self.dropped)?;
-        let sh = layout::seek_head(&self.seek_entries(cues_pos));
-        let sh = ebml::replace_in_region(&sh, SEEK_HEAD_REGION).map_err(|source| {
-            WriteError::NoRoom {
-                what: "SeekHead",
-                source,
-            }
-        })?;
-        self.patch(SEGMENT_DATA_OFFSET, &sh, "SeekHead")?;
-        let mut size = Vec::with_capacity(8);
-        ebml::put_size_width(&mut size, self.end - SEGMENT_DATA_OFFSET, 8).map_err(|source| {
-            WriteError::NoRoom {
-                what: "Segment size",
-                source,
-            }
-        })?;
-        self.patch(44, &size, "Segment size")
+        self.patch(
+            SEGMENT_DATA_OFFSET - segment.len() as u64,
+            &segment,
+            "Segment size",
+        )
     }
 
     /// Best-effort in-place finalisation after `err`; returns the first error.

@@ -11,10 +11,21 @@ use crate::mkv::read::{
     read_ebml_header, Children, ElementHeader, ElementReader, Error as EbmlError,
 };
 
-use super::{Attachment, Diagnostic, Error, Tag, TagTarget, Track};
+use super::{Attachment, Diagnostic, Tag, TagTarget, Track, TrackKind};
 
 /// Largest header element (Tracks, Tags, Attachments...) read into memory.
 const MAX_HEADER_ELEMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why a file could not be scanned at all.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScanError {
+    /// An EBML-level failure (not Matroska, wrong DocType, I/O...).
+    #[error(transparent)]
+    Ebml(#[from] EbmlError),
+    /// No Segment element after the EBML header.
+    #[error("no Segment element after the EBML header")]
+    NoSegment,
+}
 
 /// Where one cluster lies in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -35,7 +46,6 @@ pub struct ClusterEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
     pub segment_offset: u64,
-    pub segment_data_offset: u64,
     pub has_seek_head: bool,
     pub has_cues: bool,
     pub info: Option<InfoFields>,
@@ -61,176 +71,243 @@ pub(crate) struct InfoFields {
     pub date_utc_ns: Option<i64>,
 }
 
-pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, Error> {
+/// Scans a whole file: EBML header, Segment, then every top-level element to the end of the
+/// file (a stale or unknown Segment size does not stop it).
+pub(crate) fn scan<R: Read + Seek>(r: &mut ElementReader<R>) -> Result<Layout, ScanError> {
     let ebml = read_ebml_header(r)?;
-    let mut lay = Layout::default();
-    let file_len = r.file_len();
-    // The Segment should follow the header directly; tolerate a few Voids before it.
-    let mut pos = ebml.end;
-    let seg = loop {
+    let seg = find_segment(r, ebml.end)?;
+    let mut s = Scanner {
+        file_len: r.file_len(),
+        seg_end: 0,
+        r,
+        lay: Layout {
+            segment_offset: seg.offset,
+            ..Layout::default()
+        },
+    };
+    s.seg_end = s.segment_end(&seg);
+    let mut pos = Some(seg.data_offset());
+    while let Some(p) = pos.filter(|p| *p < s.file_len) {
+        pos = s.step(p)?;
+    }
+    Ok(s.lay)
+}
+
+/// The Segment: it should follow the EBML header directly; a few Voids before it are tolerated.
+fn find_segment<R: Read + Seek>(
+    r: &mut ElementReader<R>,
+    mut pos: u64,
+) -> Result<ElementHeader, ScanError> {
+    loop {
         let h = match r.header_at(pos) {
             Ok(h) => h,
             Err(EbmlError::Truncated { .. }) | Err(EbmlError::BadHeader { .. }) => {
-                return Err(Error::NoSegment)
+                return Err(ScanError::NoSegment)
             }
             Err(e) => return Err(e.into()),
         };
         if h.id == ids::SEGMENT {
-            break h;
+            return Ok(h);
         }
-        pos = h.end().ok_or(Error::NoSegment)?;
-    };
-    lay.segment_offset = seg.offset;
-    lay.segment_data_offset = seg.data_offset();
-    let seg_end = match seg.size {
-        Some(0) => {
-            lay.diagnostics.push(Diagnostic::SegmentSizeZero);
-            file_len
-        }
-        None => {
-            lay.diagnostics.push(Diagnostic::SegmentSizeUnknown);
-            file_len
-        }
-        Some(s) if seg.data_offset().saturating_add(s) > file_len => {
-            lay.diagnostics.push(Diagnostic::SegmentSizeTooLarge {
-                declared_bytes: s,
-                available_bytes: file_len - seg.data_offset(),
-            });
-            file_len
-        }
-        Some(s) => seg.data_offset() + s,
-    };
+        pos = h.end().ok_or(ScanError::NoSegment)?;
+    }
+}
 
-    let mut pos = seg.data_offset();
-    while pos < file_len {
-        let past_end = pos >= seg_end;
-        let h = match r.header_at(pos) {
+/// The walk over the Segment's children.
+struct Scanner<'r, R> {
+    r: &'r mut ElementReader<R>,
+    lay: Layout,
+    file_len: u64,
+    /// Where the Segment size says the Segment ends (the file's end when it cannot say).
+    seg_end: u64,
+}
+
+impl<R: Read + Seek> Scanner<'_, R> {
+    fn diag(&mut self, d: Diagnostic) {
+        self.lay.diagnostics.push(d);
+    }
+
+    fn segment_end(&mut self, seg: &ElementHeader) -> u64 {
+        let file_len = self.file_len;
+        match seg.size {
+            Some(0) => {
+                self.diag(Diagnostic::SegmentSizeZero);
+                file_len
+            }
+            None => {
+                self.diag(Diagnostic::SegmentSizeUnknown);
+                file_len
+            }
+            Some(s) if seg.data_offset().saturating_add(s) > file_len => {
+                self.diag(Diagnostic::SegmentSizeTooLarge {
+                    declared_bytes: s,
+                    available_bytes: file_len - seg.data_offset(),
+                });
+                file_len
+            }
+            Some(s) => seg.data_offset() + s,
+        }
+    }
+
+    /// Handles the element at `pos`; returns where the next one starts, `None` to stop.
+    fn step(&mut self, pos: u64) -> Result<Option<u64>, ScanError> {
+        let past_end = pos >= self.seg_end;
+        let h = match self.r.header_at(pos) {
             Ok(h) => h,
-            Err(EbmlError::BadHeader { .. }) | Err(EbmlError::Truncated { .. }) if past_end => {
-                lay.diagnostics.push(Diagnostic::TrailingData {
-                    offset: pos,
-                    bytes: file_len - pos,
-                });
-                break;
-            }
-            Err(EbmlError::Truncated { .. }) => {
-                lay.diagnostics.push(Diagnostic::Truncated {
-                    element: "element header".into(),
-                    offset: pos,
-                });
-                break;
-            }
-            Err(EbmlError::BadHeader { .. }) => {
-                if !resync(r, &mut lay, &mut pos)? {
-                    break;
-                }
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return self.bad_header(e, pos, past_end),
         };
-        if past_end {
-            // Stale Segment size (flushed, then more written): follow clusters beyond it.
-            if h.id != ids::CLUSTER {
-                lay.diagnostics.push(Diagnostic::TrailingData {
-                    offset: pos,
-                    bytes: file_len - pos,
-                });
-                break;
-            }
-            if lay
-                .diagnostics
-                .iter()
-                .all(|d| !matches!(d, Diagnostic::DataAfterSegment { .. }))
-            {
-                lay.diagnostics
-                    .push(Diagnostic::DataAfterSegment { offset: pos });
-            }
+        if past_end && !self.follow_past_end(&h) {
+            return Ok(None);
         }
         if !is_segment_child(h.id) {
-            if !resync(r, &mut lay, &mut pos)? {
-                break;
-            }
-            continue;
+            return self.resync(pos);
         }
         // An unknown size only makes sense for a Cluster; elsewhere it is damage.
         let end = match h.end() {
             Some(e) => e,
-            None if h.id == ids::CLUSTER => {
-                let next = r.find_id(h.data_offset(), ids::CLUSTER)?;
-                next.unwrap_or(file_len)
-            }
+            None if h.id == ids::CLUSTER => self
+                .r
+                .find_id(h.data_offset(), ids::CLUSTER)?
+                .unwrap_or(self.file_len),
             None => {
-                lay.diagnostics.push(Diagnostic::BadElement {
+                self.diag(Diagnostic::BadElement {
                     element: h.name().into(),
                     offset: h.offset,
                     reason: "unknown size".into(),
                 });
-                if !resync(r, &mut lay, &mut pos)? {
-                    break;
-                }
-                continue;
+                return self.resync(pos);
             }
         };
-        let complete = end <= file_len;
-        let avail_end = end.min(file_len);
-        lay.elements.push((h.id, h.offset, avail_end - h.offset));
+        let avail_end = end.min(self.file_len);
+        self.lay
+            .elements
+            .push((h.id, h.offset, avail_end - h.offset));
         if h.id == ids::CLUSTER {
-            let ts = cluster_timestamp(r, &h, avail_end).unwrap_or(0);
-            lay.clusters.push(ClusterEntry {
-                offset: h.offset,
-                data_offset: h.data_offset(),
-                end: avail_end,
-                timestamp_ticks: ts,
-                complete,
-            });
-            if !complete {
-                lay.diagnostics.push(Diagnostic::PartialCluster {
-                    offset: h.offset,
-                    missing_bytes: end - file_len,
-                });
-                break;
-            }
-            pos = end;
-            continue;
+            return Ok(self.cluster(&h, end));
         }
-        if !complete {
-            lay.diagnostics.push(Diagnostic::Truncated {
+        if end > self.file_len {
+            self.diag(Diagnostic::Truncated {
                 element: h.name().into(),
                 offset: h.offset,
             });
             // A cut or oversized header element: look for clusters after it.
-            pos = match r.find_id(h.offset + 1, ids::CLUSTER)? {
-                Some(p) => p,
-                None => break,
-            };
-            continue;
+            return Ok(self.r.find_id(h.offset + 1, ids::CLUSTER)?);
         }
+        self.header_element(&h);
+        Ok(Some(end))
+    }
+
+    /// An unreadable element header at `pos`.
+    fn bad_header(
+        &mut self,
+        e: EbmlError,
+        pos: u64,
+        past_end: bool,
+    ) -> Result<Option<u64>, ScanError> {
+        match e {
+            EbmlError::BadHeader { .. } | EbmlError::Truncated { .. } if past_end => {
+                self.diag(Diagnostic::TrailingData {
+                    offset: pos,
+                    bytes: self.file_len - pos,
+                });
+                Ok(None)
+            }
+            EbmlError::Truncated { .. } => {
+                self.diag(Diagnostic::Truncated {
+                    element: "element header".into(),
+                    offset: pos,
+                });
+                Ok(None)
+            }
+            EbmlError::BadHeader { .. } => self.resync(pos),
+            e => Err(e.into()),
+        }
+    }
+
+    /// Past the Segment's declared end (a stale size: flushed, then more written) only
+    /// clusters are followed; false when the walk should stop.
+    fn follow_past_end(&mut self, h: &ElementHeader) -> bool {
+        if h.id != ids::CLUSTER {
+            self.diag(Diagnostic::TrailingData {
+                offset: h.offset,
+                bytes: self.file_len - h.offset,
+            });
+            return false;
+        }
+        if !self
+            .lay
+            .diagnostics
+            .iter()
+            .any(|d| matches!(d, Diagnostic::DataAfterSegment { .. }))
+        {
+            self.diag(Diagnostic::DataAfterSegment { offset: h.offset });
+        }
+        true
+    }
+
+    /// Indexes a cluster ending at `end` (possibly past the file's end); `None` after a cut one.
+    fn cluster(&mut self, h: &ElementHeader, end: u64) -> Option<u64> {
+        let avail_end = end.min(self.file_len);
+        let complete = end <= self.file_len;
+        let ts = cluster_timestamp(self.r, h, avail_end).unwrap_or(0);
+        self.lay.clusters.push(ClusterEntry {
+            offset: h.offset,
+            data_offset: h.data_offset(),
+            end: avail_end,
+            timestamp_ticks: ts,
+            complete,
+        });
+        if complete {
+            return Some(end);
+        }
+        self.diag(Diagnostic::PartialCluster {
+            offset: h.offset,
+            missing_bytes: end - self.file_len,
+        });
+        None
+    }
+
+    /// Records a complete non-cluster element; Info, Tracks, Tags and Attachments are parsed.
+    fn header_element(&mut self, h: &ElementHeader) {
         match h.id {
-            ids::SEEK_HEAD => lay.has_seek_head = true,
-            ids::CUES => lay.has_cues = true,
+            ids::SEEK_HEAD => self.lay.has_seek_head = true,
+            ids::CUES => self.lay.has_cues = true,
             ids::INFO | ids::TRACKS | ids::TAGS | ids::ATTACHMENTS => {
-                match r.payload(&h, MAX_HEADER_ELEMENT_BYTES) {
-                    Ok(data) => {
-                        if let Err(e) = parse_header_element(&mut lay, &h, &data) {
-                            lay.diagnostics.push(Diagnostic::BadElement {
-                                element: h.name().into(),
-                                offset: h.offset,
-                                reason: e.to_string(),
-                            });
-                        }
-                    }
-                    Err(e) => lay.diagnostics.push(Diagnostic::BadElement {
+                let parsed = self
+                    .r
+                    .payload(h, MAX_HEADER_ELEMENT_BYTES)
+                    .and_then(|data| parse_header_element(&mut self.lay, h, &data));
+                if let Err(e) = parsed {
+                    self.diag(Diagnostic::BadElement {
                         element: h.name().into(),
                         offset: h.offset,
                         reason: e.to_string(),
-                    }),
+                    });
                 }
             }
             _ => {}
         }
-        pos = end;
     }
-    Ok(lay)
+
+    /// Skips damaged bytes at `pos` to the next Cluster id; `None` when there is none.
+    fn resync(&mut self, pos: u64) -> Result<Option<u64>, ScanError> {
+        match self.r.find_id(pos + 1, ids::CLUSTER)? {
+            Some(next) => {
+                self.diag(Diagnostic::Junk {
+                    offset: pos,
+                    bytes: next - pos,
+                });
+                Ok(Some(next))
+            }
+            None => {
+                self.diag(Diagnostic::TrailingData {
+                    offset: pos,
+                    bytes: self.file_len - pos,
+                });
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Ids that may appear directly inside a Segment.
@@ -249,31 +326,6 @@ fn is_segment_child(id: u32) -> bool {
             | ids::CRC32
             | CHAPTERS
     )
-}
-
-/// Skips damaged bytes at `*pos` to the next Cluster id; false when there is none.
-fn resync<R: Read + Seek>(
-    r: &mut ElementReader<R>,
-    lay: &mut Layout,
-    pos: &mut u64,
-) -> Result<bool, Error> {
-    match r.find_id(*pos + 1, ids::CLUSTER)? {
-        Some(next) => {
-            lay.diagnostics.push(Diagnostic::Junk {
-                offset: *pos,
-                bytes: next - *pos,
-            });
-            *pos = next;
-            Ok(true)
-        }
-        None => {
-            lay.diagnostics.push(Diagnostic::TrailingData {
-                offset: *pos,
-                bytes: r.file_len() - *pos,
-            });
-            Ok(false)
-        }
-    }
 }
 
 /// Reads the cluster's Timestamp (written before any block).
@@ -390,11 +442,7 @@ fn parse_header_element(lay: &mut Layout, h: &ElementHeader, data: &[u8]) -> Res
                         _ => {}
                     }
                 }
-                let target = match (track_uid, attachment_uid) {
-                    (Some(u), _) if u != 0 => TagTarget::Track(u),
-                    (_, Some(u)) if u != 0 => TagTarget::Attachment(u),
-                    _ => TagTarget::Global,
-                };
+                let target = TagTarget::from_uids(track_uid, attachment_uid);
                 for (name, value) in simple {
                     lay.tags.push(Tag {
                         name,
@@ -429,4 +477,38 @@ fn parse_header_element(lay: &mut Layout, h: &ElementHeader, data: &[u8]) -> Res
         _ => {}
     }
     Ok(())
+}
+
+/// Gives each track its role the way the SDK does: by `K4A_<X>_TRACK` tag, else by name.
+pub(crate) fn assign_tracks(lay: &mut Layout, diags: &mut Vec<Diagnostic>) {
+    for kind in TrackKind::ALL {
+        let tag = kind.track_tag();
+        let mut idx = None;
+        if let Some(t) = lay.tags.iter().find(|t| t.name == tag) {
+            let uid = match t.target {
+                TagTarget::Track(u) if t.target_type == "TRACK" => Some(u),
+                _ => t.value.trim().parse::<u64>().ok(),
+            };
+            idx = uid.and_then(|u| lay.tracks.iter().position(|tr| tr.uid == u));
+            if idx.is_none() {
+                diags.push(Diagnostic::Config {
+                    message: format!("track tag {tag} does not name a track"),
+                });
+            }
+        }
+        if idx.is_none() {
+            idx = lay.tracks.iter().position(|tr| {
+                kind.accepted_names().contains(&tr.name.as_str()) && tr.kind.is_none()
+            });
+        }
+        if let Some(i) = idx {
+            if kind != TrackKind::Imu && lay.tracks[i].track_type != 1 {
+                diags.push(Diagnostic::Config {
+                    message: format!("{} track is not a video track; ignored", lay.tracks[i].name),
+                });
+                continue;
+            }
+            lay.tracks[i].kind = Some(kind);
+        }
+    }
 }
