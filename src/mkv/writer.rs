@@ -351,10 +351,155 @@ impl PreparedCapture {
 struct BlockPlan {
     track_number: u64,
     rel_usec: i16,
+    /// The block's items: `items[first..first + count]`.
     first: usize,
     count: usize,
-    laced: bool,
+    /// A BlockGroup (IMU), laced when it holds more than one frame.
+    group: bool,
     duration_usec: u64,
+}
+
+impl BlockPlan {
+    fn laced(&self) -> bool {
+        self.group && self.count > 1
+    }
+}
+
+/// A piece of a rendered cluster: a range of the header scratch buffer, or an item's payload.
+enum Part {
+    Scratch(usize, usize),
+    Data(usize),
+}
+
+/// A cluster ready to send: its header (id, size, CRC-32) and its body's parts.
+struct RenderedCluster {
+    head: Vec<u8>,
+    parts: Vec<Part>,
+    body_len: u64,
+}
+
+impl RenderedCluster {
+    fn total_len(&self) -> u64 {
+        self.head.len() as u64 + self.body_len
+    }
+}
+
+/// Payloads this large are written from where they are; smaller pieces are gathered first.
+const GATHER_MAX_BYTES: usize = 16 << 10;
+
+/// Renders the Timestamp and the block headers into `scratch` and the cluster header with the
+/// CRC-32 of the whole body (payload CRCs were computed on arrival and are combined here).
+fn render_cluster(
+    scratch: &mut Vec<u8>,
+    items: &[Item],
+    plans: &[BlockPlan],
+    cluster_usec: u64,
+) -> RenderedCluster {
+    let mut parts = Vec::with_capacity(plans.len() * 3);
+    let mut body_len = 0u64;
+    // Records the scratch bytes from `from` on as a part; returns their length.
+    let push = |parts: &mut Vec<Part>, scratch: &[u8], from: usize| {
+        parts.push(Part::Scratch(from, scratch.len()));
+        (scratch.len() - from) as u64
+    };
+    let ts_start = scratch.len();
+    ebml::put_uint(scratch, ids::TIMESTAMP, cluster_usec);
+    body_len += push(&mut parts, scratch, ts_start);
+    for p in plans {
+        let frames = &items[p.first..p.first + p.count];
+        let payload_len: u64 = frames
+            .iter()
+            .map(|it| it.payload.bytes().len() as u64)
+            .sum();
+        let track_vint_len = ebml::size_len(p.track_number) as u64;
+        let block_len = track_vint_len + 3 + u64::from(p.laced()) + payload_len;
+        let h0 = scratch.len();
+        if p.group {
+            let dur_len = 1 + 1 + ebml::uint_len(p.duration_usec) as u64;
+            let group_len = ebml::header_len(ids::BLOCK, block_len) as u64 + block_len + dur_len;
+            ebml::put_header(scratch, ids::BLOCK_GROUP, group_len);
+            ebml::put_header(scratch, ids::BLOCK, block_len);
+        } else {
+            ebml::put_header(scratch, ids::SIMPLE_BLOCK, block_len);
+        }
+        // Track numbers below 127 code in one byte; the size coder gives the same bytes.
+        ebml::put_size(scratch, p.track_number);
+        scratch.extend_from_slice(&p.rel_usec.to_be_bytes());
+        match (p.group, p.laced()) {
+            (false, _) => scratch.push(0x80),
+            (true, false) => scratch.push(0x00),
+            (true, true) => scratch.extend_from_slice(&[0x04, (p.count - 1) as u8]),
+        }
+        body_len += push(&mut parts, scratch, h0) + payload_len;
+        parts.extend((p.first..p.first + p.count).map(Part::Data));
+        if p.group {
+            let d0 = scratch.len();
+            ebml::put_uint(scratch, ids::BLOCK_DURATION, p.duration_usec);
+            body_len += push(&mut parts, scratch, d0);
+        }
+    }
+    let mut crc = crc32fast::Hasher::new();
+    for part in &parts {
+        match *part {
+            Part::Scratch(a, b) => crc.update(&scratch[a..b]),
+            Part::Data(k) => match &items[k].payload {
+                Payload::Image(_, c) => crc.combine(c),
+                Payload::Imu(f) => crc.update(f),
+            },
+        }
+    }
+    let mut head = Vec::with_capacity(20);
+    ebml::put_header(&mut head, ids::CLUSTER, body_len + 6);
+    head.extend_from_slice(&ebml::crc32_element_from(crc.finalize()));
+    RenderedCluster {
+        head,
+        parts,
+        body_len,
+    }
+}
+
+/// Sends a rendered cluster as one vectored write: small pieces are gathered into one buffer,
+/// large payloads are referenced in place (a buffered sink passes them straight to the file,
+/// without copying them into its buffer).
+fn send_cluster<W: Write>(
+    w: &mut W,
+    cluster: &RenderedCluster,
+    scratch: &[u8],
+    items: &[Item],
+) -> io::Result<()> {
+    enum Seg {
+        Buf(usize, usize),
+        Data(usize),
+    }
+    let mut buf = cluster.head.clone();
+    let mut segs = Vec::with_capacity(cluster.parts.len());
+    let mut run_start = 0;
+    for part in &cluster.parts {
+        match *part {
+            Part::Scratch(a, b) => buf.extend_from_slice(&scratch[a..b]),
+            Part::Data(k) if items[k].payload.bytes().len() < GATHER_MAX_BYTES => {
+                buf.extend_from_slice(items[k].payload.bytes())
+            }
+            Part::Data(k) => {
+                if run_start < buf.len() {
+                    segs.push(Seg::Buf(run_start, buf.len()));
+                    run_start = buf.len();
+                }
+                segs.push(Seg::Data(k));
+            }
+        }
+    }
+    if run_start < buf.len() {
+        segs.push(Seg::Buf(run_start, buf.len()));
+    }
+    let mut slices: Vec<io::IoSlice<'_>> = segs
+        .iter()
+        .map(|seg| match *seg {
+            Seg::Buf(a, b) => io::IoSlice::new(&buf[a..b]),
+            Seg::Data(k) => io::IoSlice::new(items[k].payload.bytes()),
+        })
+        .collect();
+    write_all_vectored(w, &mut slices)
 }
 
 /// Writes one K4A recording. See the module docs for the layout and its guarantees.
@@ -823,207 +968,94 @@ impl<W: Write + Seek> K4aWriter<W> {
         r
     }
 
+    /// Writes one cluster of items: blocks planned, headers and CRC rendered, the whole cluster
+    /// sent in one vectored write, then counted and offered as a cue point.
     fn write_cluster(&mut self, mut items: Vec<Item>) -> Result<(), WriteError> {
         if items.is_empty() {
             return Ok(());
         }
         items.sort_unstable_by_key(|i| (i.ts_ns, i.seq));
-        let start = match self.start_offset_ns {
-            Some(s) => s,
-            None => {
-                let s = items[0].ts_ns;
-                // The start offset goes into the Tags before the first cluster reaches the file.
-                self.rewrite_tags(Some(s), self.dropped)?;
-                self.start_offset_ns = Some(s);
-                s
-            }
-        };
-        let rel_usec = |ts: u64| (ts - start) / 1000;
-        let cluster_usec = rel_usec(items[0].ts_ns);
-        let imu_track = self.track_of(TrackKind::Imu);
+        let start = self.start_offset_before(items[0].ts_ns)?;
+        let cluster_usec = (items[0].ts_ns - start) / 1000;
+        let plans = self.plan_blocks(&items, start, cluster_usec);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let cluster = render_cluster(&mut scratch, &items, &plans, cluster_usec);
+        let cluster_pos = self.end;
+        let result = send_cluster(&mut self.w, &cluster, &scratch, &items)
+            // Hand every finished cluster to the OS: a killed process then loses nothing that
+            // was written, whatever buffering the sink does.
+            .and_then(|()| self.w.flush());
+        self.scratch = scratch;
+        result.map_err(io_err("Cluster"))?;
+        self.end += cluster.total_len();
+        let first_track1 = plans
+            .iter()
+            .find(|p| p.track_number == 1)
+            .map(|p| items[p.first].ts_ns - start);
+        self.count_written(items);
+        if let Some(t) = first_track1 {
+            self.cues.offer(t, t / 1000, self.seg(cluster_pos));
+        }
+        Ok(())
+    }
 
-        // Plan the blocks: one SimpleBlock per image, IMU runs into laced BlockGroups.
+    /// The recording's start offset; the first cluster sets it to `first_ns`, and it goes into
+    /// the Tags before that cluster reaches the file.
+    fn start_offset_before(&mut self, first_ns: u64) -> Result<u64, WriteError> {
+        if let Some(s) = self.start_offset_ns {
+            return Ok(s);
+        }
+        self.rewrite_tags(Some(first_ns), self.dropped)?;
+        self.start_offset_ns = Some(first_ns);
+        Ok(first_ns)
+    }
+
+    /// One SimpleBlock per image; runs of IMU frames laced into BlockGroups.
+    fn plan_blocks(&self, items: &[Item], start: u64, cluster_usec: u64) -> Vec<BlockPlan> {
+        let imu_track = self.track_of(TrackKind::Imu);
         let mut plans = Vec::new();
         let mut i = 0;
         while i < items.len() {
             let it = &items[i];
-            let number = self.tracks[it.track].number;
-            let rel = (rel_usec(it.ts_ns) - cluster_usec) as i16;
+            let mut plan = BlockPlan {
+                track_number: self.tracks[it.track].number,
+                rel_usec: ((it.ts_ns - start) / 1000 - cluster_usec) as i16,
+                first: i,
+                count: 1,
+                group: false,
+                duration_usec: 0,
+            };
             if Some(it.track) == imu_track {
                 let mut j = i + 1;
                 while j < items.len() && items[j].track == it.track && j - i < MAX_LACED_FRAMES {
                     j += 1;
                 }
                 let span_ns = items[j - 1].ts_ns - it.ts_ns;
-                plans.push(BlockPlan {
-                    track_number: number,
-                    rel_usec: rel,
-                    first: i,
-                    count: j - i,
-                    laced: j - i > 1,
-                    duration_usec: (span_ns + 1000) / 1000,
-                });
-                i = j;
-            } else {
-                plans.push(BlockPlan {
-                    track_number: number,
-                    rel_usec: rel,
-                    first: i,
-                    count: 1,
-                    laced: false,
-                    duration_usec: 0,
-                });
-                i += 1;
+                plan.count = j - i;
+                plan.group = true;
+                plan.duration_usec = (span_ns + 1000) / 1000;
             }
+            i += plan.count;
+            plans.push(plan);
         }
+        plans
+    }
 
-        // Headers go into `scratch`; parts reference scratch ranges or payloads.
-        enum Part {
-            Scratch(usize, usize),
-            Data(usize),
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let mut parts = Vec::with_capacity(plans.len() * 3);
-        let mut body_len = 0u64;
-        let ts_start = scratch.len();
-        ebml::put_uint(&mut scratch, ids::TIMESTAMP, cluster_usec);
-        parts.push(Part::Scratch(ts_start, scratch.len()));
-        body_len += (scratch.len() - ts_start) as u64;
-        let mut cue_candidate = None;
-        for p in &plans {
-            let payload_len: u64 = items[p.first..p.first + p.count]
-                .iter()
-                .map(|it| it.payload.bytes().len() as u64)
-                .sum();
-            let track_vint_len = ebml::size_len(p.track_number) as u64;
-            let block_len = track_vint_len + 3 + u64::from(p.laced) + payload_len;
-            let h0 = scratch.len();
-            let is_group = Some(items[p.first].track) == imu_track;
-            if is_group {
-                let dur_len = 1 + 1 + ebml::uint_len(p.duration_usec) as u64;
-                let group_len =
-                    ebml::header_len(ids::BLOCK, block_len) as u64 + block_len + dur_len;
-                ebml::put_header(&mut scratch, ids::BLOCK_GROUP, group_len);
-                ebml::put_header(&mut scratch, ids::BLOCK, block_len);
-            } else {
-                ebml::put_header(&mut scratch, ids::SIMPLE_BLOCK, block_len);
-            }
-            // Track numbers below 127 code in one byte; the size coder gives the same bytes.
-            ebml::put_size(&mut scratch, p.track_number);
-            scratch.extend_from_slice(&p.rel_usec.to_be_bytes());
-            if is_group {
-                scratch.push(if p.laced { 0x04 } else { 0x00 });
-                if p.laced {
-                    scratch.push((p.count - 1) as u8);
-                }
-            } else {
-                scratch.push(0x80);
-            }
-            parts.push(Part::Scratch(h0, scratch.len()));
-            body_len += (scratch.len() - h0) as u64 + payload_len;
-            for k in p.first..p.first + p.count {
-                parts.push(Part::Data(k));
-            }
-            if is_group {
-                let d0 = scratch.len();
-                ebml::put_uint(&mut scratch, ids::BLOCK_DURATION, p.duration_usec);
-                parts.push(Part::Scratch(d0, scratch.len()));
-                body_len += (scratch.len() - d0) as u64;
-            }
-            if p.track_number == 1 && cue_candidate.is_none() {
-                cue_candidate = Some(items[p.first].ts_ns - start);
-            }
-        }
-        let mut crc = crc32fast::Hasher::new();
-        for part in &parts {
-            match *part {
-                Part::Scratch(a, b) => crc.update(&scratch[a..b]),
-                Part::Data(k) => match &items[k].payload {
-                    Payload::Image(_, c) => crc.combine(c),
-                    Payload::Imu(f) => crc.update(f),
-                },
-            }
-        }
-        let mut head = Vec::with_capacity(20);
-        ebml::put_header(&mut head, ids::CLUSTER, body_len + 6);
-        head.extend_from_slice(&ebml::crc32_element_from(crc.finalize()));
-        let cluster_pos = self.end;
-
-        // Write: small pieces are gathered into `buf`, large payloads are referenced in place,
-        // and the whole cluster goes to the sink as one vectored write (a buffered sink passes
-        // it straight to the file, without copying the payloads into its buffer).
-        enum Seg {
-            Buf(usize, usize),
-            Data(usize),
-        }
-        let mut buf = std::mem::take(&mut head);
-        let mut segs = Vec::with_capacity(parts.len());
-        let mut run_start = 0;
-        for part in &parts {
-            let small = match *part {
-                Part::Scratch(a, b) => {
-                    buf.extend_from_slice(&scratch[a..b]);
-                    true
-                }
-                Part::Data(k) => {
-                    let d = items[k].payload.bytes();
-                    if d.len() >= 16 << 10 {
-                        false
-                    } else {
-                        buf.extend_from_slice(d);
-                        true
-                    }
-                }
-            };
-            if !small {
-                if run_start < buf.len() {
-                    segs.push(Seg::Buf(run_start, buf.len()));
-                    run_start = buf.len();
-                }
-                if let Part::Data(k) = *part {
-                    segs.push(Seg::Data(k));
-                }
-            }
-        }
-        if run_start < buf.len() {
-            segs.push(Seg::Buf(run_start, buf.len()));
-        }
-        let mut slices: Vec<io::IoSlice<'_>> = segs
-            .iter()
-            .map(|seg| match *seg {
-                Seg::Buf(a, b) => io::IoSlice::new(&buf[a..b]),
-                Seg::Data(k) => io::IoSlice::new(items[k].payload.bytes()),
-            })
-            .collect();
-        let result = write_all_vectored(&mut self.w, &mut slices)
-            // Hand every finished cluster to the OS: a killed process then loses nothing that
-            // was written, whatever buffering the sink does.
-            .and_then(|()| self.w.flush());
-        drop(slices);
-        self.scratch = scratch;
-        result.map_err(io_err("Cluster"))?;
-        let total = ebml::header_len(ids::CLUSTER, body_len + 6) as u64 + body_len + 6;
-        self.end += total;
+    /// Counts what a written cluster held and keeps its image buffers when recycling.
+    fn count_written(&mut self, items: Vec<Item>) {
         self.summary.clusters += 1;
-        for it in &items {
+        for it in items {
             match it.payload {
                 Payload::Imu(_) => self.summary.imu_samples += 1,
-                Payload::Image(..) => self.summary.images += 1,
-            }
-        }
-        if self.recycle {
-            for it in items {
-                if let Payload::Image(v, _) = it.payload {
-                    self.spent.push(v);
+                Payload::Image(v, _) => {
+                    self.summary.images += 1;
+                    if self.recycle {
+                        self.spent.push(v);
+                    }
                 }
             }
         }
-        if let Some(t) = cue_candidate {
-            // The SDK uses 0 as "no cue yet", so a first cue at time 0 lets the next one in too.
-            self.cues.offer(t, t / 1000, self.seg(cluster_pos));
-        }
-        Ok(())
     }
 
     /// With `on`, the image buffers of written clusters are kept for

@@ -100,6 +100,16 @@ pub struct RecordConfig {
     pub start_timestamp_offset_usec: u64,
 }
 
+impl RecordConfig {
+    /// Whether the file has any of the COLOR, DEPTH, IR and IMU tracks.
+    pub fn has_k4a_track(&self) -> bool {
+        self.color_track_enabled
+            || self.depth_track_enabled
+            || self.ir_track_enabled
+            || self.imu_track_enabled
+    }
+}
+
 // Serialised under the SDK's enum names (`k4a_record_configuration_t` in JSON).
 fn ser_color_resolution<S: serde::Serializer>(
     v: &ColorResolution,
@@ -460,11 +470,7 @@ impl<R: Read + Seek> Playback<R> {
                 diags.push("IMU track is not a subtitle track; treated as custom".into());
             }
         }
-        if !(c.color_track_enabled
-            || c.depth_track_enabled
-            || c.ir_track_enabled
-            || c.imu_track_enabled)
-        {
+        if !c.has_k4a_track() {
             diags.push("no COLOR, DEPTH, IR or IMU track: not an Azure Kinect recording".into());
         }
         let start = tag("K4A_START_OFFSET_NS");

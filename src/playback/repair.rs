@@ -235,12 +235,7 @@ fn repair_open<R: Read + Seek>(
     options: &RepairOptions,
     fixes: Vec<String>,
 ) -> Result<RepairReport, RepairError> {
-    let c = pb.config();
-    if !(c.color_track_enabled
-        || c.depth_track_enabled
-        || c.ir_track_enabled
-        || c.imu_track_enabled)
-    {
+    if !pb.config().has_k4a_track() {
         return Err(RepairError::NotK4a {
             path: input.to_path_buf(),
         });

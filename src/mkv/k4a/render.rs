@@ -413,8 +413,20 @@ mod tests {
     }
 
     #[test]
-    fn ebml_header_is_40_bytes() {
-        assert_eq!(ebml_header().len(), 40);
+    fn ebml_header_bytes() {
+        let h = [
+            &[
+                0x1A, 0x45, 0xDF, 0xA3, 0xA3, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01,
+            ][..],
+            &[
+                0x42, 0xF2, 0x81, 0x04, 0x42, 0xF3, 0x81, 0x08, 0x42, 0x82, 0x88,
+            ],
+            b"matroska",
+            &[0x42, 0x87, 0x81, 0x02, 0x42, 0x85, 0x81, 0x02],
+        ]
+        .concat();
+        assert_eq!(ebml_header(), h);
+        assert_eq!(h.len(), 40);
     }
 
     #[test]
