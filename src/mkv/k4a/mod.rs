@@ -1,7 +1,7 @@
 //! The K4A recording layout, in one place for the writer, repair and the reader: which tracks and
 //! tags a recording has, where the header elements sit (the SDK's reserved SeekHead and Info
-//! regions), when a cluster gets a cue point, how each element is rendered ([`render`]) and how a
-//! file, damaged or not, is scanned back ([`scan`]).
+//! regions), when a cluster gets a cue point, how each element is rendered and how a
+//! file, damaged or not, is scanned back.
 
 mod diagnostic;
 pub(crate) mod render;
