@@ -4,11 +4,11 @@
 //! reserved regions, size-field widths, tags, clusters, cues and CRCs), with one difference
 //! that makes it crash-safe: everything a reader needs is valid from the header on. While
 //! recording, the Segment size is the EBML "unknown" value, the SeekHead lists Info, Tracks,
-//! [Attachments] and Tags (not Cues yet), Info is present, and the Tags are re-rendered in place
-//! with `K4A_START_OFFSET_NS` just before the first cluster reaches the file. A file cut at any
-//! byte after its first cluster therefore opens in Microsoft's playback. [`K4aWriter::finish`]
-//! appends the Cues and then patches Info (Duration), Tags, SeekHead and the Segment size, each
-//! an overwrite of space reserved up front.
+//! Attachments (when there are any) and Tags (not Cues yet), Info is present, and the Tags are
+//! re-rendered in place with `K4A_START_OFFSET_NS` just before the first cluster reaches the
+//! file. A file cut at any byte after its first cluster therefore opens in Microsoft's playback.
+//! [`K4aWriter::finish`] appends the Cues and then patches Info (Duration), Tags, SeekHead and
+//! the Segment size, each an overwrite of space reserved up front.
 //!
 //! Data is grouped like the SDK does: 32 ms clusters on an absolute grid of device time, written
 //! once the newest data is 2 s past their end (or earlier when the pending data would exceed a
