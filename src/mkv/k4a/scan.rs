@@ -348,133 +348,149 @@ fn cluster_timestamp<R: Read + Seek>(
     None
 }
 
+/// Parses a complete Info, Tracks, Tags or Attachments payload into the layout.
 fn parse_header_element(lay: &mut Layout, h: &ElementHeader, data: &[u8]) -> Result<(), EbmlError> {
     let kids = Children::new(data, h.data_offset(), 1)?;
     match h.id {
-        ids::INFO => {
-            let mut info = InfoFields::default();
-            for c in kids {
-                let c = c?;
-                match c.header.id {
-                    ids::TIMESTAMP_SCALE => info.timestamp_scale_ns = Some(c.uint()?),
-                    ids::DURATION => info.duration_ticks = Some(c.float()?),
-                    ids::MUXING_APP => info.muxing_app = Some(c.string()?),
-                    ids::WRITING_APP => info.writing_app = Some(c.string()?),
-                    ids::TITLE => info.title = Some(c.string()?),
-                    ids::DATE_UTC => info.date_utc_ns = Some(c.int()?),
-                    _ => {}
-                }
-            }
-            lay.info = Some(info);
-        }
+        ids::INFO => lay.info = Some(parse_info(kids)?),
         ids::TRACKS => {
             lay.tracks_found = true;
-            for c in kids {
-                let c = c?;
-                if c.header.id != ids::TRACK_ENTRY {
-                    continue;
-                }
-                let mut t = Track::default();
-                for f in c.children(1)? {
-                    let f = f?;
-                    match f.header.id {
-                        ids::TRACK_NUMBER => t.number = f.uint()?,
-                        ids::TRACK_UID => t.uid = f.uint()?,
-                        ids::TRACK_TYPE => t.track_type = f.uint()?,
-                        ids::NAME => t.name = f.string()?,
-                        ids::CODEC_ID => t.codec_id = f.string()?,
-                        ids::CODEC_PRIVATE => t.codec_private = f.data.to_vec(),
-                        ids::DEFAULT_DURATION => t.default_duration_ns = Some(f.uint()?),
-                        ids::VIDEO => {
-                            for v in f.children(2)? {
-                                let v = v?;
-                                match v.header.id {
-                                    ids::PIXEL_WIDTH => t.width = Some(v.uint()? as u32),
-                                    ids::PIXEL_HEIGHT => t.height = Some(v.uint()? as u32),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                lay.tracks.push(t);
-            }
+            parse_tracks(kids, &mut lay.tracks)?;
         }
         ids::TAGS => {
             lay.tags_found = true;
-            for c in kids {
-                let c = c?;
-                if c.header.id != ids::TAG {
-                    continue;
-                }
-                let mut target_type = String::new();
-                let mut track_uid = None;
-                let mut attachment_uid = None;
-                let mut simple = Vec::new();
-                for f in c.children(1)? {
-                    let f = f?;
-                    match f.header.id {
-                        ids::TARGETS => {
-                            for t in f.children(2)? {
-                                let t = t?;
-                                match t.header.id {
-                                    ids::TARGET_TYPE => target_type = t.string()?,
-                                    ids::TAG_TRACK_UID => track_uid = Some(t.uint()?),
-                                    ids::TAG_ATTACHMENT_UID => attachment_uid = Some(t.uint()?),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        ids::SIMPLE_TAG => {
-                            let mut name = String::new();
-                            let mut value = String::new();
-                            for s in f.children(2)? {
-                                let s = s?;
-                                match s.header.id {
-                                    ids::TAG_NAME => name = s.string()?,
-                                    ids::TAG_STRING => value = s.string()?,
-                                    _ => {}
-                                }
-                            }
-                            simple.push((name, value));
-                        }
-                        _ => {}
-                    }
-                }
-                let target = TagTarget::from_uids(track_uid, attachment_uid);
-                for (name, value) in simple {
-                    lay.tags.push(Tag {
-                        name,
-                        value,
-                        target,
-                        target_type: target_type.clone(),
-                    });
-                }
-            }
+            parse_tags(kids, &mut lay.tags)?;
         }
-        ids::ATTACHMENTS => {
-            for c in kids {
-                let c = c?;
-                if c.header.id != ids::ATTACHED_FILE {
-                    continue;
-                }
-                let mut a = Attachment::default();
-                for f in c.children(1)? {
-                    let f = f?;
-                    match f.header.id {
-                        ids::FILE_NAME => a.file_name = f.string()?,
-                        ids::FILE_MIME_TYPE => a.mime_type = f.string()?,
-                        ids::FILE_DATA => a.data = f.data.to_vec(),
-                        ids::FILE_UID => a.uid = f.uint()?,
-                        ids::FILE_DESCRIPTION => a.description = Some(f.string()?),
-                        _ => {}
-                    }
-                }
-                lay.attachments.push(a);
-            }
-        }
+        ids::ATTACHMENTS => parse_attachments(kids, &mut lay.attachments)?,
         _ => {}
+    }
+    Ok(())
+}
+
+fn parse_info(kids: Children<'_>) -> Result<InfoFields, EbmlError> {
+    let mut info = InfoFields::default();
+    for c in kids {
+        let c = c?;
+        match c.header.id {
+            ids::TIMESTAMP_SCALE => info.timestamp_scale_ns = Some(c.uint()?),
+            ids::DURATION => info.duration_ticks = Some(c.float()?),
+            ids::MUXING_APP => info.muxing_app = Some(c.string()?),
+            ids::WRITING_APP => info.writing_app = Some(c.string()?),
+            ids::TITLE => info.title = Some(c.string()?),
+            ids::DATE_UTC => info.date_utc_ns = Some(c.int()?),
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+fn parse_tracks(kids: Children<'_>, tracks: &mut Vec<Track>) -> Result<(), EbmlError> {
+    for c in kids {
+        let c = c?;
+        if c.header.id != ids::TRACK_ENTRY {
+            continue;
+        }
+        let mut t = Track::default();
+        for f in c.children(1)? {
+            let f = f?;
+            match f.header.id {
+                ids::TRACK_NUMBER => t.number = f.uint()?,
+                ids::TRACK_UID => t.uid = f.uint()?,
+                ids::TRACK_TYPE => t.track_type = f.uint()?,
+                ids::NAME => t.name = f.string()?,
+                ids::CODEC_ID => t.codec_id = f.string()?,
+                ids::CODEC_PRIVATE => t.codec_private = f.data.to_vec(),
+                ids::DEFAULT_DURATION => t.default_duration_ns = Some(f.uint()?),
+                ids::VIDEO => {
+                    for v in f.children(2)? {
+                        let v = v?;
+                        match v.header.id {
+                            ids::PIXEL_WIDTH => t.width = Some(v.uint()? as u32),
+                            ids::PIXEL_HEIGHT => t.height = Some(v.uint()? as u32),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        tracks.push(t);
+    }
+    Ok(())
+}
+
+fn parse_tags(kids: Children<'_>, tags: &mut Vec<Tag>) -> Result<(), EbmlError> {
+    for c in kids {
+        let c = c?;
+        if c.header.id != ids::TAG {
+            continue;
+        }
+        let mut target_type = String::new();
+        let mut track_uid = None;
+        let mut attachment_uid = None;
+        let mut simple = Vec::new();
+        for f in c.children(1)? {
+            let f = f?;
+            match f.header.id {
+                ids::TARGETS => {
+                    for t in f.children(2)? {
+                        let t = t?;
+                        match t.header.id {
+                            ids::TARGET_TYPE => target_type = t.string()?,
+                            ids::TAG_TRACK_UID => track_uid = Some(t.uint()?),
+                            ids::TAG_ATTACHMENT_UID => attachment_uid = Some(t.uint()?),
+                            _ => {}
+                        }
+                    }
+                }
+                ids::SIMPLE_TAG => {
+                    let mut name = String::new();
+                    let mut value = String::new();
+                    for s in f.children(2)? {
+                        let s = s?;
+                        match s.header.id {
+                            ids::TAG_NAME => name = s.string()?,
+                            ids::TAG_STRING => value = s.string()?,
+                            _ => {}
+                        }
+                    }
+                    simple.push((name, value));
+                }
+                _ => {}
+            }
+        }
+        let target = TagTarget::from_uids(track_uid, attachment_uid);
+        for (name, value) in simple {
+            tags.push(Tag {
+                name,
+                value,
+                target,
+                target_type: target_type.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn parse_attachments(kids: Children<'_>, files: &mut Vec<Attachment>) -> Result<(), EbmlError> {
+    for c in kids {
+        let c = c?;
+        if c.header.id != ids::ATTACHED_FILE {
+            continue;
+        }
+        let mut a = Attachment::default();
+        for f in c.children(1)? {
+            let f = f?;
+            match f.header.id {
+                ids::FILE_NAME => a.file_name = f.string()?,
+                ids::FILE_MIME_TYPE => a.mime_type = f.string()?,
+                ids::FILE_DATA => a.data = f.data.to_vec(),
+                ids::FILE_UID => a.uid = f.uint()?,
+                ids::FILE_DESCRIPTION => a.description = Some(f.string()?),
+                _ => {}
+            }
+        }
+        files.push(a);
     }
     Ok(())
 }
