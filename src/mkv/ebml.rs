@@ -307,26 +307,6 @@ mod tests {
     }
 
     #[test]
-    fn ebml_header_bytes() {
-        let mut c = Vec::new();
-        put_uint(&mut c, ids::EBML_VERSION, 1);
-        put_uint(&mut c, ids::EBML_READ_VERSION, 1);
-        put_uint(&mut c, ids::EBML_MAX_ID_LENGTH, 4);
-        put_uint(&mut c, ids::EBML_MAX_SIZE_LENGTH, 8);
-        put_str(&mut c, ids::DOC_TYPE, "matroska");
-        put_uint(&mut c, ids::DOC_TYPE_VERSION, 2);
-        put_uint(&mut c, ids::DOC_TYPE_READ_VERSION, 2);
-        let mut v = Vec::new();
-        put_master(&mut v, ids::EBML, &c);
-        let mut want =
-            hex("1A 45 DF A3 A3 42 86 81 01 42 F7 81 01 42 F2 81 04 42 F3 81 08 42 82 88");
-        want.extend_from_slice(b"matroska");
-        want.extend(hex("42 87 81 02 42 85 81 02"));
-        assert_eq!(v, want);
-        assert_eq!(v.len(), 40);
-    }
-
-    #[test]
     fn uints_and_sints() {
         let mut v = Vec::new();
         put_uint(&mut v, ids::TIMESTAMP, 0);

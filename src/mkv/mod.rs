@@ -3,5 +3,6 @@
 
 pub mod ebml;
 pub mod ids;
+pub mod k4a;
 pub mod read;
 pub mod writer;

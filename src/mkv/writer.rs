@@ -4,33 +4,34 @@
 //! reserved regions, size-field widths, tags, clusters, cues and CRCs), with one difference
 //! that makes it crash-safe: everything a reader needs is valid from the header on. While
 //! recording, the Segment size is the EBML "unknown" value, the SeekHead lists Info, Tracks,
-//! \[Attachments\] and Tags (not Cues yet), Info is present, and the Tags are re-rendered in place
-//! with `K4A_START_OFFSET_NS` just before the first cluster reaches the file. A file cut at any
-//! byte after its first cluster therefore opens in Microsoft's playback. [`K4aWriter::finish`]
-//! appends the Cues and then patches Info (Duration), Tags, SeekHead and the Segment size, each
-//! an overwrite of space reserved up front.
+//! Attachments (when there are any) and Tags (not Cues yet), Info is present, and the Tags are
+//! re-rendered in place with `K4A_START_OFFSET_NS` just before the first cluster reaches the
+//! file. A file cut at any byte after its first cluster therefore opens in Microsoft's playback.
+//! [`K4aWriter::finish`] appends the Cues and then patches Info (Duration), Tags, SeekHead and
+//! the Segment size, each an overwrite of space reserved up front.
 //!
 //! Data is grouped like the SDK does: 32 ms clusters on an absolute grid of device time, written
 //! once the newest data is 2 s past their end (or earlier when the pending data would exceed a
 //! byte budget), so memory stays bounded.
 
-mod layout;
-
 use std::collections::BTreeMap;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use self::layout::{TagEntry, Target, Track};
 use super::ebml::{self, EbmlError};
 use super::ids;
+use super::k4a::render::{self as layout, InfoValues, TrackPlan};
+use super::k4a::{
+    Attachment, CuePoints, HeaderPositions, Tag, INFO_REGION, SEEK_HEAD_REGION, START_OFFSET_TAG,
+    TAGS_VOID,
+};
+pub use super::k4a::{TrackKind, CUE_ENTRY_GAP_NS};
 use crate::types::{Capture, DeviceConfig, Image, ImageFormat, ImuSample, Version};
 
 /// Width of a cluster window on the device-time grid.
 pub const CLUSTER_LENGTH_NS: u64 = 32_000_000;
 /// Pending clusters are written once the newest data is this far past their end.
 pub const CLUSTER_WRITE_DELAY_NS: u64 = 2_000_000_000;
-/// Minimum time between two cue points.
-pub const CUE_ENTRY_GAP_NS: u64 = 1_000_000_000;
 /// Default budget for data held in pending clusters.
 pub const DEFAULT_PENDING_LIMIT_BYTES: usize = 24 << 20;
 /// Size of one IMU frame in the file.
@@ -38,12 +39,6 @@ pub const IMU_FRAME_BYTES: usize = 40;
 /// Segment data starts here in every file this writer produces.
 pub const SEGMENT_DATA_OFFSET: u64 = 52;
 
-/// Reserved region for the SeekHead (a Void of data size 1024, as the SDK reserves).
-const SEEK_HEAD_REGION: u64 = 1027;
-/// Reserved region for Info (a Void of data size 256).
-const INFO_REGION: u64 = 259;
-/// The Void that follows the Tags and absorbs their growth.
-const TAGS_VOID: u64 = 1027;
 /// Lace count is one byte: at most 256 frames per block.
 const MAX_LACED_FRAMES: usize = 256;
 
@@ -52,31 +47,6 @@ pub const OUR_TAG_PREFIX: &str = "FREEK4A_";
 
 /// The crate version, as written in `FREEK4A_VERSION` and the application names.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// One of the recorded streams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    /// Colour images.
-    Color,
-    /// Depth images.
-    Depth,
-    /// Infrared images.
-    Ir,
-    /// IMU samples.
-    Imu,
-}
-
-impl TrackKind {
-    /// The track Name the SDK gives it.
-    pub fn track_name(self) -> &'static str {
-        match self {
-            TrackKind::Color => "COLOR",
-            TrackKind::Depth => "DEPTH",
-            TrackKind::Ir => "IR",
-            TrackKind::Imu => "IMU",
-        }
-    }
-}
 
 /// Per-stream counts of items that did not reach the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -381,28 +351,173 @@ impl PreparedCapture {
 struct BlockPlan {
     track_number: u64,
     rel_usec: i16,
+    /// The block's items: `items[first..first + count]`.
     first: usize,
     count: usize,
-    laced: bool,
+    /// A BlockGroup (IMU), laced when it holds more than one frame.
+    group: bool,
     duration_usec: u64,
+}
+
+impl BlockPlan {
+    fn laced(&self) -> bool {
+        self.group && self.count > 1
+    }
+}
+
+/// A piece of a rendered cluster: a range of the header scratch buffer, or an item's payload.
+enum Part {
+    Scratch(usize, usize),
+    Data(usize),
+}
+
+/// A cluster ready to send: its header (id, size, CRC-32) and its body's parts.
+struct RenderedCluster {
+    head: Vec<u8>,
+    parts: Vec<Part>,
+    body_len: u64,
+}
+
+impl RenderedCluster {
+    fn total_len(&self) -> u64 {
+        self.head.len() as u64 + self.body_len
+    }
+}
+
+/// Payloads this large are written from where they are; smaller pieces are gathered first.
+const GATHER_MAX_BYTES: usize = 16 << 10;
+
+/// Renders the Timestamp and the block headers into `scratch` and the cluster header with the
+/// CRC-32 of the whole body (payload CRCs were computed on arrival and are combined here).
+fn render_cluster(
+    scratch: &mut Vec<u8>,
+    items: &[Item],
+    plans: &[BlockPlan],
+    cluster_usec: u64,
+) -> RenderedCluster {
+    let mut parts = Vec::with_capacity(plans.len() * 3);
+    let mut body_len = 0u64;
+    // Records the scratch bytes from `from` on as a part; returns their length.
+    let push = |parts: &mut Vec<Part>, scratch: &[u8], from: usize| {
+        parts.push(Part::Scratch(from, scratch.len()));
+        (scratch.len() - from) as u64
+    };
+    let ts_start = scratch.len();
+    ebml::put_uint(scratch, ids::TIMESTAMP, cluster_usec);
+    body_len += push(&mut parts, scratch, ts_start);
+    for p in plans {
+        let frames = &items[p.first..p.first + p.count];
+        let payload_len: u64 = frames
+            .iter()
+            .map(|it| it.payload.bytes().len() as u64)
+            .sum();
+        let track_vint_len = ebml::size_len(p.track_number) as u64;
+        let block_len = track_vint_len + 3 + u64::from(p.laced()) + payload_len;
+        let h0 = scratch.len();
+        if p.group {
+            let dur_len = 1 + 1 + ebml::uint_len(p.duration_usec) as u64;
+            let group_len = ebml::header_len(ids::BLOCK, block_len) as u64 + block_len + dur_len;
+            ebml::put_header(scratch, ids::BLOCK_GROUP, group_len);
+            ebml::put_header(scratch, ids::BLOCK, block_len);
+        } else {
+            ebml::put_header(scratch, ids::SIMPLE_BLOCK, block_len);
+        }
+        // Track numbers below 127 code in one byte; the size coder gives the same bytes.
+        ebml::put_size(scratch, p.track_number);
+        scratch.extend_from_slice(&p.rel_usec.to_be_bytes());
+        match (p.group, p.laced()) {
+            (false, _) => scratch.push(0x80),
+            (true, false) => scratch.push(0x00),
+            (true, true) => scratch.extend_from_slice(&[0x04, (p.count - 1) as u8]),
+        }
+        body_len += push(&mut parts, scratch, h0) + payload_len;
+        parts.extend((p.first..p.first + p.count).map(Part::Data));
+        if p.group {
+            let d0 = scratch.len();
+            ebml::put_uint(scratch, ids::BLOCK_DURATION, p.duration_usec);
+            body_len += push(&mut parts, scratch, d0);
+        }
+    }
+    let mut crc = crc32fast::Hasher::new();
+    for part in &parts {
+        match *part {
+            Part::Scratch(a, b) => crc.update(&scratch[a..b]),
+            Part::Data(k) => match &items[k].payload {
+                Payload::Image(_, c) => crc.combine(c),
+                Payload::Imu(f) => crc.update(f),
+            },
+        }
+    }
+    let mut head = Vec::with_capacity(20);
+    ebml::put_header(&mut head, ids::CLUSTER, body_len + 6);
+    head.extend_from_slice(&ebml::crc32_element_from(crc.finalize()));
+    RenderedCluster {
+        head,
+        parts,
+        body_len,
+    }
+}
+
+/// Sends a rendered cluster as one vectored write: small pieces are gathered into one buffer,
+/// large payloads are referenced in place (a buffered sink passes them straight to the file,
+/// without copying them into its buffer).
+fn send_cluster<W: Write>(
+    w: &mut W,
+    cluster: &RenderedCluster,
+    scratch: &[u8],
+    items: &[Item],
+) -> io::Result<()> {
+    enum Seg {
+        Buf(usize, usize),
+        Data(usize),
+    }
+    let mut buf = cluster.head.clone();
+    let mut segs = Vec::with_capacity(cluster.parts.len());
+    let mut run_start = 0;
+    for part in &cluster.parts {
+        match *part {
+            Part::Scratch(a, b) => buf.extend_from_slice(&scratch[a..b]),
+            Part::Data(k) if items[k].payload.bytes().len() < GATHER_MAX_BYTES => {
+                buf.extend_from_slice(items[k].payload.bytes())
+            }
+            Part::Data(k) => {
+                if run_start < buf.len() {
+                    segs.push(Seg::Buf(run_start, buf.len()));
+                    run_start = buf.len();
+                }
+                segs.push(Seg::Data(k));
+            }
+        }
+    }
+    if run_start < buf.len() {
+        segs.push(Seg::Buf(run_start, buf.len()));
+    }
+    let mut slices: Vec<io::IoSlice<'_>> = segs
+        .iter()
+        .map(|seg| match *seg {
+            Seg::Buf(a, b) => io::IoSlice::new(&buf[a..b]),
+            Seg::Data(k) => io::IoSlice::new(items[k].payload.bytes()),
+        })
+        .collect();
+    write_all_vectored(w, &mut slices)
 }
 
 /// Writes one K4A recording. See the module docs for the layout and its guarantees.
 pub struct K4aWriter<W: Write + Seek> {
     w: W,
     settings: RecordingSettings,
-    tracks: Vec<Track>,
-    /// Index into `tracks` per kind (color, depth, ir, imu).
-    track_index: [Option<usize>; 4],
+    tracks: Vec<TrackPlan>,
     muxing_app: String,
     date_ns_2001: i64,
     calibration_uid: Option<u64>,
     /// SDK tags + ours, without the start offset and drop counts.
-    tag_entries: Vec<TagEntry>,
+    tag_entries: Vec<Tag>,
     /// How many of `tag_entries` the SDK would write too.
     sdk_tag_count: usize,
     dropped: DropCounts,
-    attachments_pos: Option<u64>,
+    /// Segment-relative positions of the header elements (set by `write_header`).
+    positions: HeaderPositions,
+    /// Absolute position of the Tags.
     tags_pos: u64,
     /// Tags + following Void end here (absolute).
     tags_region_end: u64,
@@ -418,8 +533,7 @@ pub struct K4aWriter<W: Write + Seek> {
     newest_imu_ns: Option<u64>,
     seq: u64,
     start_offset_ns: Option<u64>,
-    cues: Vec<(u64, u64)>,
-    last_cue_ns: u64,
+    cues: CuePoints,
     summary: FileSummary,
     stopped: Option<String>,
     scratch: Vec<u8>,
@@ -450,39 +564,26 @@ impl<W: Write + Seek> K4aWriter<W> {
         });
         let mut uids = UidGen(seed);
         let cfg = &settings.config;
-        let mut tracks = Vec::new();
-        let mut track_index = [None; 4];
-        let mut add = |kind: TrackKind, slot: usize, tracks: &mut Vec<Track>| {
-            track_index[slot] = Some(tracks.len());
-            tracks.push(Track {
+        let recorded = |kind: TrackKind| match kind {
+            TrackKind::Color => cfg.color_resolution.dimensions().is_some(),
+            TrackKind::Depth => cfg.depth_mode.has_depth(),
+            TrackKind::Ir => cfg.depth_mode.has_ir(),
+            TrackKind::Imu => settings.imu,
+        };
+        let mut tracks: Vec<TrackPlan> = Vec::new();
+        for kind in TrackKind::ALL.into_iter().filter(|k| recorded(*k)) {
+            tracks.push(TrackPlan {
                 kind,
                 number: tracks.len() as u64 + 1,
                 uid: uids.next(),
             });
-        };
-        if cfg.color_resolution.dimensions().is_some() {
-            add(TrackKind::Color, 0, &mut tracks);
-        }
-        if cfg.depth_mode.has_depth() {
-            add(TrackKind::Depth, 1, &mut tracks);
-        }
-        if cfg.depth_mode.has_ir() {
-            add(TrackKind::Ir, 2, &mut tracks);
-        }
-        if settings.imu {
-            add(TrackKind::Imu, 3, &mut tracks);
         }
         let calibration_uid = settings.device.as_ref().map(|_| uids.next());
 
         let mut tag_entries = layout::sdk_tags(&settings, &tracks, calibration_uid);
         let sdk_tag_count = tag_entries.len();
-        tag_entries.push(TagEntry::new(
-            Target::Global,
-            "FREEK4A_VERSION",
-            CRATE_VERSION,
-        ));
-        tag_entries.push(TagEntry::new(
-            Target::Global,
+        tag_entries.push(Tag::global("FREEK4A_VERSION", CRATE_VERSION));
+        tag_entries.push(Tag::global(
             "FREEK4A_HOST_START_TIME",
             layout::rfc3339_usec(since_epoch.as_micros() as i64),
         ));
@@ -498,7 +599,7 @@ impl<W: Write + Seek> K4aWriter<W> {
             tag_entries,
             sdk_tag_count,
             dropped: DropCounts::default(),
-            attachments_pos: None,
+            positions: HeaderPositions::new(INFO_REGION, 0, None),
             tags_pos: 0,
             tags_region_end: 0,
             end: 0,
@@ -510,15 +611,13 @@ impl<W: Write + Seek> K4aWriter<W> {
             newest_imu_ns: None,
             seq: 0,
             start_offset_ns: None,
-            cues: Vec::new(),
-            last_cue_ns: 0,
+            cues: CuePoints::default(),
             summary: FileSummary::default(),
             stopped: None,
             scratch: Vec::with_capacity(64 << 10),
             spent: Vec::new(),
             recycle: false,
             tracks,
-            track_index,
             settings,
         };
         wr.write_header()?;
@@ -529,7 +628,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         abs - SEGMENT_DATA_OFFSET
     }
 
-    fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<TagEntry> {
+    fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<Tag> {
         let mut v = self.tag_entries.clone();
         for (kind, name, n) in [
             (TrackKind::Color, "FREEK4A_DROPPED_COLOR", dropped.color),
@@ -538,71 +637,73 @@ impl<W: Write + Seek> K4aWriter<W> {
             (TrackKind::Imu, "FREEK4A_DROPPED_IMU", dropped.imu),
         ] {
             if self.track_of(kind).is_some() {
-                v.push(TagEntry::new(Target::Global, name, n.to_string()));
+                v.push(Tag::global(name, n.to_string()));
             }
         }
         if let Some(s) = start_offset {
-            v.push(TagEntry::new(
-                Target::Global,
-                "K4A_START_OFFSET_NS",
-                s.to_string(),
-            ));
+            v.push(Tag::global(START_OFFSET_TAG, s.to_string()));
         }
         v
     }
 
     fn track_of(&self, kind: TrackKind) -> Option<usize> {
-        let slot = match kind {
-            TrackKind::Color => 0,
-            TrackKind::Depth => 1,
-            TrackKind::Ir => 2,
-            TrackKind::Imu => 3,
-        };
-        self.track_index[slot]
-    }
-
-    fn seek_entries(&self, with_cues: Option<u64>) -> Vec<(u32, u64)> {
-        let mut v = vec![
-            (ids::INFO, SEEK_HEAD_REGION),
-            (ids::TRACKS, SEEK_HEAD_REGION + INFO_REGION),
-        ];
-        if let Some(a) = self.attachments_pos {
-            v.push((ids::ATTACHMENTS, self.seg(a)));
-        }
-        v.push((ids::TAGS, self.seg(self.tags_pos)));
-        if let Some(c) = with_cues {
-            v.push((ids::CUES, self.seg(c)));
-        }
-        v
+        self.tracks.iter().position(|t| t.kind == kind)
     }
 
     fn info_bytes(&self, duration_usec: f32) -> Vec<u8> {
-        layout::info(
-            &self.muxing_app,
-            &self.settings.writing_app,
-            self.date_ns_2001,
-            duration_usec,
-        )
+        layout::info(&InfoValues {
+            timestamp_scale_ns: 1000,
+            muxing_app: &self.muxing_app,
+            writing_app: &self.settings.writing_app,
+            date_ns_2001: Some(self.date_ns_2001),
+            title: "Azure Kinect",
+            duration_ticks: duration_usec,
+        })
+    }
+
+    /// The SeekHead region's bytes (SeekHead and Void), Cues listed when there are some.
+    fn seek_head_region(&self, cues_pos: Option<u64>) -> Result<Vec<u8>, WriteError> {
+        let entries = self.positions.seek_entries(cues_pos.map(|c| self.seg(c)));
+        layout::region(&layout::seek_head(&entries), SEEK_HEAD_REGION).map_err(|source| {
+            WriteError::NoRoom {
+                what: "SeekHead",
+                source,
+            }
+        })
+    }
+
+    /// The Info region's bytes (Info and Void).
+    fn info_region(&self, duration_usec: f32) -> Result<Vec<u8>, WriteError> {
+        layout::region(&self.info_bytes(duration_usec), INFO_REGION).map_err(|source| {
+            WriteError::NoRoom {
+                what: "Info",
+                source,
+            }
+        })
     }
 
     fn write_header(&mut self) -> Result<(), WriteError> {
+        let segment = layout::segment_header(None).map_err(|source| WriteError::NoRoom {
+            what: "Segment size",
+            source,
+        })?;
         let mut out = layout::ebml_header();
-        ebml::put_id(&mut out, ids::SEGMENT);
-        out.extend_from_slice(&ebml::UNKNOWN_SIZE_8);
+        out.extend_from_slice(&segment);
         debug_assert_eq!(out.len() as u64, SEGMENT_DATA_OFFSET);
-        let tracks_abs = SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION + INFO_REGION;
         let tracks = layout::tracks(&self.settings, &self.tracks);
-        let mut after = tracks_abs + tracks.len() as u64;
         let attachments = match (&self.settings.device, self.calibration_uid) {
-            (Some(dev), Some(uid)) => {
-                let a = layout::attachments(&dev.calibration_json, uid);
-                self.attachments_pos = Some(after);
-                after += a.len() as u64;
-                Some(a)
-            }
+            (Some(dev), Some(uid)) => Some(layout::attachments(&[Attachment::calibration(
+                &dev.calibration_json,
+                uid,
+            )])),
             _ => None,
         };
-        self.tags_pos = after;
+        self.positions = HeaderPositions::new(
+            INFO_REGION,
+            tracks.len() as u64,
+            attachments.as_ref().map(|a| a.len() as u64),
+        );
+        self.tags_pos = SEGMENT_DATA_OFFSET + self.positions.tags;
         let tags = layout::tags(&self.all_tags(None, DropCounts::default()));
         // Reserve room for the start offset and the final drop counts at their widest.
         let widest = layout::tags(&self.all_tags(
@@ -623,24 +724,8 @@ impl<W: Write + Seek> K4aWriter<W> {
         let void_len = self.tags_region_end - self.tags_pos - tags.len() as u64;
 
         // SeekHead region (no Cues yet) and Info region, both valid from the start.
-        let sh = layout::seek_head(&self.seek_entries(None));
-        let mut region = ebml::replace_in_region(&sh, SEEK_HEAD_REGION).map_err(|source| {
-            WriteError::NoRoom {
-                what: "SeekHead",
-                source,
-            }
-        })?;
-        region.resize(SEEK_HEAD_REGION as usize, 0);
-        out.extend_from_slice(&region);
-        let mut region =
-            ebml::replace_in_region(&self.info_bytes(0.0), INFO_REGION).map_err(|source| {
-                WriteError::NoRoom {
-                    what: "Info",
-                    source,
-                }
-            })?;
-        region.resize(INFO_REGION as usize, 0);
-        out.extend_from_slice(&region);
+        out.extend_from_slice(&self.seek_head_region(None)?);
+        out.extend_from_slice(&self.info_region(0.0)?);
         out.extend_from_slice(&tracks);
         if let Some(a) = attachments {
             out.extend_from_slice(&a);
@@ -883,210 +968,94 @@ impl<W: Write + Seek> K4aWriter<W> {
         r
     }
 
+    /// Writes one cluster of items: blocks planned, headers and CRC rendered, the whole cluster
+    /// sent in one vectored write, then counted and offered as a cue point.
     fn write_cluster(&mut self, mut items: Vec<Item>) -> Result<(), WriteError> {
         if items.is_empty() {
             return Ok(());
         }
         items.sort_unstable_by_key(|i| (i.ts_ns, i.seq));
-        let start = match self.start_offset_ns {
-            Some(s) => s,
-            None => {
-                let s = items[0].ts_ns;
-                // The start offset goes into the Tags before the first cluster reaches the file.
-                self.rewrite_tags(Some(s), self.dropped)?;
-                self.start_offset_ns = Some(s);
-                s
-            }
-        };
-        let rel_usec = |ts: u64| (ts - start) / 1000;
-        let cluster_usec = rel_usec(items[0].ts_ns);
-        let imu_track = self.track_of(TrackKind::Imu);
+        let start = self.start_offset_before(items[0].ts_ns)?;
+        let cluster_usec = (items[0].ts_ns - start) / 1000;
+        let plans = self.plan_blocks(&items, start, cluster_usec);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let cluster = render_cluster(&mut scratch, &items, &plans, cluster_usec);
+        let cluster_pos = self.end;
+        let result = send_cluster(&mut self.w, &cluster, &scratch, &items)
+            // Hand every finished cluster to the OS: a killed process then loses nothing that
+            // was written, whatever buffering the sink does.
+            .and_then(|()| self.w.flush());
+        self.scratch = scratch;
+        result.map_err(io_err("Cluster"))?;
+        self.end += cluster.total_len();
+        let first_track1 = plans
+            .iter()
+            .find(|p| p.track_number == 1)
+            .map(|p| items[p.first].ts_ns - start);
+        self.count_written(items);
+        if let Some(t) = first_track1 {
+            self.cues.offer(t, t / 1000, self.seg(cluster_pos));
+        }
+        Ok(())
+    }
 
-        // Plan the blocks: one SimpleBlock per image, IMU runs into laced BlockGroups.
+    /// The recording's start offset; the first cluster sets it to `first_ns`, and it goes into
+    /// the Tags before that cluster reaches the file.
+    fn start_offset_before(&mut self, first_ns: u64) -> Result<u64, WriteError> {
+        if let Some(s) = self.start_offset_ns {
+            return Ok(s);
+        }
+        self.rewrite_tags(Some(first_ns), self.dropped)?;
+        self.start_offset_ns = Some(first_ns);
+        Ok(first_ns)
+    }
+
+    /// One SimpleBlock per image; runs of IMU frames laced into BlockGroups.
+    fn plan_blocks(&self, items: &[Item], start: u64, cluster_usec: u64) -> Vec<BlockPlan> {
+        let imu_track = self.track_of(TrackKind::Imu);
         let mut plans = Vec::new();
         let mut i = 0;
         while i < items.len() {
             let it = &items[i];
-            let number = self.tracks[it.track].number;
-            let rel = (rel_usec(it.ts_ns) - cluster_usec) as i16;
+            let mut plan = BlockPlan {
+                track_number: self.tracks[it.track].number,
+                rel_usec: ((it.ts_ns - start) / 1000 - cluster_usec) as i16,
+                first: i,
+                count: 1,
+                group: false,
+                duration_usec: 0,
+            };
             if Some(it.track) == imu_track {
                 let mut j = i + 1;
                 while j < items.len() && items[j].track == it.track && j - i < MAX_LACED_FRAMES {
                     j += 1;
                 }
                 let span_ns = items[j - 1].ts_ns - it.ts_ns;
-                plans.push(BlockPlan {
-                    track_number: number,
-                    rel_usec: rel,
-                    first: i,
-                    count: j - i,
-                    laced: j - i > 1,
-                    duration_usec: (span_ns + 1000) / 1000,
-                });
-                i = j;
-            } else {
-                plans.push(BlockPlan {
-                    track_number: number,
-                    rel_usec: rel,
-                    first: i,
-                    count: 1,
-                    laced: false,
-                    duration_usec: 0,
-                });
-                i += 1;
+                plan.count = j - i;
+                plan.group = true;
+                plan.duration_usec = (span_ns + 1000) / 1000;
             }
+            i += plan.count;
+            plans.push(plan);
         }
+        plans
+    }
 
-        // Headers go into `scratch`; parts reference scratch ranges or payloads.
-        enum Part {
-            Scratch(usize, usize),
-            Data(usize),
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let mut parts = Vec::with_capacity(plans.len() * 3);
-        let mut body_len = 0u64;
-        let ts_start = scratch.len();
-        ebml::put_uint(&mut scratch, ids::TIMESTAMP, cluster_usec);
-        parts.push(Part::Scratch(ts_start, scratch.len()));
-        body_len += (scratch.len() - ts_start) as u64;
-        let mut cue_candidate = None;
-        for p in &plans {
-            let payload_len: u64 = items[p.first..p.first + p.count]
-                .iter()
-                .map(|it| it.payload.bytes().len() as u64)
-                .sum();
-            let track_vint_len = ebml::size_len(p.track_number) as u64;
-            let block_len = track_vint_len + 3 + u64::from(p.laced) + payload_len;
-            let h0 = scratch.len();
-            let is_group = Some(items[p.first].track) == imu_track;
-            if is_group {
-                let dur_len = 1 + 1 + ebml::uint_len(p.duration_usec) as u64;
-                let group_len =
-                    ebml::header_len(ids::BLOCK, block_len) as u64 + block_len + dur_len;
-                ebml::put_header(&mut scratch, ids::BLOCK_GROUP, group_len);
-                ebml::put_header(&mut scratch, ids::BLOCK, block_len);
-            } else {
-                ebml::put_header(&mut scratch, ids::SIMPLE_BLOCK, block_len);
-            }
-            // Track numbers below 127 code in one byte; the size coder gives the same bytes.
-            ebml::put_size(&mut scratch, p.track_number);
-            scratch.extend_from_slice(&p.rel_usec.to_be_bytes());
-            if is_group {
-                scratch.push(if p.laced { 0x04 } else { 0x00 });
-                if p.laced {
-                    scratch.push((p.count - 1) as u8);
-                }
-            } else {
-                scratch.push(0x80);
-            }
-            parts.push(Part::Scratch(h0, scratch.len()));
-            body_len += (scratch.len() - h0) as u64 + payload_len;
-            for k in p.first..p.first + p.count {
-                parts.push(Part::Data(k));
-            }
-            if is_group {
-                let d0 = scratch.len();
-                ebml::put_uint(&mut scratch, ids::BLOCK_DURATION, p.duration_usec);
-                parts.push(Part::Scratch(d0, scratch.len()));
-                body_len += (scratch.len() - d0) as u64;
-            }
-            if p.track_number == 1 && cue_candidate.is_none() {
-                cue_candidate = Some(items[p.first].ts_ns - start);
-            }
-        }
-        let mut crc = crc32fast::Hasher::new();
-        for part in &parts {
-            match *part {
-                Part::Scratch(a, b) => crc.update(&scratch[a..b]),
-                Part::Data(k) => match &items[k].payload {
-                    Payload::Image(_, c) => crc.combine(c),
-                    Payload::Imu(f) => crc.update(f),
-                },
-            }
-        }
-        let mut head = Vec::with_capacity(20);
-        ebml::put_header(&mut head, ids::CLUSTER, body_len + 6);
-        head.extend_from_slice(&ebml::crc32_element_from(crc.finalize()));
-        let cluster_pos = self.end;
-
-        // Write: small pieces are gathered into `buf`, large payloads are referenced in place,
-        // and the whole cluster goes to the sink as one vectored write (a buffered sink passes
-        // it straight to the file, without copying the payloads into its buffer).
-        enum Seg {
-            Buf(usize, usize),
-            Data(usize),
-        }
-        let mut buf = std::mem::take(&mut head);
-        let mut segs = Vec::with_capacity(parts.len());
-        let mut run_start = 0;
-        for part in &parts {
-            let small = match *part {
-                Part::Scratch(a, b) => {
-                    buf.extend_from_slice(&scratch[a..b]);
-                    true
-                }
-                Part::Data(k) => {
-                    let d = items[k].payload.bytes();
-                    if d.len() >= 16 << 10 {
-                        false
-                    } else {
-                        buf.extend_from_slice(d);
-                        true
-                    }
-                }
-            };
-            if !small {
-                if run_start < buf.len() {
-                    segs.push(Seg::Buf(run_start, buf.len()));
-                    run_start = buf.len();
-                }
-                if let Part::Data(k) = *part {
-                    segs.push(Seg::Data(k));
-                }
-            }
-        }
-        if run_start < buf.len() {
-            segs.push(Seg::Buf(run_start, buf.len()));
-        }
-        let mut slices: Vec<io::IoSlice<'_>> = segs
-            .iter()
-            .map(|seg| match *seg {
-                Seg::Buf(a, b) => io::IoSlice::new(&buf[a..b]),
-                Seg::Data(k) => io::IoSlice::new(items[k].payload.bytes()),
-            })
-            .collect();
-        let result = write_all_vectored(&mut self.w, &mut slices)
-            // Hand every finished cluster to the OS: a killed process then loses nothing that
-            // was written, whatever buffering the sink does.
-            .and_then(|()| self.w.flush());
-        drop(slices);
-        self.scratch = scratch;
-        result.map_err(io_err("Cluster"))?;
-        let total = ebml::header_len(ids::CLUSTER, body_len + 6) as u64 + body_len + 6;
-        self.end += total;
+    /// Counts what a written cluster held and keeps its image buffers when recycling.
+    fn count_written(&mut self, items: Vec<Item>) {
         self.summary.clusters += 1;
-        for it in &items {
+        for it in items {
             match it.payload {
                 Payload::Imu(_) => self.summary.imu_samples += 1,
-                Payload::Image(..) => self.summary.images += 1,
-            }
-        }
-        if self.recycle {
-            for it in items {
-                if let Payload::Image(v, _) = it.payload {
-                    self.spent.push(v);
+                Payload::Image(v, _) => {
+                    self.summary.images += 1;
+                    if self.recycle {
+                        self.spent.push(v);
+                    }
                 }
             }
         }
-        if let Some(t) = cue_candidate {
-            // The SDK uses 0 as "no cue yet", so a first cue at time 0 lets the next one in too.
-            if self.last_cue_ns == 0 || t >= self.last_cue_ns + CUE_ENTRY_GAP_NS {
-                self.cues.push((t / 1000, self.seg(cluster_pos)));
-                self.last_cue_ns = t;
-            }
-        }
-        Ok(())
     }
 
     /// With `on`, the image buffers of written clusters are kept for
@@ -1114,7 +1083,7 @@ impl<W: Write + Seek> K4aWriter<W> {
     pub fn summary(&self) -> FileSummary {
         FileSummary {
             bytes: self.end,
-            cue_points: self.cues.len() as u64,
+            cue_points: self.cues.points().len() as u64,
             ..self.summary
         }
     }
@@ -1146,7 +1115,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         let cues_pos = if self.cues.is_empty() {
             None
         } else {
-            let c = layout::cues(&self.cues);
+            let c = layout::cues(self.cues.points());
             self.w.write_all(&c).map_err(io_err("Cues"))?;
             let pos = self.end;
             self.end += c.len() as u64;
@@ -1172,7 +1141,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         let pos = self.end;
         self.w.write_all(&cluster).map_err(io_err("Cluster"))?;
         self.end += cluster.len() as u64;
-        self.cues.push((0, self.seg(pos)));
+        self.cues.offer(0, 0, self.seg(pos));
         Ok(())
     }
 
@@ -1181,31 +1150,23 @@ impl<W: Write + Seek> K4aWriter<W> {
             Some(s) => ((self.newest_ns - s) / 1000) as f64 as f32,
             None => 0.0,
         };
-        let info =
-            ebml::replace_in_region(&self.info_bytes(duration), INFO_REGION).map_err(|source| {
+        let info = self.info_region(duration)?;
+        self.patch(SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION, &info, "Info")?;
+        self.rewrite_tags(self.start_offset_ns, self.dropped)?;
+        let sh = self.seek_head_region(cues_pos)?;
+        self.patch(SEGMENT_DATA_OFFSET, &sh, "SeekHead")?;
+        let segment =
+            layout::segment_header(Some(self.end - SEGMENT_DATA_OFFSET)).map_err(|source| {
                 WriteError::NoRoom {
-                    what: "Info",
+                    what: "Segment size",
                     source,
                 }
             })?;
-        self.patch(SEGMENT_DATA_OFFSET + SEEK_HEAD_REGION, &info, "Info")?;
-        self.rewrite_tags(self.start_offset_ns, self.dropped)?;
-        let sh = layout::seek_head(&self.seek_entries(cues_pos));
-        let sh = ebml::replace_in_region(&sh, SEEK_HEAD_REGION).map_err(|source| {
-            WriteError::NoRoom {
-                what: "SeekHead",
-                source,
-            }
-        })?;
-        self.patch(SEGMENT_DATA_OFFSET, &sh, "SeekHead")?;
-        let mut size = Vec::with_capacity(8);
-        ebml::put_size_width(&mut size, self.end - SEGMENT_DATA_OFFSET, 8).map_err(|source| {
-            WriteError::NoRoom {
-                what: "Segment size",
-                source,
-            }
-        })?;
-        self.patch(44, &size, "Segment size")
+        self.patch(
+            SEGMENT_DATA_OFFSET - segment.len() as u64,
+            &segment,
+            "Segment size",
+        )
     }
 
     /// Best-effort in-place finalisation after `err`; returns the first error.

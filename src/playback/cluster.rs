@@ -5,7 +5,7 @@ use std::io::{Read, Seek};
 use crate::mkv::ids;
 use crate::mkv::read::{read_vint, Children, ElementReader, Error as EbmlError};
 
-use super::layout::ClusterEntry;
+use crate::mkv::k4a::ClusterEntry;
 
 /// One frame of a block: a byte range inside the cluster's in-memory buffer, or (for large
 /// video frames, read straight into the image) a range of the file.

@@ -17,8 +17,9 @@ pub const DROPPED_TAG_PREFIX: &str = "FREEK4A_DROPPED_";
 pub struct TrackSummary {
     /// Track name.
     pub name: String,
-    /// Role.
-    pub kind: TrackKind,
+    /// Role (`None`, serialised `CUSTOM`: a track of no K4A role).
+    #[serde(serialize_with = "crate::mkv::k4a::serialize_role")]
+    pub kind: Option<TrackKind>,
     /// TrackNumber.
     pub number: u64,
     /// CodecID.
@@ -168,7 +169,7 @@ impl RecordingInfo {
             for b in &c.blocks {
                 if let Some(t) = tracks.iter_mut().find(|t| t.number == b.track) {
                     t.blocks += 1;
-                    t.frames += if t.kind == TrackKind::Imu {
+                    t.frames += if t.kind == Some(TrackKind::Imu) {
                         sample_count(b) as u64
                     } else {
                         b.frames.len() as u64
@@ -179,7 +180,7 @@ impl RecordingInfo {
         let count = |k: TrackKind| {
             tracks
                 .iter()
-                .filter(|t| t.kind == k)
+                .filter(|t| t.kind == Some(k))
                 .map(|t| t.frames)
                 .sum::<u64>()
         };

@@ -12,10 +12,8 @@
 mod cluster;
 pub mod exercise;
 pub mod info;
-mod layout;
 pub mod repair;
 
-use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
@@ -28,9 +26,9 @@ use crate::types::{
     Capture, ColorResolution, DepthMode, Fps, Image, ImageFormat, ImuSample, WiredSyncMode,
 };
 
+use crate::mkv::k4a::scan::{assign_tracks, scan, Layout, ScanError};
+pub use crate::mkv::k4a::{Attachment, ClusterEntry, Diagnostic, Tag, TagTarget, Track, TrackKind};
 use cluster::{decode_imu, index_cluster, Block, ParsedCluster, IMU_SAMPLE_BYTES};
-pub use layout::ClusterEntry;
-use layout::{scan, Layout};
 
 /// Why a recording could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -58,240 +56,11 @@ pub enum Error {
     NoTracks,
 }
 
-/// Something the reader had to work around; the file was still read.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Diagnostic {
-    /// Segment size 0 (the SDK's value before its first flush): read to the end of the file.
-    SegmentSizeZero,
-    /// Segment size "unknown": read to the end of the file.
-    SegmentSizeUnknown,
-    /// Segment size larger than the file (cut short).
-    SegmentSizeTooLarge {
-        /// Declared payload size.
-        declared_bytes: u64,
-        /// Bytes actually present after the Segment header.
-        available_bytes: u64,
-    },
-    /// Clusters found after the end the Segment size declares.
-    DataAfterSegment {
-        /// Offset of the first such cluster.
-        offset: u64,
-    },
-    /// No SeekHead (unclosed SDK file).
-    MissingSeekHead,
-    /// No Info: TimestampScale assumed to be 1000 ns.
-    MissingInfo,
-    /// No Cues: the cluster index was rebuilt by scanning.
-    MissingCues,
-    /// No Tags element.
-    MissingTags,
-    /// No calibration attachment.
-    MissingCalibration,
-    /// The calibration attachment does not parse (Microsoft's playback then fails every
-    /// capture that needs it).
-    BadCalibration {
-        /// The attachment's FileName.
-        file_name: String,
-        /// The parser's error, with its position in the JSON.
-        reason: String,
-    },
-    /// `K4A_START_OFFSET_NS` absent; the offset was reconstructed from IMU data if possible.
-    MissingStartOffset {
-        /// The reconstructed offset (None: no IMU data, 0 used).
-        reconstructed_ns: Option<u64>,
-    },
-    /// An element runs past the end of the file.
-    Truncated {
-        /// Element name.
-        element: String,
-        /// File offset.
-        offset: u64,
-    },
-    /// The last cluster is cut short; its complete blocks are used.
-    PartialCluster {
-        /// File offset of the cluster.
-        offset: u64,
-        /// Bytes missing from its end.
-        missing_bytes: u64,
-    },
-    /// Bytes that are not an element were skipped up to the next cluster.
-    Junk {
-        /// Where they start.
-        offset: u64,
-        /// How many.
-        bytes: u64,
-    },
-    /// Bytes after the last element that are not an element.
-    TrailingData {
-        /// Where they start.
-        offset: u64,
-        /// How many.
-        bytes: u64,
-    },
-    /// An element that could not be decoded.
-    BadElement {
-        /// Element name.
-        element: String,
-        /// File offset.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A track or configuration tag that does not match what the SDK expects.
-    Config {
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Diagnostic::SegmentSizeZero => write!(f, "Segment size is 0 (recording not closed)"),
-            Diagnostic::SegmentSizeUnknown => write!(f, "Segment size is unknown"),
-            Diagnostic::SegmentSizeTooLarge {
-                declared_bytes,
-                available_bytes,
-            } => write!(
-                f,
-                "Segment declares {declared_bytes} bytes but only {available_bytes} are present (file cut short)"
-            ),
-            Diagnostic::DataAfterSegment { offset } => {
-                write!(f, "clusters found after the Segment's declared end, from offset {offset}")
-            }
-            Diagnostic::MissingSeekHead => write!(f, "no SeekHead"),
-            Diagnostic::MissingInfo => write!(f, "no Info element (TimestampScale 1000 ns assumed)"),
-            Diagnostic::MissingCues => write!(f, "no Cues (cluster index rebuilt by scanning)"),
-            Diagnostic::MissingTags => write!(f, "no Tags element"),
-            Diagnostic::MissingCalibration => write!(f, "no calibration attachment"),
-            Diagnostic::BadCalibration { file_name, reason } => {
-                write!(f, "calibration attachment {file_name} is damaged: {reason}")
-            }
-            Diagnostic::MissingStartOffset { reconstructed_ns } => match reconstructed_ns {
-                Some(ns) => write!(
-                    f,
-                    "no K4A_START_OFFSET_NS tag; start offset {ns} ns reconstructed from IMU data"
-                ),
-                None => write!(f, "no K4A_START_OFFSET_NS tag and no IMU data; start offset 0 assumed"),
-            },
-            Diagnostic::Truncated { element, offset } => {
-                write!(f, "{element} at offset {offset} is truncated")
-            }
-            Diagnostic::PartialCluster {
-                offset,
-                missing_bytes,
-            } => write!(
-                f,
-                "last Cluster at offset {offset} is cut short ({missing_bytes} bytes missing)"
-            ),
-            Diagnostic::Junk { offset, bytes } => {
-                write!(f, "skipped {bytes} damaged bytes at offset {offset}")
-            }
-            Diagnostic::TrailingData { offset, bytes } => {
-                write!(f, "{bytes} bytes of trailing data at offset {offset} ignored")
-            }
-            Diagnostic::BadElement {
-                element,
-                offset,
-                reason,
-            } => write!(f, "{element} at offset {offset}: {reason}"),
-            Diagnostic::Config { message } => write!(f, "{message}"),
-        }
-    }
-}
-
-/// What a tag is attached to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "scope", content = "uid", rename_all = "snake_case")]
-pub enum TagTarget {
-    /// The whole recording.
-    Global,
-    /// A track, by TrackUID.
-    Track(u64),
-    /// An attachment, by FileUID.
-    Attachment(u64),
-}
-
-/// One tag (one SimpleTag), in file order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Tag {
-    /// TagName.
-    pub name: String,
-    /// TagString.
-    pub value: String,
-    /// Target.
-    pub target: TagTarget,
-    /// The Targets' TargetType string (`"TRACK"`, `"ATTACHMENT"` or empty).
-    pub target_type: String,
-}
-
-/// One attached file.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Attachment {
-    /// FileName.
-    pub file_name: String,
-    /// FileMimeType.
-    pub mime_type: String,
-    /// FileDescription, if any.
-    pub description: Option<String>,
-    /// FileUID.
-    pub uid: u64,
-    /// FileData.
-    pub data: Vec<u8>,
-}
-
-/// What a track carries (serialised as the SDK's track name: `COLOR`, `DEPTH`, `IR`, `IMU`;
-/// `CUSTOM` for anything else).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TrackKind {
-    /// Colour images.
-    Color,
-    /// Depth images.
-    Depth,
-    /// Infrared images.
-    Ir,
-    /// IMU samples.
-    Imu,
-    /// Anything else (custom tracks).
-    #[default]
-    Custom,
-}
-
-/// One track entry.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Track {
-    /// TrackNumber (what blocks refer to).
-    pub number: u64,
-    /// TrackUID.
-    pub uid: u64,
-    /// TrackType (1 video, 17 subtitle).
-    pub track_type: u64,
-    /// Name (`COLOR`, `DEPTH`, `IR`, `IMU` or a custom name).
-    pub name: String,
-    /// CodecID.
-    pub codec_id: String,
-    /// CodecPrivate (BITMAPINFOHEADER for video tracks).
-    #[serde(skip)]
-    pub codec_private: Vec<u8>,
-    /// DefaultDuration in ns (frame period), if any.
-    pub default_duration_ns: Option<u64>,
-    /// PixelWidth.
-    pub width: Option<u32>,
-    /// PixelHeight.
-    pub height: Option<u32>,
-    /// The role the reader assigned.
-    pub kind: TrackKind,
-}
-
-impl Track {
-    /// The BITMAPINFOHEADER FOURCC, if the codec private data holds one.
-    pub fn fourcc(&self) -> Option<[u8; 4]> {
-        if self.codec_id == "V_MS/VFW/FOURCC" && self.codec_private.len() >= 20 {
-            self.codec_private[16..20].try_into().ok()
-        } else {
-            None
+impl From<ScanError> for Error {
+    fn from(e: ScanError) -> Error {
+        match e {
+            ScanError::Ebml(e) => Error::Ebml(e),
+            ScanError::NoSegment => Error::NoSegment,
         }
     }
 }
@@ -329,6 +98,16 @@ pub struct RecordConfig {
     pub subordinate_delay_off_master_usec: u32,
     /// Device time of the recording's first data (`K4A_START_OFFSET_NS` / 1000), 64 bits wide.
     pub start_timestamp_offset_usec: u64,
+}
+
+impl RecordConfig {
+    /// Whether the file has any of the COLOR, DEPTH, IR and IMU tracks.
+    pub fn has_k4a_track(&self) -> bool {
+        self.color_track_enabled
+            || self.depth_track_enabled
+            || self.ir_track_enabled
+            || self.imu_track_enabled
+    }
 }
 
 // Serialised under the SDK's enum names (`k4a_record_configuration_t` in JSON).
@@ -532,7 +311,13 @@ impl<R: Read + Seek> Playback<R> {
 
     fn build_config(&mut self) {
         let mut diags = Vec::new();
-        let find = |k: TrackKind| self.layout.tracks.iter().find(|t| t.kind == k).cloned();
+        let find = |k: TrackKind| {
+            self.layout
+                .tracks
+                .iter()
+                .find(|t| t.kind == Some(k))
+                .cloned()
+        };
         let color = find(TrackKind::Color);
         let depth = find(TrackKind::Depth);
         let ir = find(TrackKind::Ir);
@@ -685,11 +470,7 @@ impl<R: Read + Seek> Playback<R> {
                 diags.push("IMU track is not a subtitle track; treated as custom".into());
             }
         }
-        if !(c.color_track_enabled
-            || c.depth_track_enabled
-            || c.ir_track_enabled
-            || c.imu_track_enabled)
-        {
+        if !c.has_k4a_track() {
             diags.push("no COLOR, DEPTH, IR or IMU track: not an Azure Kinect recording".into());
         }
         let start = tag("K4A_START_OFFSET_NS");
@@ -1357,44 +1138,4 @@ fn sample_bytes<'a>(c: &'a ParsedCluster, b: &Block, mut i: usize) -> Option<&'a
         i -= n;
     }
     None
-}
-
-/// Gives each track its role the way the SDK does: by `K4A_<X>_TRACK` tag, else by name.
-fn assign_tracks(lay: &mut Layout, diags: &mut Vec<Diagnostic>) {
-    let roles = [
-        (TrackKind::Color, "K4A_COLOR_TRACK", &["COLOR"][..]),
-        (TrackKind::Depth, "K4A_DEPTH_TRACK", &["DEPTH"][..]),
-        (TrackKind::Ir, "K4A_IR_TRACK", &["IR", "DEPTH_IR"][..]),
-        (TrackKind::Imu, "K4A_IMU_TRACK", &["IMU"][..]),
-    ];
-    for (kind, tag, names) in roles {
-        let mut idx = None;
-        if let Some(t) = lay.tags.iter().find(|t| t.name == tag) {
-            let uid = match t.target {
-                TagTarget::Track(u) if t.target_type == "TRACK" => Some(u),
-                _ => t.value.trim().parse::<u64>().ok(),
-            };
-            idx = uid.and_then(|u| lay.tracks.iter().position(|tr| tr.uid == u));
-            if idx.is_none() {
-                diags.push(Diagnostic::Config {
-                    message: format!("track tag {tag} does not name a track"),
-                });
-            }
-        }
-        if idx.is_none() {
-            idx = lay
-                .tracks
-                .iter()
-                .position(|tr| names.contains(&tr.name.as_str()) && tr.kind == TrackKind::Custom);
-        }
-        if let Some(i) = idx {
-            if kind != TrackKind::Imu && lay.tracks[i].track_type != 1 {
-                diags.push(Diagnostic::Config {
-                    message: format!("{} track is not a video track; ignored", lay.tracks[i].name),
-                });
-                continue;
-            }
-            lay.tracks[i].kind = kind;
-        }
-    }
 }

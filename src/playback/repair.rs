@@ -7,12 +7,18 @@
 //! re-rendered, the clusters copied byte for byte, and Cues.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::mkv::ebml;
 use crate::mkv::ids;
+use crate::mkv::k4a::render::{self, InfoValues};
+use crate::mkv::k4a::{
+    Attachment, CuePoints, HeaderPositions, CALIBRATION_FILE_NAME, CALIBRATION_FILE_TAG,
+    INFO_REGION, SEEK_HEAD_REGION, START_OFFSET_TAG,
+};
 use crate::mkv::read::MAX_READ_BYTES;
 use crate::protocol::calibration::Calibration;
 use crate::safe_output::{Inputs, OutputError, PendingFile};
@@ -44,10 +50,6 @@ pub struct RepairReport {
     /// copy.
     pub nothing_to_fix: bool,
 }
-
-/// Bytes the SDK reserves for the SeekHead and for Info.
-const SEEK_HEAD_REGION: usize = 1027;
-const INFO_REGION: usize = 259;
 
 /// Why a repair was refused or failed. No case leaves anything at the output path.
 #[derive(Debug, thiserror::Error)]
@@ -132,13 +134,6 @@ pub fn repair(
     )
 }
 
-/// The standard EBML header of a K4A recording (DocType matroska, version 2), 40 bytes.
-const K4A_EBML_HEADER: [u8; 40] = [
-    0x1A, 0x45, 0xDF, 0xA3, 0xA3, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42, 0xF2, 0x81,
-    0x04, 0x42, 0xF3, 0x81, 0x08, 0x42, 0x82, 0x88, b'm', b'a', b't', b'r', b'o', b's', b'k', b'a',
-    0x42, 0x87, 0x81, 0x02, 0x42, 0x85, 0x81, 0x02,
-];
-
 /// A file whose first bytes are replaced in memory (a rebuilt EBML header).
 struct HeadOverlay {
     file: File,
@@ -174,18 +169,13 @@ fn rebuilt_ebml_header(path: &Path) -> Option<Vec<u8>> {
     let mut head = [0u8; 64];
     let mut f = File::open(path).ok()?;
     let n = f.read(&mut head).ok()?;
-    let seg = (40..=47).find(|&i| i + 4 <= n && head[i..i + 4] == [0x18, 0x53, 0x80, 0x67])?;
+    let segment_id = ids::SEGMENT.to_be_bytes();
+    let seg = (40..=47).find(|&i| i + 4 <= n && head[i..i + 4] == segment_id)?;
     if head[..seg].iter().any(|b| *b != 0) {
         return None;
     }
     // Widen the header's size field to fill the gap exactly.
-    let mut h = K4A_EBML_HEADER[..4].to_vec();
-    let width = seg - 39;
-    let mut size = vec![0u8; width];
-    size[0] = 0x80 >> (width - 1);
-    size[width - 1] |= 35;
-    h.extend(size);
-    h.extend_from_slice(&K4A_EBML_HEADER[5..]);
+    let h = render::ebml_header_sized(seg - 39).ok()?;
     debug_assert_eq!(h.len(), seg);
     Some(h)
 }
@@ -245,12 +235,7 @@ fn repair_open<R: Read + Seek>(
     options: &RepairOptions,
     fixes: Vec<String>,
 ) -> Result<RepairReport, RepairError> {
-    let c = pb.config();
-    if !(c.color_track_enabled
-        || c.depth_track_enabled
-        || c.ir_track_enabled
-        || c.imu_track_enabled)
-    {
+    if !pb.config().has_k4a_track() {
         return Err(RepairError::NotK4a {
             path: input.to_path_buf(),
         });
@@ -359,15 +344,13 @@ fn rebuild_cut_cluster<R: Read + Seek>(
         MAX_READ_BYTES,
     )?;
     let first = pb.reader.header_at(c.data_offset)?;
-    let payload = if first.id == ids::CRC32 && first.end() == Some(c.data_offset + 6) {
-        let rest = &body[6..];
-        let mut p = element(ids::CRC32, &crc32fast::hash(rest).to_le_bytes());
-        p.extend_from_slice(rest);
-        p
+    let mut cluster = Vec::with_capacity(body.len() + 12);
+    if first.id == ids::CRC32 && first.end() == Some(c.data_offset + 6) {
+        ebml::put_master_crc(&mut cluster, ids::CLUSTER, &body[6..]);
     } else {
-        body
-    };
-    Ok(Some(element(ids::CLUSTER, &payload)))
+        ebml::put_master(&mut cluster, ids::CLUSTER, &body);
+    }
+    Ok(Some(cluster))
 }
 
 /// Writes the repaired form of an open recording to `w` (counts of captures and IMU samples
@@ -390,14 +373,137 @@ pub fn repair_to_with<R: Read + Seek, W: Write>(
         input_diagnostics: pb.diagnostics.iter().map(ToString::to_string).collect(),
         ..RepairReport::default()
     };
-    let werr = |source| Error::Ebml(crate::mkv::read::Error::Io { offset: 0, source });
-    let scale = pb.timestamp_scale_ns;
+    let kept = keep_clusters(pb, &mut report)?;
+    for d in &pb.diagnostics {
+        if let Diagnostic::Junk { bytes, .. } | Diagnostic::TrailingData { bytes, .. } = d {
+            report.bytes_dropped += bytes;
+        }
+    }
 
-    // Clusters to keep (cut ones reduced to their complete blocks), and the times the Info and
-    // Cues need.
-    let mut kept = Vec::new();
-    let mut last_ticks: i64 = 0;
-    let mut cue_candidates = Vec::new();
+    // Header elements.
+    let info = info_element(pb, kept.last_ticks, &mut report);
+    let tracks = raw_element(pb, ids::TRACKS)?.ok_or(Error::NoTracks)?;
+    let mut tags: Vec<Tag> = pb.layout.tags.clone();
+    let attachments = match calibration {
+        None => raw_element(pb, ids::ATTACHMENTS)?,
+        Some(json) => {
+            let (bytes, added_uid) = attachments_with_calibration(pb, json);
+            if let Some(uid) = added_uid {
+                tags.push(Tag::new(
+                    TagTarget::Attachment(uid),
+                    CALIBRATION_FILE_TAG,
+                    CALIBRATION_FILE_NAME,
+                ));
+                report.fixes.push("added the calibration attachment".into());
+            } else {
+                report
+                    .fixes
+                    .push("replaced the calibration attachment".into());
+            }
+            Some(bytes)
+        }
+    };
+    if !tags.iter().any(|t| t.name == START_OFFSET_TAG) {
+        tags.push(Tag::global(
+            START_OFFSET_TAG,
+            pb.start_offset_ns.to_string(),
+        ));
+        report.fixes.push(format!(
+            "added {START_OFFSET_TAG} = {} ns (reconstructed)",
+            pb.start_offset_ns
+        ));
+    }
+    let tags = render::tags(&tags);
+
+    // Segment-relative positions; an unusually long Info (a long WritingApp) gets a larger
+    // region.
+    let info_region = render::region_len(info.len() as u64, INFO_REGION);
+    let positions = HeaderPositions::new(
+        info_region,
+        tracks.len() as u64,
+        attachments.as_ref().map(|a| a.len() as u64),
+    );
+    let clusters_pos = positions.tags + tags.len() as u64;
+    let mut cues = CuePoints::default();
+    let mut p = clusters_pos;
+    for (c, first_track1) in kept.clusters.iter().zip(&kept.first_track1_ticks) {
+        if let Some(t) = first_track1 {
+            let ticks = (*t).max(0) as u64;
+            cues.offer(ticks.saturating_mul(pb.timestamp_scale_ns), ticks, p);
+        }
+        p += c.len();
+    }
+    let cues_pos = p;
+    let cues = (!cues.is_empty()).then(|| render::cues(cues.points()));
+    let cut = pb.layout.clusters.iter().any(|c| !c.complete);
+    match &cues {
+        Some(_) if !pb.layout.has_cues || cut => report.fixes.push("rebuilt Cues".into()),
+        None => report
+            .fixes
+            .push("wrote no Cues (no colour or first-track block to index)".into()),
+        Some(_) => {}
+    }
+    let seek_head = render::seek_head(&positions.seek_entries(cues.as_ref().map(|_| cues_pos)));
+    if !pb.layout.has_seek_head {
+        report.fixes.push("rebuilt SeekHead".into());
+    }
+    let seg_size = cues_pos + cues.as_ref().map_or(0, |c| c.len() as u64);
+    report.nothing_to_fix = pb.diagnostics.is_empty() && report.fixes.is_empty();
+    report.fixes.push(format!("set Segment size to {seg_size}"));
+
+    // EBML header as found, then the Segment.
+    let werr = |source| Error::Ebml(crate::mkv::read::Error::Io { offset: 0, source });
+    let layout_err = |e: ebml::EbmlError| werr(std::io::Error::new(ErrorKind::InvalidData, e));
+    let ebml = pb
+        .reader
+        .bytes(0, pb.layout.segment_offset, "EBML", 0, 4096)?;
+    let segment = render::segment_header(Some(seg_size)).map_err(layout_err)?;
+    let seek_head = render::region(&seek_head, SEEK_HEAD_REGION).map_err(layout_err)?;
+    let info = render::region(&info, info_region).map_err(layout_err)?;
+    for part in [&ebml, &segment, &seek_head, &info, &tracks] {
+        w.write_all(part).map_err(werr)?;
+    }
+    if let Some(a) = &attachments {
+        w.write_all(a).map_err(werr)?;
+    }
+    w.write_all(&tags).map_err(werr)?;
+    for c in &kept.clusters {
+        match c {
+            OutCluster::Copy { offset, len } => {
+                let bytes = pb
+                    .reader
+                    .bytes(*offset, *len, "Cluster", *offset, MAX_READ_BYTES)?;
+                w.write_all(&bytes).map_err(werr)?;
+            }
+            OutCluster::Rebuilt(bytes) => w.write_all(bytes).map_err(werr)?,
+        }
+    }
+    if let Some(c) = &cues {
+        w.write_all(c).map_err(werr)?;
+    }
+    report.bytes_out = pb.layout.segment_offset + segment.len() as u64 + seg_size;
+    Ok(report)
+}
+
+/// The clusters a repair keeps, and the times its Info and Cues need.
+struct KeptClusters {
+    clusters: Vec<OutCluster>,
+    /// Per kept cluster: the time of its first track-1 block (the cue candidate), in ticks.
+    first_track1_ticks: Vec<Option<i64>>,
+    /// The end of the last block, in ticks.
+    last_ticks: i64,
+}
+
+/// The clusters to keep, cut ones reduced to their complete blocks.
+fn keep_clusters<R: Read + Seek>(
+    pb: &mut Playback<R>,
+    report: &mut RepairReport,
+) -> Result<KeptClusters, Error> {
+    let mut kept = KeptClusters {
+        clusters: Vec::new(),
+        first_track1_ticks: Vec::new(),
+        last_ticks: 0,
+    };
     for (i, c) in pb.layout.clusters.clone().iter().enumerate() {
         let out = if c.complete {
             OutCluster::Copy {
@@ -427,167 +533,44 @@ pub fn repair_to_with<R: Read + Seek, W: Write>(
         let parsed = pb.load(i)?;
         for b in &parsed.blocks {
             let end = b.time_ticks + b.duration_ticks.unwrap_or(1).max(1) as i64 - 1;
-            last_ticks = last_ticks.max(end);
+            kept.last_ticks = kept.last_ticks.max(end);
         }
         let first_track1 = parsed
             .blocks
             .iter()
             .find(|b| b.track == 1)
             .map(|b| b.time_ticks);
-        kept.push(out);
-        cue_candidates.push(first_track1);
+        kept.clusters.push(out);
+        kept.first_track1_ticks.push(first_track1);
     }
-    report.clusters_kept = kept.len();
-    for d in &pb.diagnostics {
-        if let Diagnostic::Junk { bytes, .. } | Diagnostic::TrailingData { bytes, .. } = d {
-            report.bytes_dropped += bytes;
-        }
-    }
+    report.clusters_kept = kept.clusters.len();
+    Ok(kept)
+}
 
-    // Header elements.
-    let info = {
-        let old = pb.layout.info.clone().unwrap_or_default();
-        if pb.layout.info.is_none() {
-            report
-                .fixes
-                .push("rebuilt Info (TimestampScale, Duration)".into());
-        }
-        let mut p = Vec::new();
-        p.extend(element(ids::TIMESTAMP_SCALE, &uint(scale)));
-        p.extend(element(
-            ids::MUXING_APP,
-            old.muxing_app
-                .as_deref()
-                .unwrap_or("libmatroska-1.4.9")
-                .as_bytes(),
-        ));
-        let app = old
-            .writing_app
-            .unwrap_or_else(|| format!("freek4a-{} repair", env!("CARGO_PKG_VERSION")));
-        p.extend(element(ids::WRITING_APP, app.as_bytes()));
-        if let Some(d) = old.date_utc_ns {
-            p.extend(element(ids::DATE_UTC, &d.to_be_bytes()));
-        }
-        p.extend(element(
-            ids::TITLE,
-            old.title.as_deref().unwrap_or("Azure Kinect").as_bytes(),
-        ));
-        // The SDK's Duration: last timestamp − first (which is time 0), as a float32.
-        let duration = last_ticks.max(0) as f32;
-        p.extend(element(ids::DURATION, &duration.to_be_bytes()));
-        element(ids::INFO, &p)
-    };
-    let tracks = raw_element(pb, ids::TRACKS)?.ok_or(Error::NoTracks)?;
-    let mut tags: Vec<Tag> = pb.layout.tags.clone();
-    let attachments = match calibration {
-        None => raw_element(pb, ids::ATTACHMENTS)?,
-        Some(json) => {
-            let (bytes, added_uid) = attachments_with_calibration(pb, json);
-            if let Some(uid) = added_uid {
-                tags.push(Tag {
-                    name: "K4A_CALIBRATION_FILE".into(),
-                    value: "calibration.json".into(),
-                    target: TagTarget::Attachment(uid),
-                    target_type: "ATTACHMENT".into(),
-                });
-                report.fixes.push("added the calibration attachment".into());
-            } else {
-                report
-                    .fixes
-                    .push("replaced the calibration attachment".into());
-            }
-            Some(bytes)
-        }
-    };
-    if !tags.iter().any(|t| t.name == "K4A_START_OFFSET_NS") {
-        tags.push(Tag {
-            name: "K4A_START_OFFSET_NS".into(),
-            value: pb.start_offset_ns.to_string(),
-            target: TagTarget::Global,
-            target_type: String::new(),
-        });
-        report.fixes.push(format!(
-            "added K4A_START_OFFSET_NS = {} ns (reconstructed)",
-            pb.start_offset_ns
-        ));
-    }
-    let tags = render_tags(&tags);
-
-    // Segment-relative positions.
-    // An unusually long Info (a long WritingApp) gets a larger region.
-    let info_region = if info.len() + 2 <= INFO_REGION {
-        INFO_REGION
-    } else {
-        info.len() + 9
-    };
-    let info_pos = SEEK_HEAD_REGION as u64;
-    let tracks_pos = info_pos + info_region as u64;
-    let attach_pos = tracks_pos + tracks.len() as u64;
-    let tags_pos = attach_pos + attachments.as_ref().map_or(0, |a| a.len() as u64);
-    let clusters_pos = tags_pos + tags.len() as u64;
-    let mut cluster_pos = Vec::with_capacity(kept.len());
-    let mut p = clusters_pos;
-    for c in &kept {
-        cluster_pos.push(p);
-        p += c.len();
-    }
-    let cues_pos = p;
-    let cues = render_cues(&cue_candidates, &cluster_pos, 1_000_000_000 / scale.max(1));
-    let cut = pb.layout.clusters.iter().any(|c| !c.complete);
-    match &cues {
-        Some(_) if !pb.layout.has_cues || cut => report.fixes.push("rebuilt Cues".into()),
-        None => report
+/// Info with the recording's own fields where it has them and the SDK's Duration: last
+/// timestamp − first (which is time 0).
+fn info_element<R: Read + Seek>(
+    pb: &Playback<R>,
+    last_ticks: i64,
+    report: &mut RepairReport,
+) -> Vec<u8> {
+    let old = pb.layout.info.clone().unwrap_or_default();
+    if pb.layout.info.is_none() {
+        report
             .fixes
-            .push("wrote no Cues (no colour or first-track block to index)".into()),
-        Some(_) => {}
+            .push("rebuilt Info (TimestampScale, Duration)".into());
     }
-    let mut seeks = vec![(ids::INFO, info_pos), (ids::TRACKS, tracks_pos)];
-    if attachments.is_some() {
-        seeks.push((ids::ATTACHMENTS, attach_pos));
-    }
-    seeks.push((ids::TAGS, tags_pos));
-    if cues.is_some() {
-        seeks.push((ids::CUES, cues_pos));
-    }
-    let seek_head = render_seek_head(&seeks);
-    if !pb.layout.has_seek_head {
-        report.fixes.push("rebuilt SeekHead".into());
-    }
-    let seg_size = cues_pos + cues.as_ref().map_or(0, |c| c.len() as u64);
-    report.nothing_to_fix = pb.diagnostics.is_empty() && report.fixes.is_empty();
-    report.fixes.push(format!("set Segment size to {seg_size}"));
-
-    // EBML header as found, then the Segment.
-    let ebml = pb
-        .reader
-        .bytes(0, pb.layout.segment_offset, "EBML", 0, 4096)?;
-    w.write_all(&ebml).map_err(werr)?;
-    w.write_all(&[0x18, 0x53, 0x80, 0x67, 0x01]).map_err(werr)?;
-    w.write_all(&seg_size.to_be_bytes()[1..]).map_err(werr)?;
-    w.write_all(&padded(seek_head, SEEK_HEAD_REGION))
-        .map_err(werr)?;
-    w.write_all(&padded(info, info_region)).map_err(werr)?;
-    w.write_all(&tracks).map_err(werr)?;
-    if let Some(a) = &attachments {
-        w.write_all(a).map_err(werr)?;
-    }
-    w.write_all(&tags).map_err(werr)?;
-    for c in &kept {
-        match c {
-            OutCluster::Copy { offset, len } => {
-                let bytes = pb
-                    .reader
-                    .bytes(*offset, *len, "Cluster", *offset, MAX_READ_BYTES)?;
-                w.write_all(&bytes).map_err(werr)?;
-            }
-            OutCluster::Rebuilt(bytes) => w.write_all(bytes).map_err(werr)?,
-        }
-    }
-    if let Some(c) = &cues {
-        w.write_all(c).map_err(werr)?;
-    }
-    report.bytes_out = pb.layout.segment_offset + 12 + seg_size;
-    Ok(report)
+    let writing_app = old
+        .writing_app
+        .unwrap_or_else(|| format!("freek4a-{} repair", env!("CARGO_PKG_VERSION")));
+    render::info(&InfoValues {
+        timestamp_scale_ns: pb.timestamp_scale_ns,
+        muxing_app: old.muxing_app.as_deref().unwrap_or("libmatroska-1.4.9"),
+        writing_app: &writing_app,
+        date_ns_2001: old.date_utc_ns,
+        title: old.title.as_deref().unwrap_or("Azure Kinect"),
+        duration_ticks: last_ticks.max(0) as f32,
+    })
 }
 
 /// An Attachments element holding the recording's attachments with the calibration one's data
@@ -596,17 +579,17 @@ fn attachments_with_calibration<R: Read + Seek>(
     pb: &Playback<R>,
     json: &[u8],
 ) -> (Vec<u8>, Option<u64>) {
-    let mut files: Vec<super::Attachment> = pb.attachments().to_vec();
+    let mut files: Vec<Attachment> = pb.attachments().to_vec();
     let current = pb.calibration().and_then(|_| {
         pb.layout
             .tags
             .iter()
             .find_map(|t| match (t.name.as_str(), t.target) {
-                ("K4A_CALIBRATION_FILE", TagTarget::Attachment(uid)) => Some(uid),
+                (CALIBRATION_FILE_TAG, TagTarget::Attachment(uid)) => Some(uid),
                 _ => None,
             })
             .filter(|uid| files.iter().any(|a| a.uid == *uid))
-            .or_else(|| pb.attachment("calibration.json").map(|a| a.uid))
+            .or_else(|| pb.attachment(CALIBRATION_FILE_NAME).map(|a| a.uid))
     });
     let added = match current.and_then(|uid| files.iter_mut().find(|a| a.uid == uid)) {
         Some(a) => {
@@ -616,28 +599,11 @@ fn attachments_with_calibration<R: Read + Seek>(
         None => {
             // Any FileUID not already used; the SDK draws random ones.
             let uid = (u64::from(crc32fast::hash(json)) << 32) | 0x4B34_4143;
-            files.push(super::Attachment {
-                file_name: "calibration.json".into(),
-                mime_type: "application/octet-stream".into(),
-                description: None,
-                uid,
-                data: json.to_vec(),
-            });
+            files.push(Attachment::calibration(json, uid));
             Some(uid)
         }
     };
-    let mut body = Vec::new();
-    for a in &files {
-        let mut f = element(ids::FILE_NAME, a.file_name.as_bytes());
-        f.extend(element(ids::FILE_MIME_TYPE, a.mime_type.as_bytes()));
-        if let Some(d) = &a.description {
-            f.extend(element(ids::FILE_DESCRIPTION, d.as_bytes()));
-        }
-        f.extend(element(ids::FILE_DATA, &a.data));
-        f.extend(element(ids::FILE_UID, &uint(a.uid)));
-        body.extend(element(ids::ATTACHED_FILE, &f));
-    }
-    (element(ids::ATTACHMENTS, &body), added)
+    (render::attachments(&files), added)
 }
 
 /// The raw bytes of the first complete top-level element with this id.
@@ -656,157 +622,4 @@ fn raw_element<R: Read + Seek>(pb: &mut Playback<R>, id: u32) -> Result<Option<V
         off,
         64 * 1024 * 1024,
     )?))
-}
-
-/// Minimal EBML size field (libebml's thresholds: 126 is the largest 1-byte size).
-fn size_field(n: u64) -> Vec<u8> {
-    for len in 1..=8u32 {
-        if n < (1u64 << (7 * len)) - 1 {
-            let v = n | (1u64 << (7 * len));
-            return v.to_be_bytes()[8 - len as usize..].to_vec();
-        }
-    }
-    let mut v = vec![0x01];
-    v.extend(&n.to_be_bytes()[1..]);
-    v
-}
-
-fn element(id: u32, payload: &[u8]) -> Vec<u8> {
-    let idb = id.to_be_bytes();
-    let skip = idb.iter().position(|b| *b != 0).unwrap_or(3);
-    let mut v = idb[skip..].to_vec();
-    v.extend(size_field(payload.len() as u64));
-    v.extend_from_slice(payload);
-    v
-}
-
-fn uint(v: u64) -> Vec<u8> {
-    let b = v.to_be_bytes();
-    let skip = b.iter().position(|x| *x != 0).unwrap_or(7);
-    b[skip..].to_vec()
-}
-
-/// `bytes` followed by a Void filling the region up to `region` bytes.
-fn padded(mut bytes: Vec<u8>, region: usize) -> Vec<u8> {
-    let rest = region.saturating_sub(bytes.len());
-    match rest {
-        0 => {}
-        _ if rest < 9 => {
-            bytes.push(0xEC);
-            bytes.push(0x80 | (rest - 2) as u8);
-            bytes.resize(region, 0);
-        }
-        _ => {
-            bytes.push(0xEC);
-            bytes.push(0x01);
-            bytes.extend(&((rest - 9) as u64).to_be_bytes()[1..]);
-            bytes.resize(region, 0);
-        }
-    }
-    bytes
-}
-
-fn render_seek_head(entries: &[(u32, u64)]) -> Vec<u8> {
-    let mut p = Vec::new();
-    for (id, pos) in entries {
-        let mut s = element(ids::SEEK_ID, &id.to_be_bytes());
-        s.extend(element(ids::SEEK_POSITION, &uint(*pos)));
-        p.extend(element(ids::SEEK, &s));
-    }
-    element(ids::SEEK_HEAD, &p)
-}
-
-fn render_tags(tags: &[Tag]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for t in tags {
-        let targets = match t.target {
-            TagTarget::Global => Vec::new(),
-            TagTarget::Track(uid) => {
-                let mut v = element(ids::TARGET_TYPE, b"TRACK");
-                v.extend(element(ids::TAG_TRACK_UID, &uint(uid)));
-                v
-            }
-            TagTarget::Attachment(uid) => {
-                let mut v = element(ids::TARGET_TYPE, b"ATTACHMENT");
-                v.extend(element(ids::TAG_ATTACHMENT_UID, &uint(uid)));
-                v
-            }
-        };
-        let mut simple = element(ids::TAG_NAME, t.name.as_bytes());
-        simple.extend(element(ids::TAG_STRING, t.value.as_bytes()));
-        let mut tag = element(ids::TARGETS, &targets);
-        tag.extend(element(ids::SIMPLE_TAG, &simple));
-        body.extend(element(ids::TAG, &tag));
-    }
-    let mut payload = element(ids::CRC32, &crc32fast::hash(&body).to_le_bytes());
-    payload.extend(body);
-    element(ids::TAGS, &payload)
-}
-
-/// One cue per cluster whose first track-1 block is at least a second after the last cue.
-fn render_cues(first_track1: &[Option<i64>], positions: &[u64], gap_ticks: u64) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut last: Option<i64> = None;
-    for (t, pos) in first_track1.iter().zip(positions) {
-        let Some(t) = *t else { continue };
-        if last.is_some_and(|l| t < l + gap_ticks as i64) {
-            continue;
-        }
-        last = Some(t);
-        let mut ctp = element(ids::CUE_TRACK, &uint(1));
-        ctp.extend(element(ids::CUE_CLUSTER_POSITION, &uint(*pos)));
-        let mut cp = element(ids::CUE_TIME, &uint(t.max(0) as u64));
-        cp.extend(element(ids::CUE_TRACK_POSITIONS, &ctp));
-        body.extend(element(ids::CUE_POINT, &cp));
-    }
-    (!body.is_empty()).then(|| element(ids::CUES, &body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn size_fields_follow_libebml_thresholds() {
-        assert_eq!(size_field(0), vec![0x80]);
-        assert_eq!(size_field(126), vec![0xFE]);
-        assert_eq!(size_field(127), vec![0x40, 0x7F]);
-        assert_eq!(size_field(16382), vec![0x7F, 0xFE]);
-        assert_eq!(size_field(16383), vec![0x20, 0x3F, 0xFF]);
-    }
-
-    #[test]
-    fn global_tag_bytes() {
-        let t = Tag {
-            name: "MY_TAG".into(),
-            value: "hello world".into(),
-            target: TagTarget::Global,
-            target_type: String::new(),
-        };
-        let b = render_tags(&[t]);
-        // Tags, CRC-32, then the tag exactly as libk4arecord writes it.
-        let tag = [
-            &[
-                0x73, 0x73, 0x9D, 0x63, 0xC0, 0x80, 0x67, 0xC8, 0x97, 0x45, 0xA3, 0x86,
-            ][..],
-            b"MY_TAG",
-            &[0x44, 0x87, 0x8B],
-            b"hello world",
-        ]
-        .concat();
-        assert_eq!(&b[..4], &[0x12, 0x54, 0xC3, 0x67]);
-        assert_eq!(&b[5..7], &[0xBF, 0x84]);
-        assert_eq!(&b[11..], &tag[..]);
-        assert_eq!(&b[7..11], &crc32fast::hash(&tag).to_le_bytes());
-    }
-
-    #[test]
-    fn voids_fill_regions_exactly() {
-        for n in [0usize, 5, 82, 1020, 1025, 1027] {
-            let p = padded(vec![0xAA; n], 1027);
-            assert_eq!(p.len(), 1027, "{n}");
-        }
-        let p = padded(vec![0xAA; 82], 1027);
-        assert_eq!(&p[82..84], &[0xEC, 0x01]);
-    }
 }

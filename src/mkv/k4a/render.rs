@@ -1,47 +1,29 @@
-//! Rendering of the header elements of a K4A recording: EBML header, SeekHead, Info, Tracks,
-//! Attachments, Tags. Pure functions from settings to bytes; the writer decides where they go.
+//! Rendering of the elements of a K4A recording: EBML header, Segment header, SeekHead, Info,
+//! Tracks, Attachments, Tags, Cues, and the reserved regions around them. Pure functions to
+//! bytes; the writer and repair decide where they go.
 
-use super::{RecordingSettings, TrackKind};
+use super::{Attachment, Tag, TagTarget, TrackKind, CALIBRATION_FILE_NAME, CALIBRATION_FILE_TAG};
 use crate::mkv::ebml::*;
 use crate::mkv::ids;
+use crate::mkv::writer::RecordingSettings;
 use crate::types::{DepthMode, ImageFormat, WiredSyncMode};
 
-/// One track as it appears in the file.
+/// One track as the writer lays it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Track {
+pub(crate) struct TrackPlan {
     pub kind: TrackKind,
     pub number: u64,
     pub uid: u64,
 }
 
-/// Whom a tag applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    Global,
-    Track(u64),
-    Attachment(u64),
-}
-
-/// One `Tag` with a single `SimpleTag`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TagEntry {
-    pub target: Target,
-    pub name: String,
-    pub value: String,
-}
-
-impl TagEntry {
-    pub fn new(target: Target, name: &str, value: impl Into<String>) -> TagEntry {
-        TagEntry {
-            target,
-            name: name.to_owned(),
-            value: value.into(),
-        }
-    }
-}
-
 /// The 40-byte EBML header the SDK writes (defaults included).
 pub(crate) fn ebml_header() -> Vec<u8> {
+    ebml_header_sized(1).expect("a one-byte size field holds the header's 35 bytes")
+}
+
+/// The SDK's EBML header with its size field `width` bytes wide (1..=8), so that it fills
+/// `39 + width` bytes exactly (repair puts it in the place of a wiped one).
+pub(crate) fn ebml_header_sized(width: usize) -> Result<Vec<u8>, EbmlError> {
     let mut c = Vec::with_capacity(35);
     put_uint(&mut c, ids::EBML_VERSION, 1);
     put_uint(&mut c, ids::EBML_READ_VERSION, 1);
@@ -50,9 +32,40 @@ pub(crate) fn ebml_header() -> Vec<u8> {
     put_str(&mut c, ids::DOC_TYPE, "matroska");
     put_uint(&mut c, ids::DOC_TYPE_VERSION, 2);
     put_uint(&mut c, ids::DOC_TYPE_READ_VERSION, 2);
-    let mut out = Vec::with_capacity(40);
-    put_master(&mut out, ids::EBML, &c);
-    out
+    let mut out = Vec::with_capacity(39 + width);
+    put_id(&mut out, ids::EBML);
+    put_size_width(&mut out, c.len() as u64, width)?;
+    out.extend_from_slice(&c);
+    Ok(out)
+}
+
+/// The Segment's id and an 8-byte size field (the EBML "unknown" value for `None`), 12 bytes
+/// as the SDK writes them, so that the size can be patched in place.
+pub(crate) fn segment_header(size: Option<u64>) -> Result<Vec<u8>, EbmlError> {
+    let mut out = Vec::with_capacity(12);
+    put_id(&mut out, ids::SEGMENT);
+    match size {
+        Some(s) => put_size_width(&mut out, s, 8)?,
+        None => out.extend_from_slice(&UNKNOWN_SIZE_8),
+    }
+    Ok(out)
+}
+
+/// `element` followed by a Void filling a reserved region of `region_len` bytes.
+pub(crate) fn region(element: &[u8], region_len: u64) -> Result<Vec<u8>, EbmlError> {
+    let mut out = replace_in_region(element, region_len)?;
+    out.resize(region_len as usize, 0);
+    Ok(out)
+}
+
+/// The region an element of `len` bytes takes where the SDK reserves `reserved`: the reserved
+/// bytes when the element and a Void fit there, else exactly the element.
+pub(crate) fn region_len(len: u64, reserved: u64) -> u64 {
+    if len == reserved || len + 2 <= reserved {
+        reserved
+    } else {
+        len
+    }
 }
 
 /// SeekHead with entries in the SDK's order; positions are segment-relative.
@@ -69,20 +82,30 @@ pub(crate) fn seek_head(entries: &[(u32, u64)]) -> Vec<u8> {
     out
 }
 
-/// Info: TimestampScale 1000, MuxingApp, WritingApp, DateUTC, Title, Duration (float32).
-pub(crate) fn info(
-    muxing_app: &str,
-    writing_app: &str,
-    date_ns_2001: i64,
-    duration_usec: f32,
-) -> Vec<u8> {
+/// The values of an Info element.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InfoValues<'a> {
+    pub timestamp_scale_ns: u64,
+    pub muxing_app: &'a str,
+    pub writing_app: &'a str,
+    /// DateUTC (ns since 2001-01-01); left out when unknown.
+    pub date_ns_2001: Option<i64>,
+    pub title: &'a str,
+    /// Last timestamp − first, in ticks (the SDK's Duration, a float32).
+    pub duration_ticks: f32,
+}
+
+/// Info: TimestampScale, MuxingApp, WritingApp, DateUTC, Title, Duration, in the SDK's order.
+pub(crate) fn info(v: &InfoValues<'_>) -> Vec<u8> {
     let mut c = Vec::with_capacity(96);
-    put_uint(&mut c, ids::TIMESTAMP_SCALE, 1000);
-    put_str(&mut c, ids::MUXING_APP, muxing_app);
-    put_str(&mut c, ids::WRITING_APP, writing_app);
-    put_date(&mut c, ids::DATE_UTC, date_ns_2001);
-    put_str(&mut c, ids::TITLE, "Azure Kinect");
-    put_f32(&mut c, ids::DURATION, duration_usec);
+    put_uint(&mut c, ids::TIMESTAMP_SCALE, v.timestamp_scale_ns);
+    put_str(&mut c, ids::MUXING_APP, v.muxing_app);
+    put_str(&mut c, ids::WRITING_APP, v.writing_app);
+    if let Some(d) = v.date_ns_2001 {
+        put_date(&mut c, ids::DATE_UTC, d);
+    }
+    put_str(&mut c, ids::TITLE, v.title);
+    put_f32(&mut c, ids::DURATION, v.duration_ticks);
     let mut out = Vec::with_capacity(c.len() + 6);
     put_master(&mut out, ids::INFO, &c);
     out
@@ -115,7 +138,7 @@ pub(crate) fn bitmap_info_header(format: ImageFormat, w: u32, h: u32) -> [u8; 40
 }
 
 /// Tracks with the SDK's entries (video: codec private, default duration, pixel size).
-pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[Track]) -> Vec<u8> {
+pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[TrackPlan]) -> Vec<u8> {
     let cfg = &settings.config;
     let frame_ns = 1_000_000_000 / u64::from(cfg.camera_fps.hz());
     let mut c = Vec::new();
@@ -167,33 +190,38 @@ pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[Track]) -> Vec<u8> 
     out
 }
 
-/// Attachments holding calibration.json (size fields at least 2 bytes wide, like libmatroska).
-pub(crate) fn attachments(calibration: &[u8], file_uid: u64) -> Vec<u8> {
-    let mut f = Vec::with_capacity(calibration.len() + 64);
-    put_str(&mut f, ids::FILE_NAME, "calibration.json");
-    put_str(&mut f, ids::FILE_MIME_TYPE, "application/octet-stream");
-    put_binary(&mut f, ids::FILE_DATA, calibration);
-    put_uint(&mut f, ids::FILE_UID, file_uid);
-    let mut a = Vec::with_capacity(f.len() + 8);
-    put_master_min(&mut a, ids::ATTACHED_FILE, &f, 2);
+/// Attachments (size fields at least 2 bytes wide, like libmatroska).
+pub(crate) fn attachments(files: &[Attachment]) -> Vec<u8> {
+    let mut a = Vec::new();
+    for file in files {
+        let mut f = Vec::with_capacity(file.data.len() + 64);
+        put_str(&mut f, ids::FILE_NAME, &file.file_name);
+        put_str(&mut f, ids::FILE_MIME_TYPE, &file.mime_type);
+        if let Some(d) = &file.description {
+            put_str(&mut f, ids::FILE_DESCRIPTION, d);
+        }
+        put_binary(&mut f, ids::FILE_DATA, &file.data);
+        put_uint(&mut f, ids::FILE_UID, file.uid);
+        put_master_min(&mut a, ids::ATTACHED_FILE, &f, 2);
+    }
     let mut out = Vec::with_capacity(a.len() + 8);
     put_master_min(&mut out, ids::ATTACHMENTS, &a, 2);
     out
 }
 
-/// Tags master (CRC-32 first) from the entries in order.
-pub(crate) fn tags(entries: &[TagEntry]) -> Vec<u8> {
+/// Tags master (CRC-32 first) from the tags in order, one SimpleTag each.
+pub(crate) fn tags(entries: &[Tag]) -> Vec<u8> {
     let mut c = Vec::new();
     for t in entries {
         let mut targets = Vec::with_capacity(24);
         match t.target {
-            Target::Global => {}
-            Target::Track(uid) => {
-                put_str(&mut targets, ids::TARGET_TYPE, "TRACK");
+            TagTarget::Global => {}
+            TagTarget::Track(uid) => {
+                put_str(&mut targets, ids::TARGET_TYPE, t.target.target_type());
                 put_uint(&mut targets, ids::TAG_TRACK_UID, uid);
             }
-            Target::Attachment(uid) => {
-                put_str(&mut targets, ids::TARGET_TYPE, "ATTACHMENT");
+            TagTarget::Attachment(uid) => {
+                put_str(&mut targets, ids::TARGET_TYPE, t.target.target_type());
                 put_uint(&mut targets, ids::TAG_ATTACHMENT_UID, uid);
             }
         }
@@ -213,42 +241,38 @@ pub(crate) fn tags(entries: &[TagEntry]) -> Vec<u8> {
 /// The SDK's tags for these settings, in its order, before our own and the start offset.
 pub(crate) fn sdk_tags(
     settings: &RecordingSettings,
-    tracks: &[Track],
+    tracks: &[TrackPlan],
     calibration_uid: Option<u64>,
-) -> Vec<TagEntry> {
+) -> Vec<Tag> {
     let cfg = &settings.config;
     let uid_of = |k: TrackKind| tracks.iter().find(|t| t.kind == k).map(|t| t.uid);
     let mut v = Vec::new();
     if let (Some(uid), Some(mode)) = (uid_of(TrackKind::Color), cfg.color_mode_name()) {
-        v.push(TagEntry::new(
-            Target::Track(uid),
-            "K4A_COLOR_TRACK",
+        v.push(Tag::new(
+            TagTarget::Track(uid),
+            TrackKind::Color.track_tag(),
             uid.to_string(),
         ));
-        v.push(TagEntry::new(Target::Track(uid), "K4A_COLOR_MODE", mode));
+        v.push(Tag::new(TagTarget::Track(uid), "K4A_COLOR_MODE", mode));
     }
     if let Some(uid) = uid_of(TrackKind::Depth) {
-        v.push(TagEntry::new(
-            Target::Track(uid),
-            "K4A_DEPTH_TRACK",
+        v.push(Tag::new(
+            TagTarget::Track(uid),
+            TrackKind::Depth.track_tag(),
             uid.to_string(),
         ));
-        v.push(TagEntry::new(
-            Target::Track(uid),
+        v.push(Tag::new(
+            TagTarget::Track(uid),
             "K4A_DEPTH_MODE",
             cfg.depth_mode.name(),
         ));
     } else if cfg.depth_mode == DepthMode::PassiveIr {
-        v.push(TagEntry::new(
-            Target::Global,
-            "K4A_DEPTH_MODE",
-            "PASSIVE_IR",
-        ));
+        v.push(Tag::new(TagTarget::Global, "K4A_DEPTH_MODE", "PASSIVE_IR"));
     }
     if let Some(uid) = uid_of(TrackKind::Ir) {
-        v.push(TagEntry::new(
-            Target::Track(uid),
-            "K4A_IR_TRACK",
+        v.push(Tag::new(
+            TagTarget::Track(uid),
+            TrackKind::Ir.track_tag(),
             uid.to_string(),
         ));
         let ir_mode = if cfg.depth_mode == DepthMode::PassiveIr {
@@ -256,79 +280,79 @@ pub(crate) fn sdk_tags(
         } else {
             "ACTIVE"
         };
-        v.push(TagEntry::new(Target::Track(uid), "K4A_IR_MODE", ir_mode));
+        v.push(Tag::new(TagTarget::Track(uid), "K4A_IR_MODE", ir_mode));
     }
     if uid_of(TrackKind::Color).is_some() && cfg.depth_mode != DepthMode::Off {
         // The SDK multiplies in 32-bit arithmetic.
         let ns = cfg.depth_delay_off_color_usec.wrapping_mul(1000);
-        v.push(TagEntry::new(
-            Target::Global,
+        v.push(Tag::new(
+            TagTarget::Global,
             "K4A_DEPTH_DELAY_NS",
             ns.to_string(),
         ));
     }
-    v.push(TagEntry::new(
-        Target::Global,
+    v.push(Tag::new(
+        TagTarget::Global,
         "K4A_WIRED_SYNC_MODE",
         cfg.wired_sync_mode.name(),
     ));
     if cfg.wired_sync_mode == WiredSyncMode::Subordinate {
         let ns = cfg.subordinate_delay_off_master_usec.wrapping_mul(1000);
-        v.push(TagEntry::new(
-            Target::Global,
+        v.push(Tag::new(
+            TagTarget::Global,
             "K4A_SUBORDINATE_DELAY_NS",
             ns.to_string(),
         ));
     }
     if let Some(dev) = &settings.device {
-        v.push(TagEntry::new(
-            Target::Global,
+        v.push(Tag::new(
+            TagTarget::Global,
             "K4A_COLOR_FIRMWARE_VERSION",
             dev.color_firmware.to_string(),
         ));
-        v.push(TagEntry::new(
-            Target::Global,
+        v.push(Tag::new(
+            TagTarget::Global,
             "K4A_DEPTH_FIRMWARE_VERSION",
             dev.depth_firmware.to_string(),
         ));
         if let Some(serial) = dev.serial_number.as_deref().filter(|s| !s.is_empty()) {
-            v.push(TagEntry::new(
-                Target::Global,
+            v.push(Tag::new(
+                TagTarget::Global,
                 "K4A_DEVICE_SERIAL_NUMBER",
                 serial,
             ));
         }
         if let Some(uid) = calibration_uid {
-            v.push(TagEntry::new(
-                Target::Attachment(uid),
-                "K4A_CALIBRATION_FILE",
-                "calibration.json",
+            v.push(Tag::new(
+                TagTarget::Attachment(uid),
+                CALIBRATION_FILE_TAG,
+                CALIBRATION_FILE_NAME,
             ));
         }
     }
     if let Some(uid) = uid_of(TrackKind::Imu) {
-        v.push(TagEntry::new(
-            Target::Track(uid),
-            "K4A_IMU_TRACK",
+        v.push(Tag::new(
+            TagTarget::Track(uid),
+            TrackKind::Imu.track_tag(),
             uid.to_string(),
         ));
-        v.push(TagEntry::new(Target::Track(uid), "K4A_IMU_MODE", "ON"));
+        v.push(Tag::new(TagTarget::Track(uid), "K4A_IMU_MODE", "ON"));
     }
     for (name, value) in &settings.tags {
-        v.push(TagEntry::new(Target::Global, name, value.clone()));
+        v.push(Tag::new(TagTarget::Global, name, value.clone()));
     }
     v
 }
 
-/// Cues: one CuePoint per (time µs, segment-relative cluster position), all on track 1.
+/// Cues: one CuePoint per (CueTime in ticks, segment-relative cluster position), all on track 1.
 pub(crate) fn cues(points: &[(u64, u64)]) -> Vec<u8> {
     let mut c = Vec::with_capacity(points.len() * 16);
-    for &(time_usec, pos) in points {
+    for &(time_ticks, pos) in points {
         let mut tp = Vec::with_capacity(12);
         put_uint(&mut tp, ids::CUE_TRACK, 1);
         put_uint(&mut tp, ids::CUE_CLUSTER_POSITION, pos);
         let mut cp = Vec::with_capacity(20);
-        put_uint(&mut cp, ids::CUE_TIME, time_usec);
+        put_uint(&mut cp, ids::CUE_TIME, time_ticks);
         put_master(&mut cp, ids::CUE_TRACK_POSITIONS, &tp);
         put_master(&mut c, ids::CUE_POINT, &cp);
     }
@@ -389,8 +413,20 @@ mod tests {
     }
 
     #[test]
-    fn ebml_header_is_40_bytes() {
-        assert_eq!(ebml_header().len(), 40);
+    fn ebml_header_bytes() {
+        let h = [
+            &[
+                0x1A, 0x45, 0xDF, 0xA3, 0xA3, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01,
+            ][..],
+            &[
+                0x42, 0xF2, 0x81, 0x04, 0x42, 0xF3, 0x81, 0x08, 0x42, 0x82, 0x88,
+            ],
+            b"matroska",
+            &[0x42, 0x87, 0x81, 0x02, 0x42, 0x85, 0x81, 0x02],
+        ]
+        .concat();
+        assert_eq!(ebml_header(), h);
+        assert_eq!(h.len(), 40);
     }
 
     #[test]
@@ -429,5 +465,54 @@ mod tests {
                 0x01, 0xF1, 0x82, 0x0C, 0xA6
             ]
         );
+    }
+
+    #[test]
+    fn global_tag_bytes() {
+        let b = tags(&[Tag::global("MY_TAG", "hello world")]);
+        // Tags, CRC-32, then the tag exactly as the SDK writes it (empty Targets).
+        let tag = [
+            &[
+                0x73, 0x73, 0x9D, 0x63, 0xC0, 0x80, 0x67, 0xC8, 0x97, 0x45, 0xA3, 0x86,
+            ][..],
+            b"MY_TAG",
+            &[0x44, 0x87, 0x8B],
+            b"hello world",
+        ]
+        .concat();
+        assert_eq!(&b[..4], &[0x12, 0x54, 0xC3, 0x67]);
+        assert_eq!(&b[5..7], &[0xBF, 0x84]);
+        assert_eq!(&b[11..], &tag[..]);
+        assert_eq!(&b[7..11], &crc32fast::hash(&tag).to_le_bytes());
+    }
+
+    #[test]
+    fn regions_are_filled_exactly() {
+        for n in [0u64, 5, 82, 1020, 1025, 1027] {
+            let len = region_len(n, 1027);
+            let p = region(&vec![0xAA; n as usize], len).unwrap();
+            assert_eq!(p.len() as u64, len, "{n}");
+            assert_eq!(len, 1027);
+        }
+        assert_eq!(region_len(1026, 1027), 1026);
+        assert_eq!(region_len(1100, 1027), 1100);
+        let p = region(&[0xAA; 82], 1027).unwrap();
+        assert_eq!(&p[82..85], &[0xEC, 0x43, 0xAE]);
+    }
+
+    #[test]
+    fn segment_header_and_widened_ebml_header() {
+        assert_eq!(
+            segment_header(None).unwrap(),
+            [0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+        assert_eq!(
+            segment_header(Some(0x0102)).unwrap(),
+            [0x18, 0x53, 0x80, 0x67, 0x01, 0, 0, 0, 0, 0, 0x01, 0x02]
+        );
+        let h = ebml_header_sized(3).unwrap();
+        assert_eq!(h.len(), 42);
+        assert_eq!(&h[4..7], &[0x20, 0x00, 0x23]);
+        assert_eq!(&h[7..], &ebml_header()[5..]);
     }
 }
