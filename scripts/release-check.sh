@@ -43,12 +43,12 @@ for arch in x86_64 aarch64; do
   name="freek4a-$version-$arch-linux"
   tar -C "$work" -xzf "dist/$name.tar.gz"
   dir="$work/$name"
-  for f in k4arecorder freek4a 70-freek4a.rules README.txt; do
+  for f in k4arecorder freek4a libfreek4a_headless_gl.so 70-freek4a.rules README.txt; do
     [ -e "$dir/$f" ] || { echo "FAIL: $name.tar.gz lacks $f"; fail=1; }
   done
   objdump=objdump
   [ "$arch" = x86_64 ] || objdump="$arch-linux-gnu-objdump"
-  for bin in k4arecorder freek4a; do
+  for bin in k4arecorder freek4a libfreek4a_headless_gl.so; do
     newest=$("$objdump" -T "$dir/$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
     size=$(stat -c %s "$dir/$bin")
     if [ "$(printf '%s\n%s\n' "$newest" "$MAX_GLIBC" | sort -V | tail -n1)" != "$MAX_GLIBC" ]; then
@@ -82,6 +82,22 @@ for arch in x86_64 aarch64; do
     echo "FAIL: $arch recording lacks captures with colour, depth and IR"; cat "$work/info.txt"; fail=1
   else
     echo "ok: $arch $(grep '^Captures:' "$work/info.txt")"
+  fi
+  # The headless OpenGL library next to the binaries loads and reaches EGL (x86_64 has Mesa's;
+  # under qemu there is no arm64 libEGL, so only the library's own loading is checked).
+  (cd "$work" && env -u FREEK4A_EMULATE -u FREEK4A_HEADLESS_GL_LIBRARY -u DISPLAY \
+    "${run[@]}" "$dir/k4arecorder" --no-progress --emulate --headless-gl -l 1 "$work/$arch-gl.mkv" \
+    >"$work/gl.txt" 2>&1) || { echo "FAIL: $arch k4arecorder --headless-gl"; cat "$work/gl.txt"; fail=1; }
+  gl_line=$(grep '^Depth engine OpenGL:' "$work/gl.txt" || true)
+  if [ "$arch" = x86_64 ]; then
+    case "$gl_line" in
+      "Depth engine OpenGL: headless (EGL"*) echo "ok: $arch ${gl_line}" ;;
+      *) echo "FAIL: $arch headless OpenGL did not come up: ${gl_line:-no line}"; fail=1 ;;
+    esac
+  elif [ -z "$gl_line" ] || grep -q "cannot load $dir/libfreek4a_headless_gl.so" <<<"$gl_line"; then
+    echo "FAIL: $arch libfreek4a_headless_gl.so does not load: ${gl_line:-no line}"; fail=1
+  else
+    echo "ok: $arch headless library loads (${gl_line})"
   fi
 done
 [ "$fail" = 0 ] && echo "release check passed" || { echo "release check FAILED"; exit 1; }

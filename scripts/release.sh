@@ -69,12 +69,15 @@ for t in "${targets[@]}"; do
   fi
   echo "== $t (glibc $GLIBC, $("$rustc" --version))"
   RUSTC="$rustc" cargo zigbuild --release --locked -p freek4a --bins --target "$t.$GLIBC"
+  # The headless OpenGL library the depth engine uses without a display (--headless-gl); the
+  # binaries look for it next to themselves.
+  RUSTC="$rustc" cargo zigbuild --release --locked -p freek4a-headless-gl --lib --target "$t.$GLIBC"
 
   name="freek4a-$version-$arch-linux"
   stage="$CARGO_TARGET_DIR/stage/$name"
   rm -rf "$stage" "$stage-debug"
   mkdir -p "$stage" "$stage-debug"
-  for bin in k4arecorder freek4a; do
+  for bin in k4arecorder freek4a libfreek4a_headless_gl.so; do
     src="$CARGO_TARGET_DIR/$t/release/$bin"
     "$oc" --only-keep-debug "$src" "$stage-debug/$bin.debug"
     "$oc" --strip-debug --add-gnu-debuglink="$stage-debug/$bin.debug" "$src" "$stage/$bin"
@@ -95,6 +98,9 @@ Give users access to the camera (then re-plug it):
 Depth from a real camera needs Microsoft's depth engine, libdepthengine.so.2.0 (Debian package
 libk4a1.4, or the pyk4a-bundle wheel on PyPI); point --depth-engine PATH or
 FREEK4A_DEPTH_ENGINE at it. --emulate needs nothing else.
+Without an X display the engine runs on EGL through libfreek4a_headless_gl.so (keep it next to
+the binaries; needs libEGL, e.g. Debian's libegl1 with Mesa or the GPU vendor's driver);
+--headless-gl chooses it even when a display exists.
 
 Debug info for these binaries: $name-debug.tar.gz (unpack next to them for gdb).
 README
