@@ -15,6 +15,7 @@ use crate::emulator::{
     EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed, SyncJacks,
 };
 use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
+use crate::protocol::descriptors::{EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN, EP_UVC_VIDEO_IN};
 use crate::record::{RecordError, RecordingWriter, WriterStats};
 use crate::transport::nusb_backend::NusbBackend;
 use crate::transport::Backend;
@@ -73,9 +74,15 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
             .map(|f| FaultRule {
                 unit: 0,
                 target: match f.stream {
-                    FaultStream::Depth => FaultTarget::Endpoint(Function::Depth, 0x83),
-                    FaultStream::Color => FaultTarget::Endpoint(Function::Color, 0x81),
-                    FaultStream::Imu => FaultTarget::Endpoint(Function::Color, 0x82),
+                    FaultStream::Depth => {
+                        FaultTarget::Endpoint(Function::Depth, EP_DEPTH_STREAM_IN.address())
+                    }
+                    FaultStream::Color => {
+                        FaultTarget::Endpoint(Function::Color, EP_UVC_VIDEO_IN.address())
+                    }
+                    FaultStream::Imu => {
+                        FaultTarget::Endpoint(Function::Color, EP_IMU_STREAM_IN.address())
+                    }
                 },
                 fault: match f.kind {
                     FaultKind::Timeout => Fault::Timeout,

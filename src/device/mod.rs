@@ -35,8 +35,10 @@ use crate::protocol::command::{
 };
 use crate::protocol::depth_raw;
 use crate::protocol::descriptors::{
-    container_id_text, parse_container_id, Configuration, UvcFormatKind, GUID_NV12, GUID_YUY2,
-    UVC_CAMERA_TERMINAL_ID, UVC_CONTROL_INTERFACE, UVC_PROCESSING_UNIT_ID, UVC_STREAMING_INTERFACE,
+    container_id_text, descriptor_type, parse_container_id, Configuration, InEndpoint,
+    UvcFormatKind, COLOR_MCU, DEPTH_MCU, EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN, EP_UVC_VIDEO_IN,
+    GUID_NV12, GUID_YUY2, PID_COLOR, PID_DEPTH, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
+    VID_MICROSOFT,
 };
 use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthModeInfo};
 use crate::protocol::payload::{check_minimum_firmware, JackState, NvTag, SyncConfig};
@@ -295,10 +297,10 @@ pub fn list(backend: &dyn Backend) -> Result<usize, DeviceError> {
     let all = backend.list()?;
     let count = |pid| {
         all.iter()
-            .filter(|d| d.vendor_id == transport::VENDOR_ID && d.product_id == pid)
+            .filter(|d| d.vendor_id == VID_MICROSOFT && d.product_id == pid)
             .count()
     };
-    Ok(count(transport::PRODUCT_ID_DEPTH).max(count(transport::PRODUCT_ID_COLOR)))
+    Ok(count(PID_DEPTH).max(count(PID_COLOR)))
 }
 
 const DESCRIPTOR_TIMEOUT: Duration = Duration::from_secs(1);
@@ -361,7 +363,7 @@ fn nth(backend: &dyn Backend, pid: u16) -> Result<Vec<DeviceInfo>, DeviceError> 
     Ok(backend
         .list()?
         .into_iter()
-        .filter(|d| d.vendor_id == transport::VENDOR_ID && d.product_id == pid)
+        .filter(|d| d.vendor_id == VID_MICROSOFT && d.product_id == pid)
         .collect())
 }
 
@@ -378,13 +380,13 @@ impl Device {
         index: usize,
         options: OpenOptions,
     ) -> Result<Device, DeviceError> {
-        let depths = nth(backend, transport::PRODUCT_ID_DEPTH)?;
+        let depths = nth(backend, PID_DEPTH)?;
         let info = depths.get(index).ok_or(DeviceError::NotFound {
             index,
             count: depths.len(),
         })?;
         let depth_dev = backend.open(info)?;
-        let bos = depth_dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT)?;
+        let bos = depth_dev.get_descriptor(descriptor_type::BOS, 0, 0, DESCRIPTOR_TIMEOUT)?;
         let container_id =
             parse_container_id(&bos)
                 .ok()
@@ -392,14 +394,15 @@ impl Device {
                 .ok_or_else(|| DeviceError::NoContainerId {
                     device: info.to_string(),
                 })?;
-        let depth_if: Arc<Box<dyn UsbInterface>> = Arc::new(depth_dev.claim_interface(0, true)?);
-        let depth_cmd = CommandChannel::new(depth_if.clone(), 0x02, 0x81)?;
+        let depth_if: Arc<Box<dyn UsbInterface>> =
+            Arc::new(depth_dev.claim_interface(DEPTH_MCU.interface.get(), true)?);
+        let depth_cmd = CommandChannel::new(depth_if.clone(), DEPTH_MCU)?;
         let serial = depth_cmd.execute(ReadProductSerial)?.as_str().to_string();
 
         let mut color = None;
-        for c in nth(backend, transport::PRODUCT_ID_COLOR)? {
+        for c in nth(backend, PID_COLOR)? {
             let Ok(dev) = backend.open(&c) else { continue };
-            let Ok(b) = dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT) else {
+            let Ok(b) = dev.get_descriptor(descriptor_type::BOS, 0, 0, DESCRIPTOR_TIMEOUT) else {
                 continue;
             };
             if parse_container_id(&b).ok().flatten() == Some(container_id) {
@@ -409,8 +412,8 @@ impl Device {
         }
         let color_dev =
             color.ok_or_else(|| DeviceError::NoColorFunction(container_id_text(&container_id)))?;
-        let color_cmd =
-            CommandChannel::new(Arc::new(color_dev.claim_interface(2, true)?), 0x04, 0x83)?;
+        let color_if = color_dev.claim_interface(COLOR_MCU.interface.get(), true)?;
+        let color_cmd = CommandChannel::new(Arc::new(color_if), COLOR_MCU)?;
 
         let raw_calibration = read_calibration(&depth_cmd)?;
         let json_end = raw_calibration.len().saturating_sub(1);
@@ -453,7 +456,7 @@ impl Device {
         // Quiet stop in case an earlier session crashed: statuses ignored.
         let _ = depth_cmd.execute_with_status(DepthStreamStop);
         let _ = depth_cmd.execute_with_status(DepthStop);
-        let vc = color_dev.claim_interface(UVC_CONTROL_INTERFACE, true)?;
+        let vc = color_dev.claim_interface(UVC_CONTROL_INTERFACE.get(), true)?;
         let _ = color_cmd.execute_with_status(ImuStreamStop);
 
         Ok(Device {
@@ -679,7 +682,7 @@ impl Device {
             self.depth_cmd.execute(DepthStart)?;
             self.depth_cmd.execute(DepthStreamStart)?;
             let raw_size = depth_raw::raw_frame_size(sensor.value()).unwrap_or(0);
-            let queue = self.depth_if.endpoint(0x83)?;
+            let queue = self.depth_if.endpoint(EP_DEPTH_STREAM_IN.address())?;
             // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
             // 1024-rounded buffer).
             let buffer_size = crate::transport::in_transfer_len(raw_size, queue.max_packet_size());
@@ -726,7 +729,12 @@ impl Device {
             ImageFormat::Yuy2 => UvcFormatKind::Uncompressed(GUID_YUY2),
             _ => UvcFormatKind::Mjpeg,
         };
-        let bytes = self.color_dev.get_descriptor(2, 0, 0, DESCRIPTOR_TIMEOUT)?;
+        let bytes = self.color_dev.get_descriptor(
+            descriptor_type::CONFIGURATION,
+            0,
+            0,
+            DESCRIPTOR_TIMEOUT,
+        )?;
         let descriptors = Configuration::decode(&bytes)
             .map_err(|e| DeviceError::State(format!("colour configuration descriptor: {e}")))?;
         let formats = descriptors.uvc_formats();
@@ -754,7 +762,7 @@ impl Device {
             Some(v) => v,
             None => self
                 .color_dev
-                .claim_interface(UVC_STREAMING_INTERFACE, true)?,
+                .claim_interface(UVC_STREAMING_INTERFACE.get(), true)?,
         };
         let probe = ProbeCommit {
             hint: 1,
@@ -766,8 +774,8 @@ impl Device {
         let req = |request_type, request, selector: u8| ControlSetup {
             request_type,
             request,
-            value: (selector as u16) << 8,
-            index: UVC_STREAMING_INTERFACE as u16,
+            value: uvcp::vs_w_value(selector),
+            index: uvcp::VS_W_INDEX,
         };
         let uvc_err = |what| move |source| DeviceError::Uvc { what, source };
         let t = Duration::from_secs(1);
@@ -775,7 +783,7 @@ impl Device {
         let w = uvcp::request::SET_REQUEST_TYPE;
         vs.control_in(
             req(r, uvcp::request::GET_MAX, uvcp::VS_PROBE_CONTROL),
-            26,
+            uvcp::PROBE_LEN_UVC10 as u16,
             t,
         )
         .map_err(uvc_err("GET_MAX probe"))?;
@@ -788,7 +796,7 @@ impl Device {
         let got = vs
             .control_in(
                 req(r, uvcp::request::GET_CUR, uvcp::VS_PROBE_CONTROL),
-                26,
+                uvcp::PROBE_LEN_UVC10 as u16,
                 t,
             )
             .map_err(uvc_err("GET_CUR probe"))?;
@@ -804,7 +812,7 @@ impl Device {
         let (alt, packet_size) = descriptors
             .interfaces
             .iter()
-            .filter(|i| i.number == UVC_STREAMING_INTERFACE && i.alternate > 0)
+            .filter(|i| i.number == UVC_STREAMING_INTERFACE.get() && i.alternate > 0)
             .filter_map(|i| {
                 let bpi = i
                     .endpoints
@@ -845,7 +853,7 @@ impl Device {
             )));
         }
         vs.set_alt_setting(alt)?;
-        let queue = vs.iso_in_endpoint(0x81, packets, packet_size)?;
+        let queue = vs.iso_in_endpoint(EP_UVC_VIDEO_IN.address(), packets, packet_size)?;
         running.color_started_at = Some(Instant::now());
         running.color_reader = Some(streams::start_color(streams::ColorReaderParams {
             queue,
@@ -917,7 +925,7 @@ impl Device {
             .color_started_at
             .is_some_and(|t| t.elapsed() < Duration::from_millis(1500));
         self.color_cmd.execute(ImuStreamStart)?;
-        let queue = self.vc_sibling_endpoint(0x82)?;
+        let queue = self.vc_sibling_endpoint(EP_IMU_STREAM_IN)?;
         self.imu_queue.set_running(true);
         let calibration = self.calibration.as_ref().map(|c| streams::ImuCalibration {
             gyro: c.gyro.clone(),
@@ -936,9 +944,9 @@ impl Device {
 
     fn vc_sibling_endpoint(
         &self,
-        address: u8,
+        endpoint: InEndpoint,
     ) -> Result<Box<dyn transport::EndpointQueue>, DeviceError> {
-        Ok(self.color_cmd.interface().endpoint(address)?)
+        Ok(self.color_cmd.interface().endpoint(endpoint.address())?)
     }
 
     /// Stops the IMU.
@@ -970,11 +978,6 @@ impl Device {
     fn controls(&self, control: ColorControl) -> controls::Controls<'_> {
         controls::Controls {
             vc: self.vc.as_ref(),
-            ids: controls::Entities {
-                camera_terminal: UVC_CAMERA_TERMINAL_ID,
-                processing_unit: UVC_PROCESSING_UNIT_ID,
-                vc_interface: UVC_CONTROL_INTERFACE,
-            },
             control,
         }
     }

@@ -8,6 +8,7 @@ use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
 use super::pipe::{InPipe, Message, Source};
 use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
 use crate::protocol::depth_raw::{self, RawFrameHeader};
+use crate::protocol::descriptors::{EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN};
 use crate::protocol::imu::{ImuPacket, RawImuSample};
 use crate::transport::{Completion, TransferError};
 
@@ -134,7 +135,7 @@ impl Source for DepthStream {
         pipe: &mut InPipe,
         deadline: Instant,
     ) -> Result<Message, Option<Completion>> {
-        let target = FaultTarget::Endpoint(Function::Depth, 0x83);
+        let target = FaultTarget::Endpoint(Function::Depth, EP_DEPTH_STREAM_IN.address());
         let mode_cell = std::cell::Cell::new(0u32);
         let gate = gate(
             &self.unit,
@@ -267,7 +268,7 @@ impl Source for ImuStream {
         pipe: &mut InPipe,
         deadline: Instant,
     ) -> Result<Message, Option<Completion>> {
-        let target = FaultTarget::Endpoint(Function::Color, 0x82);
+        let target = FaultTarget::Endpoint(Function::Color, EP_IMU_STREAM_IN.address());
         // The schedule counts packets; a packet is due when its last sample is.
         let packet_ticks = IMU_SAMPLES_PER_PACKET * TICKS_PER_SECOND / imu::SAMPLE_RATE_HZ;
         let gate = gate(
