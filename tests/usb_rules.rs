@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use freek4a::device::{CommandFailure, DepthEngineChoice, Device, DeviceError, OpenOptions};
 use freek4a::emulator::Speed;
-use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function};
+use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget};
 use freek4a::protocol::command::{
     Command, CommandError, DepthModeSet, HostTransaction, NvDataGet, ReadProductSerial, SensorMode,
     NV_DATA_BUFFER_LEN, SERIAL_BUFFER_LEN, STATUS_PACKET_LEN,
@@ -20,7 +20,7 @@ use freek4a::transport::{
     in_transfer_len, transfer_blocking, Backend, Completion, EndpointQueue, TransferError,
     UsbDevice, UsbInterface,
 };
-use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat};
+use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat, Stream};
 
 const T: Duration = Duration::from_secs(2);
 const SERIAL: u32 = 0x115;
@@ -270,8 +270,8 @@ fn the_device_layer_reads_whole_packets_and_names_the_command_that_babbled() {
 #[test]
 fn babble_on_the_streams_is_a_counted_drop() {
     within(60, || {
-        let depth = FaultTarget::Endpoint(Function::Depth, 0x83);
-        let imu = FaultTarget::Endpoint(Function::Color, 0x82);
+        let depth = FaultTarget::Stream(Stream::Depth);
+        let imu = FaultTarget::Stream(Stream::Imu);
         let b = EmulatedBackend::new(spec(vec![
             FaultRule::once_after(0, depth, Fault::Babble, 2),
             FaultRule::once_after(0, imu, Fault::Babble, 3),

@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cli::args::{Exposure, RecorderOptions};
-use crate::cli::emulate::{EmulateSpec, EmulateSpeed, FaultKind, FaultStream};
+use crate::cli::emulate::{EmulateSpec, EmulateSpeed, FaultKind};
 use crate::cli::session::{DroppedFrames, RecorderDevice, RecordingSink, WaitResult};
 use crate::device::{self, ColorControl, ControlMode, DepthEngineChoice, Device, DeviceError};
 use crate::emulator::{
-    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed, SyncJacks,
+    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Speed, SyncJacks,
 };
 use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
-use crate::protocol::descriptors::{EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN, EP_UVC_VIDEO_IN};
 use crate::record::{RecordError, RecordingWriter, WriterStats};
 use crate::transport::nusb_backend::NusbBackend;
 use crate::transport::Backend;
@@ -73,17 +72,7 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
             .iter()
             .map(|f| FaultRule {
                 unit: 0,
-                target: match f.stream {
-                    FaultStream::Depth => {
-                        FaultTarget::Endpoint(Function::Depth, EP_DEPTH_STREAM_IN.address())
-                    }
-                    FaultStream::Color => {
-                        FaultTarget::Endpoint(Function::Color, EP_UVC_VIDEO_IN.address())
-                    }
-                    FaultStream::Imu => {
-                        FaultTarget::Endpoint(Function::Color, EP_IMU_STREAM_IN.address())
-                    }
-                },
+                target: FaultTarget::Stream(f.stream),
                 fault: match f.kind {
                     FaultKind::Timeout => Fault::Timeout,
                     FaultKind::Stall => Fault::Stall,

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::types::Stream;
 pub use command::CommandFailure;
 pub use controls::{exposure_from_recorder_value, ColorControl, ControlError, ControlMode};
 pub use streams::{monotonic_ns, RawDepthFrame, IMU_QUEUE_DEPTH};
@@ -36,9 +37,8 @@ use crate::protocol::command::{
 use crate::protocol::depth_raw;
 use crate::protocol::descriptors::{
     container_id_text, descriptor_type, parse_container_id, Configuration, DescriptorError,
-    InEndpoint, UvcFormatKind, COLOR_MCU, DEPTH_MCU, EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN,
-    EP_UVC_VIDEO_IN, GUID_NV12, GUID_YUY2, PID_COLOR, PID_DEPTH, UVC_CONTROL_INTERFACE,
-    UVC_STREAMING_INTERFACE, VID_MICROSOFT,
+    InEndpoint, StreamEndpoint, UvcFormatKind, COLOR_MCU, DEPTH_MCU, GUID_NV12, GUID_YUY2,
+    PID_COLOR, PID_DEPTH, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE, VID_MICROSOFT,
 };
 use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthModeInfo};
 use crate::protocol::payload::{
@@ -51,27 +51,6 @@ use crate::transport::{
 use crate::types::{
     Capture, ColorResolution, DepthMode, DeviceConfig, HardwareVersion, ImageFormat, ImuSample,
 };
-
-/// A stream of the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stream {
-    /// Raw depth frames (bulk 0x83 of 045E:097C).
-    Depth,
-    /// Colour UVC payloads (isochronous 0x81 of 045E:097D).
-    Color,
-    /// IMU packets (bulk 0x82 of 045E:097D).
-    Imu,
-}
-
-impl std::fmt::Display for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stream::Depth => "depth",
-            Stream::Color => "color",
-            Stream::Imu => "IMU",
-        })
-    }
-}
 
 /// Why a stream stopped delivering.
 #[derive(Clone, Debug)]
@@ -756,7 +735,9 @@ impl Device {
             self.depth_cmd.execute(DepthStart)?;
             self.depth_cmd.execute(DepthStreamStart)?;
             let raw_size = depth_raw::raw_frame_size(sensor.value()).unwrap_or(0);
-            let queue = self.depth_if.endpoint(EP_DEPTH_STREAM_IN.address())?;
+            let queue = self
+                .depth_if
+                .endpoint(StreamEndpoint::of(Stream::Depth).endpoint.address())?;
             // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
             // 1024-rounded buffer).
             let buffer_size = crate::transport::in_transfer_len(raw_size, queue.max_packet_size());
@@ -919,7 +900,8 @@ impl Device {
             });
         }
         vs.set_alt_setting(alt)?;
-        let queue = vs.iso_in_endpoint(EP_UVC_VIDEO_IN.address(), packets, packet_size)?;
+        let video_in = StreamEndpoint::of(Stream::Color).endpoint;
+        let queue = vs.iso_in_endpoint(video_in.address(), packets, packet_size)?;
         running.color_started_at = Some(Instant::now());
         running.color_reader = Some(streams::start_color(streams::ColorReaderParams {
             queue,
@@ -989,7 +971,7 @@ impl Device {
             .color_started_at
             .is_some_and(|t| t.elapsed() < Duration::from_millis(1500));
         self.color_cmd.execute(ImuStreamStart)?;
-        let queue = self.vc_sibling_endpoint(EP_IMU_STREAM_IN)?;
+        let queue = self.vc_sibling_endpoint(StreamEndpoint::of(Stream::Imu).endpoint)?;
         self.imu_queue.set_running(true);
         let calibration = self.calibration.as_ref().map(|c| streams::ImuCalibration {
             gyro: c.gyro.clone(),

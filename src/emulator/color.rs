@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::clock::{StreamId, TICKS_PER_SECOND};
+use super::clock::TICKS_PER_SECOND;
 use super::images;
 use super::streams::{gate, Gate, Schedule};
-use super::{ColorCam, Fault, FaultTarget, Function, Unit};
+use super::{ColorCam, Fault, FaultTarget, Unit};
 use crate::protocol::descriptors::{
     color_configuration, UvcFormatKind, EP_UVC_VIDEO_IN, GUID_NV12, GUID_YUY2,
     UVC_ALT_BYTES_PER_INTERVAL,
@@ -20,7 +20,7 @@ use crate::protocol::uvc::{
     PU_SATURATION, PU_SHARPNESS, PU_WHITE_BALANCE_TEMPERATURE, PU_WHITE_BALANCE_TEMPERATURE_AUTO,
 };
 use crate::transport::{IsoCompletion, IsoInQueue, IsoPacket, TransferError};
-use crate::types::WiredSyncMode;
+use crate::types::{Stream, WiredSyncMode};
 
 /// Largest bytes per service interval of the streaming endpoint.
 pub const BYTES_PER_INTERVAL: usize = 49_152;
@@ -339,7 +339,7 @@ impl ColorStream {
 
 impl Drop for ColorStream {
     fn drop(&mut self) {
-        self.unit.pacer.leave(StreamId::Color);
+        self.unit.pacer.leave(Stream::Color);
     }
 }
 
@@ -364,14 +364,14 @@ impl IsoInQueue for ColorStream {
         if self.pending.front().is_some_and(|p| p.1) {
             return fail(&mut self.pending, TransferError::Cancelled);
         }
-        let target = FaultTarget::Endpoint(Function::Color, EP_UVC_VIDEO_IN.address());
+        let target = FaultTarget::Stream(Stream::Color);
         if self.frame.is_none() {
             let deadline = Instant::now() + timeout;
             let probe = std::cell::Cell::new(None);
             let exposure = std::cell::Cell::new(0u64);
             let g = gate(
                 &self.unit,
-                StreamId::Color,
+                Stream::Color,
                 target,
                 &mut self.sched,
                 deadline,
@@ -499,6 +499,6 @@ impl IsoInQueue for ColorStream {
         for p in self.pending.iter_mut() {
             p.1 = true;
         }
-        self.unit.pacer.leave(StreamId::Color);
+        self.unit.pacer.leave(Stream::Color);
     }
 }

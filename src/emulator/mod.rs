@@ -27,13 +27,13 @@ mod usb;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub use clock::{Speed, StreamId, TICKS_PER_SECOND};
+pub use clock::{Speed, TICKS_PER_SECOND};
 pub use imu::{ImuModel, ImuTruth};
 
 use crate::protocol::depth_raw::Scene;
 use crate::protocol::descriptors::{InterfaceNumber, PID_COLOR, PID_DEPTH, VID_MICROSOFT};
 use crate::transport::{self, Backend, DeviceInfo, UsbDevice};
-use crate::types::{HardwareVersion, Version};
+use crate::types::{HardwareVersion, Stream, Version};
 
 /// A small deterministic generator (xorshift64*), so a seed reproduces a run.
 #[derive(Clone, Debug)]
@@ -101,8 +101,8 @@ pub enum Fault {
 pub enum FaultTarget {
     /// A command code, on whichever MCU receives it.
     Command(u32),
-    /// A streaming endpoint of a function (depth 0x83, IMU 0x82, colour 0x81).
-    Endpoint(Function, u8),
+    /// The endpoint carrying a stream ([`crate::protocol::descriptors::StreamEndpoint::of`]).
+    Stream(Stream),
 }
 
 /// One fault rule.

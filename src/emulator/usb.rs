@@ -12,9 +12,9 @@ use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
 use crate::protocol::descriptors::{
     bos_descriptor, color_configuration, depth_configuration, descriptor_type, string_descriptor,
-    string_index, string_languages, DeviceDescriptor, InterfaceNumber, McuChannel, COLOR_MCU,
-    COLOR_VENDOR_INTERFACE, DEPTH_INTERFACE, DEPTH_MCU, EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN,
-    EP_UVC_VIDEO_IN, TRANSFER_TYPE_BULK, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
+    string_index, string_languages, DeviceDescriptor, InterfaceNumber, McuChannel, StreamEndpoint,
+    COLOR_MCU, COLOR_VENDOR_INTERFACE, DEPTH_INTERFACE, DEPTH_MCU, EP_UVC_VIDEO_IN,
+    TRANSFER_TYPE_BULK, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
 };
 use crate::protocol::uvc::{
     self as uvcp, request as uvc_req, ProbeCommit, UvcControl, PROBE_LEN_UVC10, VS_COMMIT_CONTROL,
@@ -24,6 +24,7 @@ use crate::transport::{
     self, Completion, ControlSetup, DeviceInfo, EndpointQueue, ErrorKind, IsoInQueue,
     TransferError, UsbDevice, UsbInterface,
 };
+use crate::types::Stream;
 
 fn disconnected(context: String) -> transport::Error {
     transport::Error::new(ErrorKind::Disconnected, context)
@@ -350,10 +351,11 @@ impl UsbInterface for EmuInterface {
         let mcu = self
             .mcu()
             .ok_or_else(|| transport::Error::new(ErrorKind::NotFound, ctx()))?;
-        let stream = match self.function {
-            Function::Depth => EP_DEPTH_STREAM_IN,
-            Function::Color => EP_IMU_STREAM_IN,
-        };
+        // The bulk stream beside the MCU channel.
+        let stream = StreamEndpoint::of(match self.function {
+            Function::Depth => Stream::Depth,
+            Function::Color => Stream::Imu,
+        });
         Ok(if address == mcu.command_out.address() {
             Box::new(CommandOut {
                 unit: u,
@@ -370,7 +372,7 @@ impl UsbInterface for EmuInterface {
                     function: self.function,
                 },
             ))
-        } else if address == stream.address() {
+        } else if address == stream.endpoint.address() {
             match self.function {
                 Function::Depth => Box::new(BulkIn::new(pipe(), DepthStream::new(u))),
                 Function::Color => Box::new(BulkIn::new(pipe(), ImuStream::new(u))),

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use thiserror::Error;
 
 use super::wire::{u16_at, u32_at, PutLe};
-use crate::types::{ColorResolution, Fps};
+use crate::types::{ColorResolution, Fps, Stream};
 
 /// Microsoft's vendor id.
 pub const VID_MICROSOFT: u16 = 0x045E;
@@ -195,6 +195,40 @@ pub const COLOR_MCU: McuChannel = McuChannel {
     command_out: EP_COLOR_COMMAND_OUT,
     response_in: EP_COLOR_RESPONSE_IN,
 };
+
+/// Where a stream's data arrives: function (product id), interface, IN endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamEndpoint {
+    /// Product id of the function.
+    pub product_id: u16,
+    /// Interface the endpoint belongs to.
+    pub interface: InterfaceNumber,
+    /// The IN endpoint.
+    pub endpoint: InEndpoint,
+}
+
+impl StreamEndpoint {
+    /// The endpoint that carries `stream`.
+    pub const fn of(stream: Stream) -> StreamEndpoint {
+        match stream {
+            Stream::Depth => StreamEndpoint {
+                product_id: PID_DEPTH,
+                interface: DEPTH_INTERFACE,
+                endpoint: EP_DEPTH_STREAM_IN,
+            },
+            Stream::Color => StreamEndpoint {
+                product_id: PID_COLOR,
+                interface: UVC_STREAMING_INTERFACE,
+                endpoint: EP_UVC_VIDEO_IN,
+            },
+            Stream::Imu => StreamEndpoint {
+                product_id: PID_COLOR,
+                interface: COLOR_VENDOR_INTERFACE,
+                endpoint: EP_IMU_STREAM_IN,
+            },
+        }
+    }
+}
 
 /// bDescriptorType values (USB 3.2 table 9-6, USB Video Class 1.5 table A-4).
 pub mod descriptor_type {
