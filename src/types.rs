@@ -424,6 +424,43 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
+impl Image {
+    /// An image of `format`, `width` × `height`, with the device timestamp of its centre of
+    /// exposure. The stride is the format's ([`ImageFormat::stride_bytes`]); the host
+    /// timestamp and the exposure are unknown (0) until set with
+    /// [`Image::with_system_timestamp_nsec`] and [`Image::with_exposure_usec`].
+    pub fn new(
+        format: ImageFormat,
+        width: u32,
+        height: u32,
+        device_timestamp_usec: u64,
+        data: Vec<u8>,
+    ) -> Image {
+        Image {
+            format,
+            width,
+            height,
+            stride_bytes: format.stride_bytes(width),
+            device_timestamp_usec,
+            system_timestamp_nsec: 0,
+            exposure_usec: 0,
+            data,
+        }
+    }
+
+    /// The same image with the host's reception time.
+    pub fn with_system_timestamp_nsec(mut self, system_timestamp_nsec: u64) -> Image {
+        self.system_timestamp_nsec = system_timestamp_nsec;
+        self
+    }
+
+    /// The same image with its exposure time.
+    pub fn with_exposure_usec(mut self, exposure_usec: u64) -> Image {
+        self.exposure_usec = exposure_usec;
+        self
+    }
+}
+
 /// Images captured together: any of colour, depth and IR may be missing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Capture {

@@ -417,16 +417,9 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
                         drops.add(&drops.color_bad_size, 1);
                         continue;
                     }
-                    let image = Image {
-                        format,
-                        width,
-                        height,
-                        stride_bytes: format.stride_bytes(width),
-                        device_timestamp_usec: ts,
-                        system_timestamp_nsec: monotonic_ns(),
-                        exposure_usec: meta.and_then(|m| m.exposure_usec).unwrap_or(0),
-                        data,
-                    };
+                    let image = Image::new(format, width, height, ts, data)
+                        .with_system_timestamp_nsec(monotonic_ns())
+                        .with_exposure_usec(meta.and_then(|m| m.exposure_usec).unwrap_or(0));
                     if backpressure {
                         sync.wait_for_room(&stop);
                     }
