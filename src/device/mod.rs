@@ -37,8 +37,9 @@ use crate::protocol::command::{
 use crate::protocol::depth_raw;
 use crate::protocol::descriptors::{
     container_id_text, descriptor_type, parse_container_id, Configuration, DescriptorError,
-    InEndpoint, StreamEndpoint, UvcFormatKind, COLOR_MCU, DEPTH_MCU, GUID_NV12, GUID_YUY2,
-    PID_COLOR, PID_DEPTH, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE, VID_MICROSOFT,
+    InEndpoint, StreamEndpoint, UvcFormatKind, ALT_SETTING_ZERO_BANDWIDTH, COLOR_MCU, DEPTH_MCU,
+    GUID_NV12, GUID_YUY2, PID_COLOR, PID_DEPTH, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
+    VID_MICROSOFT,
 };
 use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthModeInfo};
 use crate::protocol::payload::{
@@ -950,7 +951,7 @@ impl Device {
         if let Some(mut c) = r.color_reader.take() {
             c.stop();
             if let Some(vs) = &self.vs {
-                let _ = vs.set_alt_setting(0);
+                let _ = vs.set_alt_setting(ALT_SETTING_ZERO_BANDWIDTH);
             }
         }
         match first_err {

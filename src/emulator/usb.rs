@@ -13,8 +13,8 @@ use super::{Function, Unit};
 use crate::protocol::descriptors::{
     bos_descriptor, color_configuration, depth_configuration, descriptor_type, string_descriptor,
     string_index, string_languages, DeviceDescriptor, InterfaceNumber, McuChannel, StreamEndpoint,
-    COLOR_MCU, COLOR_VENDOR_INTERFACE, DEPTH_INTERFACE, DEPTH_MCU, EP_UVC_VIDEO_IN,
-    TRANSFER_TYPE_BULK, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
+    ALT_SETTING_ZERO_BANDWIDTH, COLOR_MCU, COLOR_VENDOR_INTERFACE, DEPTH_INTERFACE, DEPTH_MCU,
+    EP_UVC_VIDEO_IN, TRANSFER_TYPE_BULK, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
 };
 use crate::protocol::uvc::{
     self as uvcp, request as uvc_req, ProbeCommit, UvcControl, PROBE_LEN_UVC10, VS_COMMIT_CONTROL,
@@ -308,7 +308,7 @@ impl UsbInterface for EmuInterface {
             return Err(disconnected(ctx));
         }
         if !self.is_vs() {
-            return if alt == 0 {
+            return if alt == ALT_SETTING_ZERO_BANDWIDTH {
                 Ok(())
             } else {
                 Err(transport::Error::new(ErrorKind::NotFound, ctx))
@@ -316,7 +316,7 @@ impl UsbInterface for EmuInterface {
         }
         let mut st = self.unit.lock();
         match alt {
-            0 => st.color.streaming = false,
+            ALT_SETTING_ZERO_BANDWIDTH => st.color.streaming = false,
             a if (a as usize) <= color::alt_settings() => {
                 if st.color.committed.is_none() {
                     return Err(transport::Error::new(

@@ -168,6 +168,9 @@ pub const UVC_CONTROL_INTERFACE: InterfaceNumber = InterfaceNumber::new(0);
 pub const UVC_STREAMING_INTERFACE: InterfaceNumber = InterfaceNumber::new(1);
 /// Colour MCU/IMU vendor interface.
 pub const COLOR_VENDOR_INTERFACE: InterfaceNumber = InterfaceNumber::new(2);
+/// The alternate setting every interface starts in; for UVC VideoStreaming it has no
+/// endpoint, so selecting it stops the isochronous stream.
+pub const ALT_SETTING_ZERO_BANDWIDTH: u8 = 0;
 /// Configuration value the SDK selects.
 pub const CONFIGURATION_VALUE: u8 = 1;
 

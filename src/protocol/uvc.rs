@@ -1190,4 +1190,30 @@ mod tests {
         assert!(!interval_matches(666_667, 15));
         assert!(!interval_matches(0, 15));
     }
+
+    #[test]
+    fn controls_are_addressed_by_wvalue_and_windex() {
+        // PU_GAIN: selector 4 high in wValue; processing unit 2 high, interface 0 low in wIndex.
+        assert_eq!((PU_GAIN.w_value(), PU_GAIN.w_index()), (0x0400, 0x0200));
+        assert_eq!(
+            (CT_AE_MODE.w_value(), CT_AE_MODE.w_index()),
+            (0x0200, 0x0100)
+        );
+        for c in CONTROLS {
+            assert_eq!(UvcControl::addressed_by(c.w_value(), c.w_index()), Some(c));
+        }
+        // Unknown selector, unknown entity, another interface.
+        assert_eq!(UvcControl::addressed_by(0x0600, 0x0200), None);
+        assert_eq!(UvcControl::addressed_by(0x0400, 0x0300), None);
+        assert_eq!(UvcControl::addressed_by(0x0400, 0x0201), None);
+        assert_eq!(
+            (vs_w_value(VS_COMMIT_CONTROL), VS_W_INDEX),
+            (0x0200, 0x0001)
+        );
+        assert_eq!(
+            PowerLine::from_uvc_value(PowerLine::Hz50.uvc_value()),
+            Some(PowerLine::Hz50)
+        );
+        assert_eq!(PowerLine::from_uvc_value(0), None);
+    }
 }

@@ -122,6 +122,7 @@ pub fn read_container_id(device: &dyn UsbDevice, timeout: Duration) -> Result<[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::descriptors::PID_MICROPHONE;
     use crate::transport::{TransferError, UsbInterface};
 
     fn info(pid: u16, address: u8) -> DeviceInfo {
@@ -174,7 +175,7 @@ mod tests {
 
     #[test]
     fn halves_are_sorted_by_product_id_in_order() {
-        let mut other = info(0x097E, 9);
+        let mut other = info(PID_MICROPHONE, 9);
         other.vendor_id = VID_MICROSOFT;
         let mut foreign = info(PID_DEPTH, 10);
         foreign.vendor_id = 0x1234;
