@@ -45,7 +45,7 @@ use super::{
     ControlSetup, EndpointQueue, Error, ErrorKind, IsoCompletion, IsoInQueue, IsoPacket,
     TransferError, UsbInterface,
 };
-use crate::protocol::descriptors::ENDPOINT_DIR_IN;
+use crate::protocol::descriptors::{ALT_SETTING_ZERO_BANDWIDTH, ENDPOINT_DIR_IN};
 
 /// The kernel refuses isochronous URBs with more packet descriptors than this.
 pub const MAX_ISO_PACKETS: usize = 128;
@@ -242,7 +242,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // Errors are ignored: the device may be gone, and nothing can be done about it here.
-        let _ = self.set_alt_setting(0);
+        let _ = self.set_alt_setting(ALT_SETTING_ZERO_BANDWIDTH);
         let number = u32::from(self.interface);
         // SAFETY: USBDEVFS_RELEASEINTERFACE reads one `unsigned int`, which `number` is.
         let _ = unsafe {
