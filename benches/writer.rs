@@ -67,16 +67,7 @@ const SINK_BUFFER_BYTES: usize = 1 << 20;
 /// A frame as a device delivers it: the pattern copied into `buf` (each side pays this copy).
 fn image(format: ImageFormat, w: u32, h: u32, ts: u64, pattern: &[u8], mut buf: Vec<u8>) -> Image {
     buf.extend_from_slice(pattern);
-    Image {
-        format,
-        width: w,
-        height: h,
-        stride_bytes: format.stride_bytes(w),
-        device_timestamp_usec: ts,
-        system_timestamp_nsec: 0,
-        exposure_usec: 0,
-        data: buf,
-    }
+    Image::new(format, w, h, ts, buf)
 }
 
 fn peak_rss_kib() -> u64 {

@@ -424,6 +424,43 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
+impl Image {
+    /// An image of `format`, `width` × `height`, with the device timestamp of its centre of
+    /// exposure. The stride is the format's ([`ImageFormat::stride_bytes`]); the host
+    /// timestamp and the exposure are unknown (0) until set with
+    /// [`Image::with_system_timestamp_nsec`] and [`Image::with_exposure_usec`].
+    pub fn new(
+        format: ImageFormat,
+        width: u32,
+        height: u32,
+        device_timestamp_usec: u64,
+        data: Vec<u8>,
+    ) -> Image {
+        Image {
+            format,
+            width,
+            height,
+            stride_bytes: format.stride_bytes(width),
+            device_timestamp_usec,
+            system_timestamp_nsec: 0,
+            exposure_usec: 0,
+            data,
+        }
+    }
+
+    /// The same image with the host's reception time.
+    pub fn with_system_timestamp_nsec(mut self, system_timestamp_nsec: u64) -> Image {
+        self.system_timestamp_nsec = system_timestamp_nsec;
+        self
+    }
+
+    /// The same image with its exposure time.
+    pub fn with_exposure_usec(mut self, exposure_usec: u64) -> Image {
+        self.exposure_usec = exposure_usec;
+        self
+    }
+}
+
 /// Images captured together: any of colour, depth and IR may be missing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Capture {
@@ -450,6 +487,88 @@ pub struct ImuSample {
     pub gyro_radps: [f32; 3],
     /// Gyroscope device timestamp in microseconds.
     pub gyro_timestamp_usec: u64,
+}
+
+// ---- Streams: the unit's three USB streams, and per-stream storage. ----
+
+/// A stream of the unit, as the host and the emulated device both name it. Where each one
+/// arrives on the wire is [`crate::protocol::descriptors::StreamEndpoint::of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// Raw depth frames (bulk IN of the depth function).
+    Depth,
+    /// Colour UVC payloads (isochronous IN of the colour function).
+    Color,
+    /// IMU packets (bulk IN of the colour function's vendor interface).
+    Imu,
+}
+
+impl Stream {
+    /// Every stream, in index order.
+    pub const ALL: [Stream; 3] = [Stream::Depth, Stream::Color, Stream::Imu];
+
+    /// Position in [`Stream::ALL`] (and in a [`PerStream`]).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name, as written in `fault=` items and file names.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stream::Depth => "depth",
+            Stream::Color => "color",
+            Stream::Imu => "imu",
+        }
+    }
+
+    /// The stream named `name` ([`Stream::name`]).
+    pub fn from_name(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Stream {
+    /// As messages name it: "depth", "color", "IMU".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stream::Imu => "IMU",
+            s => s.name(),
+        })
+    }
+}
+
+/// One `T` per [`Stream`], indexed by the stream rather than by a number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PerStream<T>([T; 3]);
+
+impl<T> PerStream<T> {
+    /// A value for each stream, made by `f`.
+    pub fn from_fn(mut f: impl FnMut(Stream) -> T) -> Self {
+        PerStream(Stream::ALL.map(&mut f))
+    }
+
+    /// Each stream with its value.
+    pub fn iter(&self) -> impl Iterator<Item = (Stream, &T)> {
+        Stream::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// Each stream with its value, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Stream, &mut T)> {
+        Stream::ALL.into_iter().zip(self.0.iter_mut())
+    }
+}
+
+impl<T> std::ops::Index<Stream> for PerStream<T> {
+    type Output = T;
+    fn index(&self, s: Stream) -> &T {
+        &self.0[s.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Stream> for PerStream<T> {
+    fn index_mut(&mut self, s: Stream) -> &mut T {
+        &mut self.0[s.index()]
+    }
 }
 
 #[cfg(test)]
@@ -493,5 +612,23 @@ mod tests {
             Some(737_280)
         );
         assert_eq!(Fps::Fps30.period_usec(), 33_333);
+    }
+
+    #[test]
+    fn streams_index_their_own_storage() {
+        let mut counts = PerStream::<u64>::default();
+        counts[Stream::Imu] += 2;
+        counts[Stream::Depth] += 1;
+        let seen: Vec<_> = counts.iter().map(|(s, n)| (s, *n)).collect();
+        assert_eq!(
+            seen,
+            [(Stream::Depth, 1), (Stream::Color, 0), (Stream::Imu, 2)]
+        );
+        for s in Stream::ALL {
+            assert_eq!(Stream::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Stream::from_name("ir"), None);
+        assert_eq!(Stream::Imu.to_string(), "IMU");
+        assert_eq!(PerStream::from_fn(Stream::name)[Stream::Color], "color");
     }
 }

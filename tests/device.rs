@@ -7,9 +7,7 @@ use freek4a::device::{
     self, ColorControl, CommandFailure, ControlError, ControlMode, DepthEngineChoice, Device,
     DeviceError, OpenOptions, Stream, StreamError,
 };
-use freek4a::emulator::{
-    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed,
-};
+use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Speed};
 use freek4a::protocol::depth_raw::{self, RawFrameHeader};
 use freek4a::transport::TransferError;
 use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat, WiredSyncMode};
@@ -783,9 +781,9 @@ fn stream_with(
 
 #[test]
 fn stream_faults_are_counted_drops() {
-    let depth = FaultTarget::Endpoint(Function::Depth, 0x83);
-    let color = FaultTarget::Endpoint(Function::Color, 0x81);
-    let imu = FaultTarget::Endpoint(Function::Color, 0x82);
+    let depth = FaultTarget::Stream(Stream::Depth);
+    let color = FaultTarget::Stream(Stream::Color);
+    let imu = FaultTarget::Stream(Stream::Imu);
     let (r, d, raws, _) = stream_with(
         vec![
             FaultRule::once_after(0, depth, Fault::Short, 2),
@@ -832,8 +830,8 @@ fn stream_faults_are_counted_drops() {
 
 #[test]
 fn stream_failures_end_the_stream_with_typed_errors() {
-    let depth = FaultTarget::Endpoint(Function::Depth, 0x83);
-    let color = FaultTarget::Endpoint(Function::Color, 0x81);
+    let depth = FaultTarget::Stream(Stream::Depth);
+    let color = FaultTarget::Stream(Stream::Color);
     for (target, fault, stream, source) in [
         (depth, Fault::Stall, Stream::Depth, TransferError::Stall),
         (color, Fault::Stall, Stream::Color, TransferError::Stall),
@@ -863,7 +861,7 @@ fn stream_failures_end_the_stream_with_typed_errors() {
         }
     }
     // The IMU queue reports its own failure.
-    let imu = FaultTarget::Endpoint(Function::Color, 0x82);
+    let imu = FaultTarget::Stream(Stream::Imu);
     within(30, move || {
         let b = faulty(vec![FaultRule::once_after(0, imu, Fault::Stall, 2)]);
         let mut d = Device::open_with(&b, 0, fast_raw()).unwrap();

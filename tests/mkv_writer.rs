@@ -238,15 +238,9 @@ impl Case {
 
     fn capture(&self, n: u32) -> Capture {
         let ts = START_USEC + u64::from(n) * self.period_usec();
-        let img = |format: ImageFormat, (w, h): (u32, u32), seed: u32| Image {
-            format,
-            width: w,
-            height: h,
-            stride_bytes: format.stride_bytes(w),
-            device_timestamp_usec: ts,
-            system_timestamp_nsec: 0,
-            exposure_usec: 0,
-            data: Self::pattern(n, seed, format.image_size_bytes(w, h).unwrap_or(MJPG_BYTES)),
+        let img = |format: ImageFormat, (w, h): (u32, u32), seed: u32| {
+            let len = format.image_size_bytes(w, h).unwrap_or(MJPG_BYTES);
+            Image::new(format, w, h, ts, Self::pattern(n, seed, len))
         };
         let dims = self.depth.dimensions();
         Capture {

@@ -503,18 +503,10 @@ mod round_trip {
         let n = format
             .image_size_bytes(w, h)
             .unwrap_or(3000 + usize::from(seed));
-        Image {
-            format,
-            width: w,
-            height: h,
-            stride_bytes: format.stride_bytes(w),
-            device_timestamp_usec: ts,
-            system_timestamp_nsec: 0,
-            exposure_usec: 0,
-            data: (0..n)
-                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-                .collect(),
-        }
+        let data = (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        Image::new(format, w, h, ts, data)
     }
 
     fn case(color: (ImageFormat, ColorResolution), depth: DepthMode, fps: Fps, imu: bool) {

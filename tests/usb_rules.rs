@@ -6,18 +6,21 @@ use std::time::{Duration, Instant};
 
 use freek4a::device::{CommandFailure, DepthEngineChoice, Device, DeviceError, OpenOptions};
 use freek4a::emulator::Speed;
-use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function};
+use freek4a::emulator::{EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget};
 use freek4a::protocol::command::{
     Command, CommandError, DepthModeSet, HostTransaction, NvDataGet, ReadProductSerial, SensorMode,
     NV_DATA_BUFFER_LEN, SERIAL_BUFFER_LEN, STATUS_PACKET_LEN,
 };
-use freek4a::protocol::descriptors::Configuration;
+use freek4a::protocol::descriptors::{
+    descriptor_type, Configuration, COLOR_MCU, DEPTH_MCU, EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN,
+    PID_COLOR, PID_DEPTH,
+};
 use freek4a::protocol::payload::NvTag;
 use freek4a::transport::{
     in_transfer_len, transfer_blocking, Backend, Completion, EndpointQueue, TransferError,
-    UsbDevice, UsbInterface, PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH,
+    UsbDevice, UsbInterface,
 };
-use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat};
+use freek4a::types::{ColorResolution, DepthMode, DeviceConfig, Fps, ImageFormat, Stream};
 
 const T: Duration = Duration::from_secs(2);
 const SERIAL: u32 = 0x115;
@@ -45,7 +48,12 @@ fn open_function(b: &EmulatedBackend, product: u16) -> Box<dyn UsbDevice> {
 
 /// The claimed vendor interface of `product` (depth: interface 0, colour: interface 2).
 fn vendor_interface(b: &EmulatedBackend, product: u16) -> Box<dyn UsbInterface> {
-    let number = if product == PRODUCT_ID_DEPTH { 0 } else { 2 };
+    let mcu = if product == PID_DEPTH {
+        DEPTH_MCU
+    } else {
+        COLOR_MCU
+    };
+    let number = mcu.interface.get();
     open_function(b, product)
         .claim_interface(number, false)
         .unwrap()
@@ -59,10 +67,10 @@ struct Channel {
 
 impl Channel {
     fn depth(b: &EmulatedBackend) -> (Box<dyn UsbInterface>, Channel) {
-        let i = vendor_interface(b, PRODUCT_ID_DEPTH);
+        let i = vendor_interface(b, PID_DEPTH);
         let c = Channel {
-            out: i.endpoint(0x02).unwrap(),
-            inq: i.endpoint(0x81).unwrap(),
+            out: i.endpoint(DEPTH_MCU.command_out.address()).unwrap(),
+            inq: i.endpoint(DEPTH_MCU.response_in.address()).unwrap(),
             id: 0,
         };
         (i, c)
@@ -85,13 +93,20 @@ impl Channel {
 #[test]
 fn endpoints_report_the_packet_size_of_their_descriptors() {
     let b = EmulatedBackend::new(spec(Vec::new()));
-    for (product, interface, endpoints) in [
-        (PRODUCT_ID_DEPTH, 0u8, [0x02u8, 0x81, 0x83]),
-        (PRODUCT_ID_COLOR, 2, [0x04, 0x83, 0x82]),
+    for (product, mcu, stream) in [
+        (PID_DEPTH, DEPTH_MCU, EP_DEPTH_STREAM_IN),
+        (PID_COLOR, COLOR_MCU, EP_IMU_STREAM_IN),
     ] {
         let dev = open_function(&b, product);
-        let config = Configuration::decode(&dev.get_descriptor(2, 0, 0, T).unwrap()).unwrap();
-        let i = dev.claim_interface(interface, false).unwrap();
+        let config = dev.get_descriptor(descriptor_type::CONFIGURATION, 0, 0, T);
+        let config = Configuration::decode(&config.unwrap()).unwrap();
+        let interface = mcu.interface;
+        let i = dev.claim_interface(interface.get(), false).unwrap();
+        let endpoints = [
+            mcu.command_out.address(),
+            mcu.response_in.address(),
+            stream.address(),
+        ];
         for address in endpoints {
             let described = config
                 .endpoints(interface)
@@ -255,8 +270,8 @@ fn the_device_layer_reads_whole_packets_and_names_the_command_that_babbled() {
 #[test]
 fn babble_on_the_streams_is_a_counted_drop() {
     within(60, || {
-        let depth = FaultTarget::Endpoint(Function::Depth, 0x83);
-        let imu = FaultTarget::Endpoint(Function::Color, 0x82);
+        let depth = FaultTarget::Stream(Stream::Depth);
+        let imu = FaultTarget::Stream(Stream::Imu);
         let b = EmulatedBackend::new(spec(vec![
             FaultRule::once_after(0, depth, Fault::Babble, 2),
             FaultRule::once_after(0, imu, Fault::Babble, 3),

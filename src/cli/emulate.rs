@@ -25,6 +25,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::types::Stream;
+
 /// Environment variable read when `--emulate` is not on the command line.
 pub const EMULATE_ENV: &str = "FREEK4A_EMULATE";
 
@@ -110,17 +112,6 @@ fn parse_cable(value: &str) -> Result<UnitCable, EmulateSpecError> {
     })
 }
 
-/// A streaming endpoint of an emulated unit, as named in `fault=`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultStream {
-    /// The depth stream (endpoint 0x83 of the depth function).
-    Depth,
-    /// The colour stream (endpoint 0x81 of the colour function).
-    Color,
-    /// The IMU stream (endpoint 0x82 of the colour function).
-    Imu,
-}
-
 /// A fault kind, as named in `fault=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -141,8 +132,8 @@ pub enum FaultKind {
 /// One `fault=STREAM:FAULT:AFTER[:TIMES]` item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamFault {
-    /// Which endpoint.
-    pub stream: FaultStream,
+    /// Which stream's endpoint.
+    pub stream: Stream,
     /// What happens.
     pub kind: FaultKind,
     /// Transfers let through first.
@@ -153,11 +144,7 @@ pub struct StreamFault {
 
 impl fmt::Display for StreamFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stream = match self.stream {
-            FaultStream::Depth => "depth",
-            FaultStream::Color => "color",
-            FaultStream::Imu => "imu",
-        };
+        let stream = self.stream.name();
         let kind = match self.kind {
             FaultKind::Timeout => "timeout",
             FaultKind::Stall => "stall",
@@ -178,12 +165,7 @@ fn parse_fault(value: &str) -> Result<StreamFault, EmulateSpecError> {
     if !(3..=4).contains(&parts.len()) {
         return Err(bad());
     }
-    let stream = match parts[0] {
-        "depth" => FaultStream::Depth,
-        "color" => FaultStream::Color,
-        "imu" => FaultStream::Imu,
-        _ => return Err(bad()),
-    };
+    let stream = Stream::from_name(parts[0]).ok_or_else(bad)?;
     let kind = match parts[1] {
         "timeout" => FaultKind::Timeout,
         "stall" => FaultKind::Stall,
@@ -191,7 +173,7 @@ fn parse_fault(value: &str) -> Result<StreamFault, EmulateSpecError> {
         "corrupt" => FaultKind::Corrupt,
         "disconnect" => FaultKind::Disconnect,
         // The colour endpoint is isochronous: no babble fault there.
-        "babble" if stream != FaultStream::Color => FaultKind::Babble,
+        "babble" if stream != Stream::Color => FaultKind::Babble,
         _ => return Err(bad()),
     };
     let after = parts[2].parse().map_err(|_| bad())?;
@@ -466,13 +448,13 @@ mod tests {
             s.faults,
             vec![
                 StreamFault {
-                    stream: FaultStream::Depth,
+                    stream: Stream::Depth,
                     kind: FaultKind::Timeout,
                     after: 30,
                     times: 4
                 },
                 StreamFault {
-                    stream: FaultStream::Imu,
+                    stream: Stream::Imu,
                     kind: FaultKind::Corrupt,
                     after: 10,
                     times: 1

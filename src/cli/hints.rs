@@ -1,8 +1,8 @@
 //! Hints printed on stderr after k4arecorder's bare "Device not found." (which stays on its
 //! own line, as scripts match it): why no unit was found and what to do.
 
+use crate::protocol::descriptors::{PID_COLOR, PID_DEPTH};
 use crate::transport::discovery::UsbPresence;
-use crate::transport::{PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH};
 
 /// The hint for trying without hardware.
 pub const EMULATE_HINT: &str =
@@ -32,10 +32,10 @@ pub fn device_not_found_hints(p: &UsbPresence) -> Vec<String> {
             "Hint: no Azure Kinect is plugged in (no USB device 045E:097C or 045E:097D); check that its power supply is connected and the USB-C cable goes to a USB 3 port."
                 .to_string(),
         );
-    } else if !(has(PRODUCT_ID_DEPTH) && has(PRODUCT_ID_COLOR)) {
+    } else if !(has(PID_DEPTH) && has(PID_COLOR)) {
         out.push(format!(
             "Hint: only the {} function of an Azure Kinect is visible; a unit needs both the depth (045E:097C) and colour (045E:097D) functions: check the power supply and use a USB 3 port.",
-            if has(PRODUCT_ID_DEPTH) { "depth" } else { "colour" }
+            if has(PID_DEPTH) { "depth" } else { "colour" }
         ));
     }
     out.push(EMULATE_HINT.to_string());
@@ -66,7 +66,7 @@ mod tests {
         assert!(device_not_found_hints(&empty)[0].contains("no Azure Kinect is plugged in"));
         let blocked = UsbPresence {
             usbfs: true,
-            functions: vec![f(PRODUCT_ID_DEPTH, false), f(PRODUCT_ID_COLOR, true)],
+            functions: vec![f(PID_DEPTH, false), f(PID_COLOR, true)],
         };
         let h = device_not_found_hints(&blocked);
         assert!(
@@ -75,7 +75,7 @@ mod tests {
         );
         let half = UsbPresence {
             usbfs: true,
-            functions: vec![f(PRODUCT_ID_COLOR, true)],
+            functions: vec![f(PID_COLOR, true)],
         };
         assert!(device_not_found_hints(&half)[0].contains("only the colour function"));
         for p in [none, empty, blocked, half] {

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cli::args::{Exposure, RecorderOptions};
-use crate::cli::emulate::{EmulateSpec, EmulateSpeed, FaultKind, FaultStream};
+use crate::cli::emulate::{EmulateSpec, EmulateSpeed, FaultKind};
 use crate::cli::session::{DroppedFrames, RecorderDevice, RecordingSink, WaitResult};
 use crate::device::{self, ColorControl, ControlMode, DepthEngineChoice, Device, DeviceError};
 use crate::emulator::{
-    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Function, Speed, SyncJacks,
+    EmulatedBackend, EmulatorSpec, Fault, FaultRule, FaultTarget, Speed, SyncJacks,
 };
 use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
 use crate::record::{RecordError, RecordingWriter, WriterStats};
@@ -72,11 +72,7 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
             .iter()
             .map(|f| FaultRule {
                 unit: 0,
-                target: match f.stream {
-                    FaultStream::Depth => FaultTarget::Endpoint(Function::Depth, 0x83),
-                    FaultStream::Color => FaultTarget::Endpoint(Function::Color, 0x81),
-                    FaultStream::Imu => FaultTarget::Endpoint(Function::Color, 0x82),
-                },
+                target: FaultTarget::Stream(f.stream),
                 fault: match f.kind {
                     FaultKind::Timeout => Fault::Timeout,
                     FaultKind::Stall => Fault::Stall,

@@ -327,15 +327,9 @@ impl Worker {
             });
         }
         let device_usec = crate::protocol::ticks_to_usec(info.center_of_exposure_in_ticks);
-        let image = |format: ImageFormat, data: Vec<u8>| Image {
-            format,
-            width: self.width,
-            height: self.height,
-            stride_bytes: self.width * 2,
-            device_timestamp_usec: device_usec,
-            system_timestamp_nsec: system_ns,
-            exposure_usec: 0,
-            data,
+        let image = |format: ImageFormat, data: Vec<u8>| {
+            Image::new(format, self.width, self.height, device_usec, data)
+                .with_system_timestamp_nsec(system_ns)
         };
         let (depth, ir) = if self.mode.has_depth() {
             let ir = out[n..2 * n].to_vec();

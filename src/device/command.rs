@@ -8,6 +8,7 @@ use crate::protocol::command::{
     Command, CommandError, CommandName, DeviceStatus, HostTransaction, TransactionIds,
     COMMAND_TIMEOUT_MS, STATUS_PACKET_LEN,
 };
+use crate::protocol::descriptors::McuChannel;
 use crate::transport::{in_transfer_len, EndpointQueue, TransferError, UsbInterface};
 
 /// Why a command transaction failed.
@@ -95,11 +96,10 @@ fn wait(
 impl CommandChannel {
     pub fn new(
         interface: std::sync::Arc<Box<dyn UsbInterface>>,
-        out_ep: u8,
-        in_ep: u8,
+        channel: McuChannel,
     ) -> Result<CommandChannel, crate::transport::Error> {
-        let out = interface.endpoint(out_ep)?;
-        let inq = interface.endpoint(in_ep)?;
+        let out = interface.endpoint(channel.command_out.address())?;
+        let inq = interface.endpoint(channel.response_in.address())?;
         Ok(CommandChannel {
             inner: Mutex::new(Inner {
                 out,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::protocol::uvc::{
-    self, exposure_usec_to_uvc, exposure_uvc_to_usec, request, ControlUnit, PowerLine, UvcControl,
+    self, exposure_usec_to_uvc, exposure_uvc_to_usec, request, PowerLine, UvcControl,
 };
 use crate::transport::{ControlSetup, TransferError, UsbInterface};
 
@@ -85,37 +85,20 @@ pub fn exposure_from_recorder_value(v: i32) -> Option<u32> {
     }
 }
 
-/// Entity ids of the emulated and real camera (camera terminal, processing unit).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Entities {
-    pub camera_terminal: u8,
-    pub processing_unit: u8,
-    pub vc_interface: u8,
-}
-
 const TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(crate) struct Controls<'a> {
     pub vc: &'a dyn UsbInterface,
-    pub ids: Entities,
     pub control: ColorControl,
 }
 
 impl Controls<'_> {
-    fn index(&self, c: UvcControl) -> u16 {
-        let id = match c.unit {
-            ControlUnit::CameraTerminal => self.ids.camera_terminal,
-            ControlUnit::ProcessingUnit => self.ids.processing_unit,
-        };
-        (id as u16) << 8 | self.ids.vc_interface as u16
-    }
-
     pub fn get(&self, c: UvcControl, req: u8) -> Result<i32, ControlError> {
         let setup = ControlSetup {
             request_type: request::GET_REQUEST_TYPE,
             request: req,
-            value: (c.selector as u16) << 8,
-            index: self.index(c),
+            value: c.w_value(),
+            index: c.w_index(),
         };
         let b = self
             .vc
@@ -143,8 +126,8 @@ impl Controls<'_> {
         let setup = ControlSetup {
             request_type: request::SET_REQUEST_TYPE,
             request: request::SET_CUR,
-            value: (c.selector as u16) << 8,
-            index: self.index(c),
+            value: c.w_value(),
+            index: c.w_index(),
         };
         let bytes = v.to_le_bytes();
         self.vc
@@ -222,7 +205,7 @@ pub(crate) fn set(
                     })
                 }
             };
-            ctl.set(uvc::PU_POWER_LINE_FREQUENCY, value)?;
+            ctl.set(uvc::PU_POWER_LINE_FREQUENCY, new.uvc_value().into())?;
             Ok(Some(new))
         }
         (_, ControlMode::Manual) => {

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::types::Stream;
 pub use command::CommandFailure;
 pub use controls::{exposure_from_recorder_value, ColorControl, ControlError, ControlMode};
 pub use streams::{monotonic_ns, RawDepthFrame, IMU_QUEUE_DEPTH};
@@ -26,8 +27,8 @@ use command::CommandChannel;
 use streams::{DepthSink, DropOldest, Reader};
 use sync::{CaptureSync, SyncParams};
 
-use crate::depthengine::{self, DepthEngine, DepthPipeline};
-use crate::protocol::calibration::Calibration;
+use crate::depthengine::{self, DepthEngine, DepthEngineError, DepthPipeline};
+use crate::protocol::calibration::{Calibration, CalibrationError};
 use crate::protocol::command::{
     ComponentVersionGet, DepthFpsSet, DepthModeSet, DepthStart, DepthStop, DepthStreamStart,
     DepthStreamStop, GetJackState, ImuStreamStart, ImuStreamStop, NvDataGet, ReadCalibrationData,
@@ -35,12 +36,16 @@ use crate::protocol::command::{
 };
 use crate::protocol::depth_raw;
 use crate::protocol::descriptors::{
-    container_id_text, parse_container_id, Configuration, UvcFormatKind, GUID_NV12, GUID_YUY2,
-    UVC_CAMERA_TERMINAL_ID, UVC_CONTROL_INTERFACE, UVC_PROCESSING_UNIT_ID, UVC_STREAMING_INTERFACE,
+    container_id_text, descriptor_type, parse_container_id, Configuration, DescriptorError,
+    InEndpoint, StreamEndpoint, UvcFormatKind, ALT_SETTING_ZERO_BANDWIDTH, COLOR_MCU, DEPTH_MCU,
+    GUID_NV12, GUID_YUY2, PID_COLOR, PID_DEPTH, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
+    VID_MICROSOFT,
 };
 use crate::protocol::modes::{self, validate_configuration, ConfigError, DepthModeInfo};
-use crate::protocol::payload::{check_minimum_firmware, JackState, NvTag, SyncConfig};
-use crate::protocol::uvc::{self as uvcp, PowerLine, ProbeCommit};
+use crate::protocol::payload::{
+    check_minimum_firmware, FirmwareTooOld, JackState, NvTag, SyncConfig,
+};
+use crate::protocol::uvc::{self as uvcp, PowerLine, ProbeCommit, UvcError};
 use crate::transport::{
     self, usbfs_memory, Backend, ControlSetup, DeviceInfo, TransferError, UsbDevice, UsbInterface,
 };
@@ -48,47 +53,48 @@ use crate::types::{
     Capture, ColorResolution, DepthMode, DeviceConfig, HardwareVersion, ImageFormat, ImuSample,
 };
 
-/// A stream of the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stream {
-    /// Raw depth frames (bulk 0x83 of 045E:097C).
-    Depth,
-    /// Colour UVC payloads (isochronous 0x81 of 045E:097D).
-    Color,
-    /// IMU packets (bulk 0x82 of 045E:097D).
-    Imu,
-}
-
-impl std::fmt::Display for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stream::Depth => "depth",
-            Stream::Color => "color",
-            Stream::Imu => "IMU",
-        })
-    }
-}
-
 /// Why a stream stopped delivering.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug)]
 pub enum StreamError {
     /// A transfer failed (disconnect, stall, fault).
-    #[error("{stream} stream: transfer failed: {source}")]
     Transfer {
         /// The stream.
         stream: Stream,
         /// Why.
         source: TransferError,
     },
-    /// The depth engine failed.
-    #[error("depth engine: {0}")]
-    DepthEngine(String),
+    /// The depth engine failed (shared: every waiting reader sees the same failure).
+    DepthEngine(Arc<DepthEngineError>),
     /// A reader thread could not be started.
-    #[error("could not start a stream thread: {0}")]
-    Thread(String),
+    Thread(Arc<std::io::Error>),
     /// The stream is not running.
-    #[error("the stream is not running")]
     NotStreaming,
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Transfer { stream, source } => {
+                write!(f, "{stream} stream: transfer failed: {source}")
+            }
+            StreamError::DepthEngine(e) => write!(f, "depth engine: {e}"),
+            StreamError::Thread(e) => write!(f, "could not start a stream thread: {e}"),
+            StreamError::NotStreaming => f.write_str("the stream is not running"),
+        }
+    }
+}
+
+// By hand rather than derived: the shared causes are reported as themselves, not as `Arc`s,
+// so callers can downcast them.
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StreamError::Transfer { source, .. } => Some(source),
+            StreamError::DepthEngine(e) => Some(e.as_ref()),
+            StreamError::Thread(e) => Some(e.as_ref()),
+            StreamError::NotStreaming => None,
+        }
+    }
 }
 
 /// Errors of the device layer; each names what failed.
@@ -130,7 +136,7 @@ pub enum DeviceError {
     },
     /// Firmware too old (the SDK's message).
     #[error("{0}")]
-    FirmwareTooOld(String),
+    FirmwareTooOld(#[source] FirmwareTooOld),
     /// The calibration JSON could not be read after every retry.
     #[error("calibration JSON could not be read in {attempts} attempts: {last}")]
     CalibrationRead {
@@ -141,16 +147,72 @@ pub enum DeviceError {
     },
     /// The calibration JSON did not parse.
     #[error("calibration JSON: {0}")]
-    Calibration(String),
+    Calibration(#[source] CalibrationError),
     /// The configuration is refused (the SDK's message).
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
-    /// The call is not allowed in this state (the SDK's message).
-    #[error("{0}")]
-    State(String),
-    /// Depth needs an engine and none could be loaded.
+    /// `start_cameras` while a camera runs (the SDK's message).
+    #[error(
+        "k4a_device_start_cameras called while one of the sensors are running, depth:{} color:{}",
+        u8::from(*depth),
+        u8::from(*color)
+    )]
+    CamerasRunning {
+        /// The depth camera runs.
+        depth: bool,
+        /// The colour camera runs.
+        color: bool,
+    },
+    /// `start_cameras` while the IMU runs (the SDK's message).
+    #[error(
+        "k4a_device_start_cameras called while the IMU is running is not supported, stop the IMU"
+    )]
+    ImuRunning,
+    /// `start_imu` without a running camera (the SDK's message).
+    #[error(
+        "k4a_device_start_imu called while the color/depth camera is not running is not supported"
+    )]
+    CamerasNotRunning,
+    /// `start_imu` twice.
+    #[error("the IMU is already running")]
+    ImuAlreadyRunning,
+    /// A depth mode the mode table or the sensor does not know.
+    #[error("{}", match .0 {
+        DepthModeGap::NoModeInfo(m) => format!("no depth mode table entry for {}", m.sdk_name()),
+        DepthModeGap::NoSensorMode(_) => "depth mode has no sensor mode".to_string(),
+    })]
+    DepthMode(DepthModeGap),
+    /// The colour function's configuration descriptor did not parse.
+    #[error("colour configuration descriptor: {0}")]
+    ColorDescriptor(#[source] DescriptorError),
+    /// The camera's answer to the probe control did not parse.
+    #[error("probe control: {0}")]
+    ProbeControl(#[source] UvcError),
+    /// No streaming alternate setting has the bandwidth the camera negotiated.
+    #[error("no streaming alternate setting carries {bytes_per_interval} bytes per interval")]
+    NoAltSetting {
+        /// dwMaxPayloadTransferSize the camera negotiated.
+        bytes_per_interval: u32,
+    },
+    /// The usbfs budget has no room for one colour transfer beside the depth transfers.
+    #[error(
+        "colour camera: no room for one {transfer_bytes}-byte isochronous transfer beside the \
+         depth transfers: {}",
+        usbfs_memory::USBFS_MEMORY_HINT
+    )]
+    NoRoomForColor {
+        /// Bytes of one isochronous transfer.
+        transfer_bytes: usize,
+    },
+    /// Depth needs an engine and raw-only mode has none.
+    #[error("depth engine: raw-only mode has no engine")]
+    RawOnlyHasNoEngine,
+    /// The depth engine could not be loaded.
     #[error("depth engine: {0}")]
-    DepthEngine(String),
+    DepthEngine(#[source] DepthEngineError),
+    /// The depth engine's pipeline did not start.
+    #[error("depth engine: Depth Engine thread failed to start: {0}")]
+    DepthEngineStart(#[source] DepthEngineError),
     /// The colour camera has no frame for the configuration.
     #[error("colour camera offers no {format:?} {width}x{height} at {fps} fps")]
     NoColorFormat {
@@ -177,6 +239,15 @@ pub enum DeviceError {
     /// A stream failed.
     #[error(transparent)]
     Stream(#[from] StreamError),
+}
+
+/// What the tables lack for a depth mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthModeGap {
+    /// No entry in the depth mode table.
+    NoModeInfo(DepthMode),
+    /// No sensor mode to command.
+    NoSensorMode(DepthMode),
 }
 
 /// Counters of everything the device layer dropped, per stream and reason.
@@ -295,10 +366,10 @@ pub fn list(backend: &dyn Backend) -> Result<usize, DeviceError> {
     let all = backend.list()?;
     let count = |pid| {
         all.iter()
-            .filter(|d| d.vendor_id == transport::VENDOR_ID && d.product_id == pid)
+            .filter(|d| d.vendor_id == VID_MICROSOFT && d.product_id == pid)
             .count()
     };
-    Ok(count(transport::PRODUCT_ID_DEPTH).max(count(transport::PRODUCT_ID_COLOR)))
+    Ok(count(PID_DEPTH).max(count(PID_COLOR)))
 }
 
 const DESCRIPTOR_TIMEOUT: Duration = Duration::from_secs(1);
@@ -361,7 +432,7 @@ fn nth(backend: &dyn Backend, pid: u16) -> Result<Vec<DeviceInfo>, DeviceError> 
     Ok(backend
         .list()?
         .into_iter()
-        .filter(|d| d.vendor_id == transport::VENDOR_ID && d.product_id == pid)
+        .filter(|d| d.vendor_id == VID_MICROSOFT && d.product_id == pid)
         .collect())
 }
 
@@ -378,13 +449,13 @@ impl Device {
         index: usize,
         options: OpenOptions,
     ) -> Result<Device, DeviceError> {
-        let depths = nth(backend, transport::PRODUCT_ID_DEPTH)?;
+        let depths = nth(backend, PID_DEPTH)?;
         let info = depths.get(index).ok_or(DeviceError::NotFound {
             index,
             count: depths.len(),
         })?;
         let depth_dev = backend.open(info)?;
-        let bos = depth_dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT)?;
+        let bos = depth_dev.get_descriptor(descriptor_type::BOS, 0, 0, DESCRIPTOR_TIMEOUT)?;
         let container_id =
             parse_container_id(&bos)
                 .ok()
@@ -392,14 +463,15 @@ impl Device {
                 .ok_or_else(|| DeviceError::NoContainerId {
                     device: info.to_string(),
                 })?;
-        let depth_if: Arc<Box<dyn UsbInterface>> = Arc::new(depth_dev.claim_interface(0, true)?);
-        let depth_cmd = CommandChannel::new(depth_if.clone(), 0x02, 0x81)?;
+        let depth_if: Arc<Box<dyn UsbInterface>> =
+            Arc::new(depth_dev.claim_interface(DEPTH_MCU.interface.get(), true)?);
+        let depth_cmd = CommandChannel::new(depth_if.clone(), DEPTH_MCU)?;
         let serial = depth_cmd.execute(ReadProductSerial)?.as_str().to_string();
 
         let mut color = None;
-        for c in nth(backend, transport::PRODUCT_ID_COLOR)? {
+        for c in nth(backend, PID_COLOR)? {
             let Ok(dev) = backend.open(&c) else { continue };
-            let Ok(b) = dev.get_descriptor(15, 0, 0, DESCRIPTOR_TIMEOUT) else {
+            let Ok(b) = dev.get_descriptor(descriptor_type::BOS, 0, 0, DESCRIPTOR_TIMEOUT) else {
                 continue;
             };
             if parse_container_id(&b).ok().flatten() == Some(container_id) {
@@ -409,13 +481,13 @@ impl Device {
         }
         let color_dev =
             color.ok_or_else(|| DeviceError::NoColorFunction(container_id_text(&container_id)))?;
-        let color_cmd =
-            CommandChannel::new(Arc::new(color_dev.claim_interface(2, true)?), 0x04, 0x83)?;
+        let color_if = color_dev.claim_interface(COLOR_MCU.interface.get(), true)?;
+        let color_cmd = CommandChannel::new(Arc::new(color_if), COLOR_MCU)?;
 
         let raw_calibration = read_calibration(&depth_cmd)?;
         let json_end = raw_calibration.len().saturating_sub(1);
         let calibration = Calibration::from_json(&raw_calibration[..json_end])
-            .map_err(|e| DeviceError::Calibration(e.to_string()))?;
+            .map_err(DeviceError::Calibration)?;
 
         let delay = options
             .readiness_retry_delay
@@ -448,12 +520,11 @@ impl Device {
             .execute(ComponentVersionGet)?
             .to_hardware_version();
         depth_cmd.execute(ReadProductSerial)?;
-        check_minimum_firmware(&hardware_version)
-            .map_err(|e| DeviceError::FirmwareTooOld(e.to_string()))?;
+        check_minimum_firmware(&hardware_version).map_err(DeviceError::FirmwareTooOld)?;
         // Quiet stop in case an earlier session crashed: statuses ignored.
         let _ = depth_cmd.execute_with_status(DepthStreamStop);
         let _ = depth_cmd.execute_with_status(DepthStop);
-        let vc = color_dev.claim_interface(UVC_CONTROL_INTERFACE, true)?;
+        let vc = color_dev.claim_interface(UVC_CONTROL_INTERFACE.get(), true)?;
         let _ = color_cmd.execute_with_status(ImuStreamStop);
 
         Ok(Device {
@@ -546,13 +617,9 @@ impl Device {
             DepthEngineChoice::Path(p) => DepthEngine::load(Some(p)),
             DepthEngineChoice::System => DepthEngine::load(None),
             DepthEngineChoice::Emulated => DepthEngine::emulated(),
-            DepthEngineChoice::RawOnly => {
-                return Err(DeviceError::DepthEngine(
-                    "raw-only mode has no engine".into(),
-                ))
-            }
+            DepthEngineChoice::RawOnly => return Err(DeviceError::RawOnlyHasNoEngine),
         }
-        .map_err(|e| DeviceError::DepthEngine(e.to_string()))?;
+        .map_err(DeviceError::DepthEngine)?;
         self.engine = Some(e.clone());
         Ok(e)
     }
@@ -562,15 +629,10 @@ impl Device {
         if let Some(r) = &self.running {
             let depth = r.config.depth_mode != DepthMode::Off;
             let color = r.config.color_resolution != ColorResolution::Off;
-            return Err(DeviceError::State(format!(
-                "k4a_device_start_cameras called while one of the sensors are running, depth:{} color:{}",
-                depth as u8, color as u8
-            )));
+            return Err(DeviceError::CamerasRunning { depth, color });
         }
         if self.imu_reader.is_some() {
-            return Err(DeviceError::State(
-                "k4a_device_start_cameras called while the IMU is running is not supported, stop the IMU".into(),
-            ));
+            return Err(DeviceError::ImuRunning);
         }
         let jack = if modes::needs_jack_state(config) {
             self.color_cmd.execute(GetJackState)?
@@ -624,15 +686,12 @@ impl Device {
         color_on: bool,
     ) -> Result<(), DeviceError> {
         if depth_on {
-            let info = DepthModeInfo::for_mode(config.depth_mode).ok_or_else(|| {
-                DeviceError::State(format!(
-                    "no depth mode table entry for {}",
-                    config.depth_mode.sdk_name()
-                ))
-            })?;
-            let sensor = depth_raw::sensor_mode_for(config.depth_mode)
+            let mode = config.depth_mode;
+            let info = DepthModeInfo::for_mode(mode)
+                .ok_or(DeviceError::DepthMode(DepthModeGap::NoModeInfo(mode)))?;
+            let sensor = depth_raw::sensor_mode_for(mode)
                 .and_then(SensorMode::from_value)
-                .ok_or_else(|| DeviceError::State("depth mode has no sensor mode".into()))?;
+                .ok_or(DeviceError::DepthMode(DepthModeGap::NoSensorMode(mode)))?;
             self.depth_cmd.execute(DepthModeSet { mode: sensor })?;
             if self.cal_block.is_none() {
                 let block = self.depth_cmd.execute(NvDataGet {
@@ -653,9 +712,7 @@ impl Device {
                     self.cal_block.clone().unwrap_or_default(),
                     camera,
                 )
-                .map_err(|e| {
-                    DeviceError::DepthEngine(format!("Depth Engine thread failed to start: {e}"))
-                })?;
+                .map_err(DeviceError::DepthEngineStart)?;
                 let rx = p.receiver().clone();
                 let p = Arc::new(Mutex::new(p));
                 let flow = Arc::new(streams::EngineFlow::default());
@@ -679,7 +736,9 @@ impl Device {
             self.depth_cmd.execute(DepthStart)?;
             self.depth_cmd.execute(DepthStreamStart)?;
             let raw_size = depth_raw::raw_frame_size(sensor.value()).unwrap_or(0);
-            let queue = self.depth_if.endpoint(0x83)?;
+            let queue = self
+                .depth_if
+                .endpoint(StreamEndpoint::of(Stream::Depth).endpoint.address())?;
             // Whole packets of the endpoint's own size (1024 on the hardware, so the SDK's
             // 1024-rounded buffer).
             let buffer_size = crate::transport::in_transfer_len(raw_size, queue.max_packet_size());
@@ -726,9 +785,13 @@ impl Device {
             ImageFormat::Yuy2 => UvcFormatKind::Uncompressed(GUID_YUY2),
             _ => UvcFormatKind::Mjpeg,
         };
-        let bytes = self.color_dev.get_descriptor(2, 0, 0, DESCRIPTOR_TIMEOUT)?;
-        let descriptors = Configuration::decode(&bytes)
-            .map_err(|e| DeviceError::State(format!("colour configuration descriptor: {e}")))?;
+        let bytes = self.color_dev.get_descriptor(
+            descriptor_type::CONFIGURATION,
+            0,
+            0,
+            DESCRIPTOR_TIMEOUT,
+        )?;
+        let descriptors = Configuration::decode(&bytes).map_err(DeviceError::ColorDescriptor)?;
         let formats = descriptors.uvc_formats();
         let no_format = || DeviceError::NoColorFormat {
             format: config.color_format,
@@ -754,7 +817,7 @@ impl Device {
             Some(v) => v,
             None => self
                 .color_dev
-                .claim_interface(UVC_STREAMING_INTERFACE, true)?,
+                .claim_interface(UVC_STREAMING_INTERFACE.get(), true)?,
         };
         let probe = ProbeCommit {
             hint: 1,
@@ -766,8 +829,8 @@ impl Device {
         let req = |request_type, request, selector: u8| ControlSetup {
             request_type,
             request,
-            value: (selector as u16) << 8,
-            index: UVC_STREAMING_INTERFACE as u16,
+            value: uvcp::vs_w_value(selector),
+            index: uvcp::VS_W_INDEX,
         };
         let uvc_err = |what| move |source| DeviceError::Uvc { what, source };
         let t = Duration::from_secs(1);
@@ -775,7 +838,7 @@ impl Device {
         let w = uvcp::request::SET_REQUEST_TYPE;
         vs.control_in(
             req(r, uvcp::request::GET_MAX, uvcp::VS_PROBE_CONTROL),
-            26,
+            uvcp::PROBE_LEN_UVC10 as u16,
             t,
         )
         .map_err(uvc_err("GET_MAX probe"))?;
@@ -788,12 +851,11 @@ impl Device {
         let got = vs
             .control_in(
                 req(r, uvcp::request::GET_CUR, uvcp::VS_PROBE_CONTROL),
-                26,
+                uvcp::PROBE_LEN_UVC10 as u16,
                 t,
             )
             .map_err(uvc_err("GET_CUR probe"))?;
-        let negotiated = ProbeCommit::decode(&got)
-            .map_err(|e| DeviceError::State(format!("probe control: {e}")))?;
+        let negotiated = ProbeCommit::decode(&got).map_err(DeviceError::ProbeControl)?;
         vs.control_out(
             req(w, uvcp::request::SET_CUR, uvcp::VS_COMMIT_CONTROL),
             &negotiated.encode(),
@@ -804,7 +866,7 @@ impl Device {
         let (alt, packet_size) = descriptors
             .interfaces
             .iter()
-            .filter(|i| i.number == UVC_STREAMING_INTERFACE && i.alternate > 0)
+            .filter(|i| i.number == UVC_STREAMING_INTERFACE.get() && i.alternate > 0)
             .filter_map(|i| {
                 let bpi = i
                     .endpoints
@@ -814,11 +876,8 @@ impl Device {
                 Some((i.alternate, bpi as usize))
             })
             .find(|(_, bpi)| *bpi >= negotiated.max_payload_transfer_size as usize)
-            .ok_or_else(|| {
-                DeviceError::State(format!(
-                    "no streaming alternate setting carries {} bytes per interval",
-                    negotiated.max_payload_transfer_size
-                ))
+            .ok_or(DeviceError::NoAltSetting {
+                bytes_per_interval: negotiated.max_payload_transfer_size,
             })?;
         let packets =
             ((negotiated.max_video_frame_size as usize).div_ceil(packet_size)).clamp(1, 32);
@@ -837,15 +896,13 @@ impl Device {
             }
         };
         if transfers == 0 {
-            return Err(DeviceError::State(format!(
-                "colour camera: no room for one {}-byte isochronous transfer beside the depth \
-                 transfers: {}",
-                packets * packet_size,
-                usbfs_memory::USBFS_MEMORY_HINT
-            )));
+            return Err(DeviceError::NoRoomForColor {
+                transfer_bytes: packets * packet_size,
+            });
         }
         vs.set_alt_setting(alt)?;
-        let queue = vs.iso_in_endpoint(0x81, packets, packet_size)?;
+        let video_in = StreamEndpoint::of(Stream::Color).endpoint;
+        let queue = vs.iso_in_endpoint(video_in.address(), packets, packet_size)?;
         running.color_started_at = Some(Instant::now());
         running.color_reader = Some(streams::start_color(streams::ColorReaderParams {
             queue,
@@ -894,7 +951,7 @@ impl Device {
         if let Some(mut c) = r.color_reader.take() {
             c.stop();
             if let Some(vs) = &self.vs {
-                let _ = vs.set_alt_setting(0);
+                let _ = vs.set_alt_setting(ALT_SETTING_ZERO_BANDWIDTH);
             }
         }
         match first_err {
@@ -906,18 +963,16 @@ impl Device {
     /// Starts the IMU (refused unless a camera runs, as the SDK).
     pub fn start_imu(&mut self) -> Result<(), DeviceError> {
         let Some(r) = &self.running else {
-            return Err(DeviceError::State(
-                "k4a_device_start_imu called while the color/depth camera is not running is not supported".into(),
-            ));
+            return Err(DeviceError::CamerasNotRunning);
         };
         if self.imu_reader.is_some() {
-            return Err(DeviceError::State("the IMU is already running".into()));
+            return Err(DeviceError::ImuAlreadyRunning);
         }
         let startup_filter = r
             .color_started_at
             .is_some_and(|t| t.elapsed() < Duration::from_millis(1500));
         self.color_cmd.execute(ImuStreamStart)?;
-        let queue = self.vc_sibling_endpoint(0x82)?;
+        let queue = self.vc_sibling_endpoint(StreamEndpoint::of(Stream::Imu).endpoint)?;
         self.imu_queue.set_running(true);
         let calibration = self.calibration.as_ref().map(|c| streams::ImuCalibration {
             gyro: c.gyro.clone(),
@@ -936,9 +991,9 @@ impl Device {
 
     fn vc_sibling_endpoint(
         &self,
-        address: u8,
+        endpoint: InEndpoint,
     ) -> Result<Box<dyn transport::EndpointQueue>, DeviceError> {
-        Ok(self.color_cmd.interface().endpoint(address)?)
+        Ok(self.color_cmd.interface().endpoint(endpoint.address())?)
     }
 
     /// Stops the IMU.
@@ -970,11 +1025,6 @@ impl Device {
     fn controls(&self, control: ColorControl) -> controls::Controls<'_> {
         controls::Controls {
             vc: self.vc.as_ref(),
-            ids: controls::Entities {
-                camera_terminal: UVC_CAMERA_TERMINAL_ID,
-                processing_unit: UVC_PROCESSING_UNIT_ID,
-                vc_interface: UVC_CONTROL_INTERFACE,
-            },
             control,
         }
     }
@@ -1053,5 +1103,75 @@ struct ReadCalibrationDataName;
 impl ReadCalibrationDataName {
     fn get() -> crate::protocol::command::CommandName {
         crate::protocol::command::CommandCode::ReadCalibrationData.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn state_errors_keep_the_sdk_messages() {
+        let cases = [
+            (
+                DeviceError::CamerasRunning {
+                    depth: true,
+                    color: false,
+                },
+                "k4a_device_start_cameras called while one of the sensors are running, depth:1 \
+                 color:0",
+            ),
+            (
+                DeviceError::ImuRunning,
+                "k4a_device_start_cameras called while the IMU is running is not supported, stop \
+                 the IMU",
+            ),
+            (
+                DeviceError::CamerasNotRunning,
+                "k4a_device_start_imu called while the color/depth camera is not running is not \
+                 supported",
+            ),
+            (
+                DeviceError::DepthMode(DepthModeGap::NoModeInfo(DepthMode::NfovUnbinned)),
+                "no depth mode table entry for K4A_DEPTH_MODE_NFOV_UNBINNED",
+            ),
+            (
+                DeviceError::NoAltSetting {
+                    bytes_per_interval: 3072,
+                },
+                "no streaming alternate setting carries 3072 bytes per interval",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+            assert!(e.source().is_none());
+        }
+    }
+
+    #[test]
+    fn typed_causes_stay_reachable_through_source() {
+        let cal = Calibration::from_json(b"not json").unwrap_err();
+        let e = DeviceError::Calibration(cal.clone());
+        assert_eq!(e.to_string(), format!("calibration JSON: {cal}"));
+        let source = e.source().expect("a cause");
+        assert_eq!(source.downcast_ref::<CalibrationError>(), Some(&cal));
+
+        let probe = ProbeCommit::decode(&[0; 4]).unwrap_err();
+        let e = DeviceError::ProbeControl(probe);
+        assert!(e.source().unwrap().downcast_ref::<UvcError>().is_some());
+
+        let engine = Arc::new(DepthEngineError::Stopped);
+        let e = DeviceError::Stream(StreamError::DepthEngine(engine));
+        assert_eq!(
+            e.to_string(),
+            "depth engine: depth engine pipeline has stopped"
+        );
+        // `Stream` is transparent: its source is the stream's own cause.
+        let cause = e.source().expect("the engine's error");
+        assert!(matches!(
+            cause.downcast_ref::<DepthEngineError>(),
+            Some(DepthEngineError::Stopped)
+        ));
     }
 }

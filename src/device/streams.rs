@@ -45,7 +45,7 @@ impl Reader {
         let handle = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || f(s))
-            .map_err(|e| StreamError::Thread(e.to_string()))?;
+            .map_err(|e| StreamError::Thread(Arc::new(e)))?;
         Ok(Reader {
             stop,
             handle: Some(handle),
@@ -228,7 +228,7 @@ pub(crate) fn start_depth(p: DepthReaderParams) -> Result<Reader, StreamError> {
                             let p = pipeline.lock().unwrap_or_else(|e| e.into_inner());
                             flow.pushed.fetch_add(1, Ordering::SeqCst);
                             if let Err(e) = p.push(data, ts) {
-                                sync.fail(StreamError::DepthEngine(e.to_string()));
+                                sync.fail(StreamError::DepthEngine(Arc::new(e)));
                                 break;
                             }
                         }
@@ -324,7 +324,7 @@ pub(crate) fn start_depth_forwarder(
                     sync.push_depth(c, &drops)
                 }
                 Ok(Err(e)) => {
-                    sync.fail(StreamError::DepthEngine(e.to_string()));
+                    sync.fail(StreamError::DepthEngine(Arc::new(e)));
                     break;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -417,16 +417,9 @@ pub(crate) fn start_color(p: ColorReaderParams) -> Result<Reader, StreamError> {
                         drops.add(&drops.color_bad_size, 1);
                         continue;
                     }
-                    let image = Image {
-                        format,
-                        width,
-                        height,
-                        stride_bytes: format.stride_bytes(width),
-                        device_timestamp_usec: ts,
-                        system_timestamp_nsec: monotonic_ns(),
-                        exposure_usec: meta.and_then(|m| m.exposure_usec).unwrap_or(0),
-                        data,
-                    };
+                    let image = Image::new(format, width, height, ts, data)
+                        .with_system_timestamp_nsec(monotonic_ns())
+                        .with_exposure_usec(meta.and_then(|m| m.exposure_usec).unwrap_or(0));
                     if backpressure {
                         sync.wait_for_room(&stop);
                     }

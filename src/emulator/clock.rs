@@ -7,9 +7,10 @@
 //! stay in step however fast the host drains them, and capture pairing sees what it would see
 //! on hardware.
 
-use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::types::{PerStream, Stream};
 
 /// After this long without a request from its host, a stream stops holding others back.
 const STALE: Duration = Duration::from_millis(40);
@@ -28,17 +29,6 @@ pub enum Speed {
     Max,
 }
 
-/// Identifies one stream of a unit for pacing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamId {
-    /// Depth frames on 0x83 of the depth function.
-    Depth,
-    /// UVC payloads on 0x81 of the colour function.
-    Color,
-    /// IMU packets on 0x82 of the colour function.
-    Imu,
-}
-
 struct PacerState {
     /// Monotonic instant at which the device clock read `epoch_ticks`.
     epoch_instant: Instant,
@@ -47,7 +37,7 @@ struct PacerState {
     generation: u64,
     /// Next item tick of every stream taking part in lock-step (Max speed), and when its host
     /// last asked for data.
-    next_ticks: HashMap<StreamId, (u64, Instant)>,
+    next_ticks: PerStream<Option<(u64, Instant)>>,
     /// Highest tick handed out since the last reset (the clock in Max speed).
     virtual_now_ticks: u64,
     /// Max speed: the timebase was reset in this session, so streams that start now start
@@ -74,7 +64,7 @@ impl Pacer {
                 epoch_instant: Instant::now(),
                 epoch_ticks: power_on_ticks,
                 generation: 0,
-                next_ticks: HashMap::new(),
+                next_ticks: PerStream::default(),
                 virtual_now_ticks: power_on_ticks,
                 start_at_zero: false,
             }),
@@ -120,8 +110,10 @@ impl Pacer {
         s.virtual_now_ticks = 0;
         s.start_at_zero = true;
         s.generation += 1;
-        for t in s.next_ticks.values_mut() {
-            t.0 = 0;
+        for (_, t) in s.next_ticks.iter_mut() {
+            if let Some(t) = t {
+                t.0 = 0;
+            }
         }
         self.changed.notify_all();
     }
@@ -152,16 +144,16 @@ impl Pacer {
     }
 
     /// Registers a stream for lock-step with its first item tick.
-    pub fn join(&self, stream: StreamId, first_ticks: u64) {
+    pub fn join(&self, stream: Stream, first_ticks: u64) {
         let mut s = self.lock();
-        s.next_ticks.insert(stream, (first_ticks, Instant::now()));
+        s.next_ticks[stream] = Some((first_ticks, Instant::now()));
         self.changed.notify_all();
     }
 
     /// Removes a stream from lock-step (stopped, or no longer drained).
-    pub fn leave(&self, stream: StreamId) {
+    pub fn leave(&self, stream: Stream) {
         let mut s = self.lock();
-        s.next_ticks.remove(&stream);
+        s.next_ticks[stream] = None;
         self.changed.notify_all();
     }
 
@@ -170,13 +162,13 @@ impl Pacer {
     /// differs) so the caller re-anchors its schedule.
     pub fn wait_until(
         &self,
-        stream: StreamId,
+        stream: Stream,
         ticks: u64,
         generation: u64,
         deadline: Instant,
     ) -> bool {
         let mut s = self.lock();
-        s.next_ticks.insert(stream, (ticks, Instant::now()));
+        s.next_ticks[stream] = Some((ticks, Instant::now()));
         self.changed.notify_all();
         loop {
             if s.generation != generation {
@@ -185,16 +177,15 @@ impl Pacer {
             let now = Instant::now();
             match self.speed {
                 Speed::Max => {
-                    s.next_ticks.insert(stream, (ticks, now));
+                    s.next_ticks[stream] = Some((ticks, now));
                     // A stream whose host stopped asking for data (not draining it) does
                     // not hold the others back.
                     let slowest = s
                         .next_ticks
                         .iter()
-                        .filter(|(id, (_, seen))| {
-                            **id != stream && now.duration_since(*seen) < STALE
-                        })
-                        .map(|(_, (t, _))| *t)
+                        .filter_map(|(id, next)| next.filter(|_| id != stream))
+                        .filter(|(_, seen)| now.duration_since(*seen) < STALE)
+                        .map(|(t, _)| t)
                         .min();
                     if slowest.is_none_or(|m| ticks <= m.saturating_add(self.window_ticks)) {
                         s.virtual_now_ticks = s.virtual_now_ticks.max(ticks);
@@ -243,12 +234,12 @@ mod tests {
         let p = Pacer::new(Speed::Max, 0);
         let g = p.generation();
         let soon = Instant::now() + Duration::from_millis(20);
-        p.join(StreamId::Color, 3000);
-        assert!(p.wait_until(StreamId::Depth, 3000, g, soon));
+        p.join(Stream::Color, 3000);
+        assert!(p.wait_until(Stream::Depth, 3000, g, soon));
         // Depth may not run a whole second ahead of colour.
-        assert!(!p.wait_until(StreamId::Depth, 90_000, g, soon));
-        p.leave(StreamId::Color);
-        assert!(p.wait_until(StreamId::Depth, 90_000, g, soon));
+        assert!(!p.wait_until(Stream::Depth, 90_000, g, soon));
+        p.leave(Stream::Color);
+        assert!(p.wait_until(Stream::Depth, 90_000, g, soon));
         assert_eq!(p.now_ticks(), 90_000);
     }
 
@@ -261,7 +252,7 @@ mod tests {
         assert_ne!(p.generation(), g);
         assert!(p.now_ticks() < 1_000_000);
         assert!(!p.wait_until(
-            StreamId::Imu,
+            Stream::Imu,
             10,
             g,
             Instant::now() + Duration::from_millis(5)

@@ -4,25 +4,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::clock::{StreamId, TICKS_PER_SECOND};
+use super::clock::TICKS_PER_SECOND;
 use super::images;
 use super::streams::{gate, Gate, Schedule};
-use super::{ColorCam, Fault, FaultTarget, Function, Unit};
+use super::{ColorCam, Fault, FaultTarget, Unit};
 use crate::protocol::descriptors::{
-    color_configuration, UvcFormatKind, GUID_NV12, GUID_YUY2, UVC_ALT_BYTES_PER_INTERVAL,
-    UVC_CAMERA_TERMINAL_ID, UVC_PROCESSING_UNIT_ID,
+    color_configuration, UvcFormatKind, EP_UVC_VIDEO_IN, GUID_NV12, GUID_YUY2,
+    UVC_ALT_BYTES_PER_INTERVAL,
 };
 use crate::protocol::uvc::{
-    header_bits, request as uvc_req, CaptureStats, FrameAlignInfo, PayloadHeader, ProbeCommit,
-    CAPTURE_STATS_EXPOSURE_TIME, CAPTURE_STATS_ISO_SPEED, CAPTURE_STATS_WHITE_BALANCE,
+    header_bits, request as uvc_req, CaptureStats, FrameAlignInfo, PayloadHeader, PowerLine,
+    ProbeCommit, UvcControl, AE_MODE_AUTO, AE_MODE_MANUAL, CAPTURE_STATS_EXPOSURE_TIME,
+    CAPTURE_STATS_ISO_SPEED, CAPTURE_STATS_WHITE_BALANCE, CT_AE_MODE, CT_EXPOSURE_TIME_ABSOLUTE,
+    PU_BACKLIGHT_COMPENSATION, PU_BRIGHTNESS, PU_CONTRAST, PU_GAIN, PU_POWER_LINE_FREQUENCY,
+    PU_SATURATION, PU_SHARPNESS, PU_WHITE_BALANCE_TEMPERATURE, PU_WHITE_BALANCE_TEMPERATURE_AUTO,
 };
 use crate::transport::{IsoCompletion, IsoInQueue, IsoPacket, TransferError};
-use crate::types::WiredSyncMode;
+use crate::types::{Stream, WiredSyncMode};
 
-/// bTerminalID of the camera terminal.
-pub const CAMERA_TERMINAL_ID: u8 = UVC_CAMERA_TERMINAL_ID;
-/// bUnitID of the processing unit.
-pub const PROCESSING_UNIT_ID: u8 = UVC_PROCESSING_UNIT_ID;
 /// Largest bytes per service interval of the streaming endpoint.
 pub const BYTES_PER_INTERVAL: usize = 49_152;
 
@@ -102,10 +101,9 @@ pub fn negotiate(p: &ProbeCommit) -> ProbeCommit {
     }
 }
 
+/// The range the emulated camera offers for a control.
 struct ControlDef {
-    entity: u8,
-    selector: u8,
-    len: usize,
+    control: UvcControl,
     min: i32,
     max: i32,
     res: i32,
@@ -114,99 +112,77 @@ struct ControlDef {
 
 const CONTROLS: [ControlDef; 11] = [
     ControlDef {
-        entity: CAMERA_TERMINAL_ID,
-        selector: 0x02,
-        len: 1,
+        control: CT_AE_MODE,
         min: 1,
         max: 8,
         res: 9,
         def: 8,
     },
     ControlDef {
-        entity: CAMERA_TERMINAL_ID,
-        selector: 0x04,
-        len: 4,
+        control: CT_EXPOSURE_TIME_ABSOLUTE,
         min: 3,
         max: 16383,
         res: 1,
         def: 333,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x01,
-        len: 2,
+        control: PU_BACKLIGHT_COMPENSATION,
         min: 0,
         max: 1,
         res: 1,
         def: 0,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x02,
-        len: 2,
+        control: PU_BRIGHTNESS,
         min: 0,
         max: 255,
         res: 1,
         def: 128,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x03,
-        len: 2,
+        control: PU_CONTRAST,
         min: 0,
         max: 10,
         res: 1,
         def: 5,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x04,
-        len: 2,
+        control: PU_GAIN,
         min: 0,
         max: 255,
         res: 1,
         def: 0,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x05,
-        len: 1,
+        control: PU_POWER_LINE_FREQUENCY,
         min: 0,
         max: 2,
         res: 1,
         def: 2,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x07,
-        len: 2,
+        control: PU_SATURATION,
         min: 0,
         max: 63,
         res: 1,
         def: 32,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x08,
-        len: 2,
+        control: PU_SHARPNESS,
         min: 0,
         max: 4,
         res: 1,
         def: 2,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x0A,
-        len: 2,
+        control: PU_WHITE_BALANCE_TEMPERATURE,
         min: 2500,
         max: 12500,
         res: 10,
         def: 4500,
     },
     ControlDef {
-        entity: PROCESSING_UNIT_ID,
-        selector: 0x0B,
-        len: 1,
+        control: PU_WHITE_BALANCE_TEMPERATURE_AUTO,
         min: 0,
         max: 1,
         res: 1,
@@ -214,26 +190,15 @@ const CONTROLS: [ControlDef; 11] = [
     },
 ];
 
-fn def(entity: u8, selector: u8) -> Option<&'static ControlDef> {
-    CONTROLS
-        .iter()
-        .find(|c| c.entity == entity && c.selector == selector)
-}
-
-/// Data length of a control.
-pub fn control_len(entity: u8, selector: u8) -> Option<usize> {
-    def(entity, selector).map(|c| c.len)
+fn def(control: UvcControl) -> Option<&'static ControlDef> {
+    CONTROLS.iter().find(|c| c.control == control)
 }
 
 /// Answers GET_CUR/MIN/MAX/RES/DEF.
-pub fn control_get(cam: &ColorCam, entity: u8, selector: u8, request: u8) -> Option<i32> {
-    let c = def(entity, selector)?;
+pub fn control_get(cam: &ColorCam, control: UvcControl, request: u8) -> Option<i32> {
+    let c = def(control)?;
     Some(match request {
-        uvc_req::GET_CUR => cam
-            .controls
-            .get(&(entity, selector))
-            .copied()
-            .unwrap_or(c.def),
+        uvc_req::GET_CUR => cam.controls.get(&control).copied().unwrap_or(c.def),
         uvc_req::GET_MIN => c.min,
         uvc_req::GET_MAX => c.max,
         uvc_req::GET_RES => c.res,
@@ -244,34 +209,35 @@ pub fn control_get(cam: &ColorCam, entity: u8, selector: u8, request: u8) -> Opt
 
 /// Applies SET_CUR; `None` (a stall) for an unknown control, a wrong length or a value out of
 /// range.
-pub fn control_set(cam: &mut ColorCam, entity: u8, selector: u8, data: &[u8]) -> Option<()> {
-    let c = def(entity, selector)?;
-    if data.len() != c.len {
+pub fn control_set(cam: &mut ColorCam, control: UvcControl, data: &[u8]) -> Option<()> {
+    let c = def(control)?;
+    if data.len() != usize::from(control.len) {
         return None;
     }
-    let v = match c.len {
+    let v = match control.len {
         1 => data[0] as i32,
         2 if c.min < 0 => i16::from_le_bytes([data[0], data[1]]) as i32,
         2 => u16::from_le_bytes([data[0], data[1]]) as i32,
         _ => i32::from_le_bytes([data[0], data[1], data[2], data[3]]),
     };
-    if c.selector == 0x02 && c.entity == CAMERA_TERMINAL_ID {
-        if !matches!(v, 1 | 8) {
+    if control == CT_AE_MODE {
+        if !matches!(u8::try_from(v), Ok(AE_MODE_MANUAL | AE_MODE_AUTO)) {
             return None;
         }
     } else if v < c.min || v > c.max {
         return None;
     }
-    cam.controls.insert((entity, selector), v);
+    cam.controls.insert(control, v);
     Some(())
 }
 
 /// Exposure the sensor uses, µs: manual value, or the auto default, clipped to the frame period.
 fn exposure_usec(cam: &ColorCam, fps: u32) -> u64 {
-    let ae = control_get(cam, CAMERA_TERMINAL_ID, 0x02, uvc_req::GET_CUR).unwrap_or(8);
-    let fifty_hz = control_get(cam, PROCESSING_UNIT_ID, 0x05, uvc_req::GET_CUR) == Some(1);
-    let e = if ae == 1 {
-        control_get(cam, CAMERA_TERMINAL_ID, 0x04, uvc_req::GET_CUR).unwrap_or(333) as u64 * 100
+    let ae = control_get(cam, CT_AE_MODE, uvc_req::GET_CUR).unwrap_or(AE_MODE_AUTO.into());
+    let fifty_hz = control_get(cam, PU_POWER_LINE_FREQUENCY, uvc_req::GET_CUR)
+        == Some(PowerLine::Hz50.uvc_value().into());
+    let e = if ae == i32::from(AE_MODE_MANUAL) {
+        control_get(cam, CT_EXPOSURE_TIME_ABSOLUTE, uvc_req::GET_CUR).unwrap_or(333) as u64 * 100
     } else if fifty_hz {
         30_000
     } else {
@@ -373,13 +339,13 @@ impl ColorStream {
 
 impl Drop for ColorStream {
     fn drop(&mut self) {
-        self.unit.pacer.leave(StreamId::Color);
+        self.unit.pacer.leave(Stream::Color);
     }
 }
 
 impl IsoInQueue for ColorStream {
     fn address(&self) -> u8 {
-        0x81
+        EP_UVC_VIDEO_IN.address()
     }
     fn submit(&mut self, buffer: Vec<u8>) {
         self.pending.push_back((buffer, false));
@@ -398,14 +364,14 @@ impl IsoInQueue for ColorStream {
         if self.pending.front().is_some_and(|p| p.1) {
             return fail(&mut self.pending, TransferError::Cancelled);
         }
-        let target = FaultTarget::Endpoint(Function::Color, 0x81);
+        let target = FaultTarget::Stream(Stream::Color);
         if self.frame.is_none() {
             let deadline = Instant::now() + timeout;
             let probe = std::cell::Cell::new(None);
             let exposure = std::cell::Cell::new(0u64);
             let g = gate(
                 &self.unit,
-                StreamId::Color,
+                Stream::Color,
                 target,
                 &mut self.sched,
                 deadline,
@@ -533,6 +499,6 @@ impl IsoInQueue for ColorStream {
         for p in self.pending.iter_mut() {
             p.1 = true;
         }
-        self.unit.pacer.leave(StreamId::Color);
+        self.unit.pacer.leave(Stream::Color);
     }
 }

@@ -27,12 +27,13 @@ mod usb;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub use clock::{Speed, StreamId, TICKS_PER_SECOND};
+pub use clock::{Speed, TICKS_PER_SECOND};
 pub use imu::{ImuModel, ImuTruth};
 
 use crate::protocol::depth_raw::Scene;
+use crate::protocol::descriptors::{InterfaceNumber, PID_COLOR, PID_DEPTH, VID_MICROSOFT};
 use crate::transport::{self, Backend, DeviceInfo, UsbDevice};
-use crate::types::{HardwareVersion, Version};
+use crate::types::{HardwareVersion, Stream, Version};
 
 /// A small deterministic generator (xorshift64*), so a seed reproduces a run.
 #[derive(Clone, Debug)]
@@ -100,8 +101,8 @@ pub enum Fault {
 pub enum FaultTarget {
     /// A command code, on whichever MCU receives it.
     Command(u32),
-    /// A streaming endpoint of a function (depth 0x83, IMU 0x82, colour 0x81).
-    Endpoint(Function, u8),
+    /// The endpoint carrying a stream ([`crate::protocol::descriptors::StreamEndpoint::of`]).
+    Stream(Stream),
 }
 
 /// One fault rule.
@@ -237,8 +238,8 @@ pub(crate) struct ColorCam {
     pub streaming: bool,
     /// Selected alternate setting of the streaming interface.
     pub alt: u8,
-    /// Control values by (entity id, selector).
-    pub controls: std::collections::HashMap<(u8, u8), i32>,
+    /// Control values set with SET_CUR.
+    pub controls: std::collections::HashMap<crate::protocol::uvc::UvcControl, i32>,
 }
 
 /// Mutable state of one unit.
@@ -250,7 +251,7 @@ pub(crate) struct UnitState {
     pub subordinate_delay_ticks: u32,
     pub depth_delay_ticks: i32,
     pub imu_streaming: bool,
-    pub claimed: std::collections::HashSet<(Function, u8)>,
+    pub claimed: std::collections::HashSet<(Function, InterfaceNumber)>,
 }
 
 /// Responses waiting on a response IN endpoint.
@@ -512,11 +513,11 @@ impl Backend for EmulatedBackend {
         let mut out = Vec::new();
         for u in self.units.iter().filter(|u| !u.is_disconnected()) {
             for (f, pid, port) in [
-                (Function::Depth, transport::PRODUCT_ID_DEPTH, 1u8),
-                (Function::Color, transport::PRODUCT_ID_COLOR, 2u8),
+                (Function::Depth, PID_DEPTH, 1u8),
+                (Function::Color, PID_COLOR, 2u8),
             ] {
                 out.push(DeviceInfo {
-                    vendor_id: transport::VENDOR_ID,
+                    vendor_id: VID_MICROSOFT,
                     product_id: pid,
                     bus: 2 + u.index as u8,
                     address: 2 + port,

@@ -315,9 +315,12 @@ fn done(t: HostTransfer, status: Result<(), TransferError>) -> Completion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::descriptors::EP_DEPTH_RESPONSE_IN;
+
+    const EP: u8 = EP_DEPTH_RESPONSE_IN.address();
 
     fn pipe() -> InPipe {
-        InPipe::new(0x81, 1024, true)
+        InPipe::new(EP, 1024, true)
     }
 
     fn msg(len: usize, zlp: bool) -> Message {
@@ -337,7 +340,7 @@ mod tests {
         assert_eq!(
             c.status,
             Err(TransferError::InvalidLength {
-                endpoint: 0x81,
+                endpoint: EP,
                 requested: 255,
                 max_packet_size: 1024
             })
@@ -404,7 +407,7 @@ mod tests {
     #[test]
     fn babble_when_a_packet_does_not_fit() {
         // The kernel takes any length; a 255-byte buffer meets a 1024-byte packet.
-        let mut p = InPipe::new(0x81, 1024, false);
+        let mut p = InPipe::new(EP, 1024, false);
         p.submit(Vec::new(), 255);
         p.push(msg(2061, true));
         p.push(msg(16, true));

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::clock::{Pacer, StreamId, TICKS_PER_SECOND};
+use super::clock::{Pacer, TICKS_PER_SECOND};
 use super::imu::{self, ACCEL_SENSITIVITY_UG, GYRO_SENSITIVITY_UDPS};
 use super::pipe::{InPipe, Message, Source};
-use super::{Fault, FaultTarget, Function, Rng, Unit, UnitState};
+use super::{Fault, FaultTarget, Rng, Unit, UnitState};
 use crate::protocol::depth_raw::{self, RawFrameHeader};
 use crate::protocol::imu::{ImuPacket, RawImuSample};
 use crate::transport::{Completion, TransferError};
+use crate::types::Stream;
 
 /// A stream's schedule: item `index` is due at `anchor + index × period`.
 #[derive(Clone, Copy, Debug)]
@@ -62,7 +63,7 @@ pub(crate) enum Gate {
 /// returns (period in ticks, extra delay in ticks) from the unit's state.
 pub(crate) fn gate(
     unit: &Unit,
-    stream: StreamId,
+    stream: Stream,
     target: FaultTarget,
     sched: &mut Option<Schedule>,
     deadline: Instant,
@@ -126,7 +127,7 @@ impl DepthStream {
 
 impl Source for DepthStream {
     fn cancelled(&mut self) {
-        self.unit.pacer.leave(StreamId::Depth);
+        self.unit.pacer.leave(Stream::Depth);
     }
 
     fn produce(
@@ -134,11 +135,11 @@ impl Source for DepthStream {
         pipe: &mut InPipe,
         deadline: Instant,
     ) -> Result<Message, Option<Completion>> {
-        let target = FaultTarget::Endpoint(Function::Depth, 0x83);
+        let target = FaultTarget::Stream(Stream::Depth);
         let mode_cell = std::cell::Cell::new(0u32);
         let gate = gate(
             &self.unit,
-            StreamId::Depth,
+            Stream::Depth,
             target,
             &mut self.sched,
             deadline,
@@ -212,7 +213,7 @@ impl Source for DepthStream {
 
 impl Drop for DepthStream {
     fn drop(&mut self) {
-        self.unit.pacer.leave(StreamId::Depth);
+        self.unit.pacer.leave(Stream::Depth);
     }
 }
 
@@ -253,13 +254,13 @@ impl ImuStream {
 
 impl Drop for ImuStream {
     fn drop(&mut self) {
-        self.unit.pacer.leave(StreamId::Imu);
+        self.unit.pacer.leave(Stream::Imu);
     }
 }
 
 impl Source for ImuStream {
     fn cancelled(&mut self) {
-        self.unit.pacer.leave(StreamId::Imu);
+        self.unit.pacer.leave(Stream::Imu);
     }
 
     fn produce(
@@ -267,12 +268,12 @@ impl Source for ImuStream {
         pipe: &mut InPipe,
         deadline: Instant,
     ) -> Result<Message, Option<Completion>> {
-        let target = FaultTarget::Endpoint(Function::Color, 0x82);
+        let target = FaultTarget::Stream(Stream::Imu);
         // The schedule counts packets; a packet is due when its last sample is.
         let packet_ticks = IMU_SAMPLES_PER_PACKET * TICKS_PER_SECOND / imu::SAMPLE_RATE_HZ;
         let gate = gate(
             &self.unit,
-            StreamId::Imu,
+            Stream::Imu,
             target,
             &mut self.sched,
             deadline,

@@ -11,16 +11,20 @@ use super::pipe::{BulkIn, InPipe, Message, Source};
 use super::streams::{DepthStream, ImuStream};
 use super::{Function, Unit};
 use crate::protocol::descriptors::{
-    bos_descriptor, color_configuration, depth_configuration, string_descriptor, string_languages,
-    DeviceDescriptor,
+    bos_descriptor, color_configuration, depth_configuration, descriptor_type, string_descriptor,
+    string_index, string_languages, DeviceDescriptor, InterfaceNumber, McuChannel, StreamEndpoint,
+    ALT_SETTING_ZERO_BANDWIDTH, COLOR_MCU, COLOR_VENDOR_INTERFACE, DEPTH_INTERFACE, DEPTH_MCU,
+    EP_UVC_VIDEO_IN, TRANSFER_TYPE_BULK, UVC_CONTROL_INTERFACE, UVC_STREAMING_INTERFACE,
 };
 use crate::protocol::uvc::{
-    request as uvc_req, ProbeCommit, PROBE_LEN_UVC10, VS_COMMIT_CONTROL, VS_PROBE_CONTROL,
+    self as uvcp, request as uvc_req, ProbeCommit, UvcControl, PROBE_LEN_UVC10, VS_COMMIT_CONTROL,
+    VS_PROBE_CONTROL,
 };
 use crate::transport::{
     self, Completion, ControlSetup, DeviceInfo, EndpointQueue, ErrorKind, IsoInQueue,
     TransferError, UsbDevice, UsbInterface,
 };
+use crate::types::Stream;
 
 fn disconnected(context: String) -> transport::Error {
     transport::Error::new(ErrorKind::Disconnected, context)
@@ -36,7 +40,11 @@ pub(crate) struct EmuDevice {
 
 /// wMaxPacketSize of a bulk endpoint of `function`'s vendor interface, from the descriptors
 /// the function presents.
-fn bulk_max_packet_size(function: Function, interface: u8, address: u8) -> Option<usize> {
+fn bulk_max_packet_size(
+    function: Function,
+    interface: InterfaceNumber,
+    address: u8,
+) -> Option<usize> {
     let config = match function {
         Function::Depth => depth_configuration(),
         Function::Color => color_configuration(),
@@ -44,8 +52,8 @@ fn bulk_max_packet_size(function: Function, interface: u8, address: u8) -> Optio
     config
         .endpoints(interface)
         .iter()
-        .find(|e| e.address == address && e.transfer_type() == 2)
-        .map(|e| usize::from(e.max_packet_size & 0x7FF))
+        .find(|e| e.address == address && e.transfer_type() == TRANSFER_TYPE_BULK)
+        .map(|e| e.packet_size())
 }
 
 impl EmuDevice {
@@ -65,12 +73,12 @@ impl EmuDevice {
 
     fn string(&self, index: u8) -> Option<String> {
         match index {
-            1 => Some("Microsoft".into()),
-            2 => Some(match self.function {
+            string_index::MANUFACTURER => Some("Microsoft".into()),
+            string_index::PRODUCT => Some(match self.function {
                 Function::Depth => "Azure Kinect Depth Camera".into(),
                 Function::Color => "Azure Kinect 4K Camera".into(),
             }),
-            3 => Some(self.unit.serial.clone()),
+            string_index::SERIAL => Some(self.unit.serial.clone()),
             _ => None,
         }
     }
@@ -96,13 +104,13 @@ impl UsbDevice for EmuDevice {
         }
         let pid = self.info.product_id;
         match (descriptor_type, index) {
-            (1, 0) => Ok(DeviceDescriptor::for_product(pid).encode()),
-            (2, 0) => Ok(match self.function {
+            (descriptor_type::DEVICE, 0) => Ok(DeviceDescriptor::for_product(pid).encode()),
+            (descriptor_type::CONFIGURATION, 0) => Ok(match self.function {
                 Function::Depth => depth_configuration().encode(),
                 Function::Color => color_configuration().encode(),
             }),
-            (3, 0) => Ok(string_languages()),
-            (3, i) => self
+            (descriptor_type::STRING, 0) => Ok(string_languages()),
+            (descriptor_type::STRING, i) => self
                 .string(i)
                 .map(|s| string_descriptor(&s))
                 .ok_or_else(|| {
@@ -111,7 +119,7 @@ impl UsbDevice for EmuDevice {
                         format!("string {i} of {}", self.info),
                     )
                 }),
-            (15, 0) => Ok(bos_descriptor(self.unit.container_id)),
+            (descriptor_type::BOS, 0) => Ok(bos_descriptor(self.unit.container_id)),
             _ => Err(transport::Error::new(
                 ErrorKind::NotFound,
                 format!("descriptor {descriptor_type}/{index} of {}", self.info),
@@ -128,9 +136,15 @@ impl UsbDevice for EmuDevice {
         if self.unit.is_disconnected() {
             return Err(disconnected(ctx));
         }
+        let number = InterfaceNumber::new(number);
         let valid = match self.function {
-            Function::Depth => number == 0,
-            Function::Color => number <= 2,
+            Function::Depth => number == DEPTH_INTERFACE,
+            Function::Color => [
+                UVC_CONTROL_INTERFACE,
+                UVC_STREAMING_INTERFACE,
+                COLOR_VENDOR_INTERFACE,
+            ]
+            .contains(&number),
         };
         if !valid {
             return Err(transport::Error::new(ErrorKind::NotFound, ctx));
@@ -151,7 +165,7 @@ impl UsbDevice for EmuDevice {
 pub(crate) struct EmuInterface {
     unit: Arc<Unit>,
     function: Function,
-    number: u8,
+    number: InterfaceNumber,
     nusb_rules: bool,
 }
 
@@ -159,7 +173,7 @@ impl Drop for EmuInterface {
     fn drop(&mut self) {
         let mut st = self.unit.lock();
         st.claimed.remove(&(self.function, self.number));
-        if self.function == Function::Color && self.number == 1 && st.color.streaming {
+        if self.is_vs() && st.color.streaming {
             st.color.streaming = false;
             drop(st);
             self.unit.notify();
@@ -169,16 +183,24 @@ impl Drop for EmuInterface {
 
 impl EmuInterface {
     fn is_vs(&self) -> bool {
-        self.function == Function::Color && self.number == 1
+        self.function == Function::Color && self.number == UVC_STREAMING_INTERFACE
     }
     fn is_vc(&self) -> bool {
-        self.function == Function::Color && self.number == 0
+        self.function == Function::Color && self.number == UVC_CONTROL_INTERFACE
+    }
+    /// The MCU command channel this interface carries, if any.
+    fn mcu(&self) -> Option<McuChannel> {
+        match self.function {
+            Function::Depth => Some(DEPTH_MCU),
+            Function::Color => Some(COLOR_MCU),
+        }
+        .filter(|c| c.interface == self.number)
     }
 }
 
 impl UsbInterface for EmuInterface {
     fn number(&self) -> u8 {
-        self.number
+        self.number.get()
     }
 
     fn control_in(
@@ -190,8 +212,8 @@ impl UsbInterface for EmuInterface {
         if self.unit.is_disconnected() {
             return Err(TransferError::Disconnected);
         }
-        let selector = (setup.value >> 8) as u8;
-        if self.is_vs() && (setup.index & 0xFF) == 1 {
+        let selector = uvcp::selector_of(setup.value);
+        if self.is_vs() && uvcp::interface_of(setup.index) == UVC_STREAMING_INTERFACE.get() {
             if selector != VS_PROBE_CONTROL && selector != VS_COMMIT_CONTROL {
                 return Err(TransferError::Stall);
             }
@@ -221,12 +243,12 @@ impl UsbInterface for EmuInterface {
             return Ok(b);
         }
         if self.is_vc() {
-            let entity = (setup.index >> 8) as u8;
+            let control =
+                UvcControl::addressed_by(setup.value, setup.index).ok_or(TransferError::Stall)?;
             let st = self.unit.lock();
-            let v = color::control_get(&st.color, entity, selector, setup.request)
+            let v = color::control_get(&st.color, control, setup.request)
                 .ok_or(TransferError::Stall)?;
-            let len = color::control_len(entity, selector).ok_or(TransferError::Stall)?;
-            let mut b = v.to_le_bytes()[..len].to_vec();
+            let mut b = v.to_le_bytes()[..usize::from(control.len)].to_vec();
             b.truncate(length as usize);
             return Ok(b);
         }
@@ -242,7 +264,7 @@ impl UsbInterface for EmuInterface {
         if self.unit.is_disconnected() {
             return Err(TransferError::Disconnected);
         }
-        let selector = (setup.value >> 8) as u8;
+        let selector = uvcp::selector_of(setup.value);
         if setup.request != uvc_req::SET_CUR {
             return Err(TransferError::Stall);
         }
@@ -272,10 +294,10 @@ impl UsbInterface for EmuInterface {
             return Ok(());
         }
         if self.is_vc() {
-            let entity = (setup.index >> 8) as u8;
+            let control =
+                UvcControl::addressed_by(setup.value, setup.index).ok_or(TransferError::Stall)?;
             let mut st = self.unit.lock();
-            return color::control_set(&mut st.color, entity, selector, data)
-                .ok_or(TransferError::Stall);
+            return color::control_set(&mut st.color, control, data).ok_or(TransferError::Stall);
         }
         Err(TransferError::Stall)
     }
@@ -286,7 +308,7 @@ impl UsbInterface for EmuInterface {
             return Err(disconnected(ctx));
         }
         if !self.is_vs() {
-            return if alt == 0 {
+            return if alt == ALT_SETTING_ZERO_BANDWIDTH {
                 Ok(())
             } else {
                 Err(transport::Error::new(ErrorKind::NotFound, ctx))
@@ -294,7 +316,7 @@ impl UsbInterface for EmuInterface {
         }
         let mut st = self.unit.lock();
         match alt {
-            0 => st.color.streaming = false,
+            ALT_SETTING_ZERO_BANDWIDTH => st.color.streaming = false,
             a if (a as usize) <= color::alt_settings() => {
                 if st.color.committed.is_none() {
                     return Err(transport::Error::new(
@@ -326,24 +348,37 @@ impl UsbInterface for EmuInterface {
         let mps = bulk_max_packet_size(self.function, self.number, address)
             .ok_or_else(|| transport::Error::new(ErrorKind::NotFound, ctx()))?;
         let pipe = || InPipe::new(address, mps, self.nusb_rules);
-        Ok(match (self.function, self.number, address) {
-            (Function::Depth, 0, 0x02) | (Function::Color, 2, 0x04) => Box::new(CommandOut {
+        let mcu = self
+            .mcu()
+            .ok_or_else(|| transport::Error::new(ErrorKind::NotFound, ctx()))?;
+        // The bulk stream beside the MCU channel.
+        let stream = StreamEndpoint::of(match self.function {
+            Function::Depth => Stream::Depth,
+            Function::Color => Stream::Imu,
+        });
+        Ok(if address == mcu.command_out.address() {
+            Box::new(CommandOut {
                 unit: u,
                 function: self.function,
                 address,
                 max_packet_size: mps,
                 pending: VecDeque::new(),
-            }),
-            (Function::Depth, 0, 0x81) | (Function::Color, 2, 0x83) => Box::new(BulkIn::new(
+            })
+        } else if address == mcu.response_in.address() {
+            Box::new(BulkIn::new(
                 pipe(),
                 Responses {
                     unit: u,
                     function: self.function,
                 },
-            )),
-            (Function::Depth, 0, 0x83) => Box::new(BulkIn::new(pipe(), DepthStream::new(u))),
-            (Function::Color, 2, 0x82) => Box::new(BulkIn::new(pipe(), ImuStream::new(u))),
-            _ => return Err(transport::Error::new(ErrorKind::NotFound, ctx())),
+            ))
+        } else if address == stream.endpoint.address() {
+            match self.function {
+                Function::Depth => Box::new(BulkIn::new(pipe(), DepthStream::new(u))),
+                Function::Color => Box::new(BulkIn::new(pipe(), ImuStream::new(u))),
+            }
+        } else {
+            return Err(transport::Error::new(ErrorKind::NotFound, ctx()));
         })
     }
 
@@ -357,7 +392,7 @@ impl UsbInterface for EmuInterface {
             return Err(disconnected(format!("iso endpoint 0x{address:02X}")));
         }
         if !self.is_vs()
-            || address != 0x81
+            || address != EP_UVC_VIDEO_IN.address()
             || !(256..=color::BYTES_PER_INTERVAL).contains(&packet_size)
             || packets == 0
         {
@@ -371,7 +406,8 @@ impl UsbInterface for EmuInterface {
             return Err(transport::Error::new(
                 ErrorKind::Other,
                 format!(
-                    "iso endpoint 0x81: {packet_size}-byte packets exceed alternate setting {alt}"
+                    "iso endpoint {EP_UVC_VIDEO_IN}: {packet_size}-byte packets exceed alternate \
+                     setting {alt}"
                 ),
             ));
         }

@@ -744,16 +744,8 @@ impl<R: Read + Seek> Playback<R> {
             swap_bytes16(&mut data);
         }
         let dev_ns = i128::from(self.block_ns(b)) + i128::from(self.start_offset_ns);
-        Ok(Image {
-            format: v.format,
-            width: v.width,
-            height: v.height,
-            stride_bytes: v.format.stride_bytes(v.width),
-            device_timestamp_usec: u64::try_from(dev_ns.max(0) / 1000).unwrap_or(u64::MAX),
-            system_timestamp_nsec: 0,
-            exposure_usec: 0,
-            data,
-        })
+        let device_usec = u64::try_from(dev_ns.max(0) / 1000).unwrap_or(u64::MAX);
+        Ok(Image::new(v.format, v.width, v.height, device_usec, data))
     }
 
     fn put(cap: &mut Capture, kind: usize, img: Image) {

@@ -5,10 +5,13 @@
 //! sizes, bursts, UVC entity ids, format/frame indices, alternate settings) the values here
 //! are the emulator's own choices, listed in `protocol/usb.md`.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use thiserror::Error;
 
 use super::wire::{u16_at, u32_at, PutLe};
-use crate::types::{ColorResolution, Fps};
+use crate::types::{ColorResolution, Fps, Stream};
 
 /// Microsoft's vendor id.
 pub const VID_MICROSOFT: u16 = 0x045E;
@@ -23,30 +26,260 @@ pub const PID_HUB_HS: u16 = 0x097B;
 /// Microphone array.
 pub const PID_MICROPHONE: u16 = 0x097E;
 
+/// Direction of an endpoint, carried in its type (as nusb does): [`In`] or [`Out`].
+pub trait Direction: sealed::Sealed + Copy {
+    /// Whether data flows from the device to the host (bit 7 of the address).
+    const IS_IN: bool;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::In {}
+    impl Sealed for super::Out {}
+}
+
+/// Device to host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct In;
+/// Host to device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Out;
+
+impl Direction for In {
+    const IS_IN: bool = true;
+}
+impl Direction for Out {
+    const IS_IN: bool = false;
+}
+
+/// Bit 7 of bEndpointAddress: set for IN endpoints.
+pub const ENDPOINT_DIR_IN: u8 = 0x80;
+
+/// A bEndpointAddress whose direction is part of its type, so an OUT endpoint cannot be
+/// handed where an IN one is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointAddress<D: Direction> {
+    address: u8,
+    direction: PhantomData<D>,
+}
+
+/// An IN endpoint address.
+pub type InEndpoint = EndpointAddress<In>;
+/// An OUT endpoint address.
+pub type OutEndpoint = EndpointAddress<Out>;
+
+impl<D: Direction> EndpointAddress<D> {
+    /// The endpoint `number` (1..=15) in direction `D`.
+    pub const fn new(number: u8) -> Self {
+        assert!(number >= 1 && number <= 15, "endpoint numbers are 1..=15");
+        EndpointAddress {
+            address: if D::IS_IN {
+                ENDPOINT_DIR_IN | number
+            } else {
+                number
+            },
+            direction: PhantomData,
+        }
+    }
+
+    /// An address read from the wire, when it is a non-control endpoint in direction `D`.
+    pub const fn from_address(address: u8) -> Option<Self> {
+        let number = address & 0x0F;
+        let reserved = address & 0x70;
+        if number == 0 || reserved != 0 || ((address & ENDPOINT_DIR_IN) != 0) != D::IS_IN {
+            return None;
+        }
+        Some(EndpointAddress {
+            address,
+            direction: PhantomData,
+        })
+    }
+
+    /// bEndpointAddress as on the wire (direction bit included).
+    pub const fn address(self) -> u8 {
+        self.address
+    }
+
+    /// The endpoint number without the direction bit.
+    pub const fn number(self) -> u8 {
+        self.address & 0x0F
+    }
+}
+
+impl<D: Direction> From<EndpointAddress<D>> for u8 {
+    fn from(e: EndpointAddress<D>) -> u8 {
+        e.address
+    }
+}
+
+impl<D: Direction> fmt::Display for EndpointAddress<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:02X}", self.address)
+    }
+}
+
+/// A bInterfaceNumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InterfaceNumber(u8);
+
+impl InterfaceNumber {
+    /// Interface `n`.
+    pub const fn new(n: u8) -> Self {
+        InterfaceNumber(n)
+    }
+
+    /// The number as on the wire.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl From<InterfaceNumber> for u8 {
+    fn from(i: InterfaceNumber) -> u8 {
+        i.0
+    }
+}
+
+impl fmt::Display for InterfaceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Depth command OUT endpoint.
-pub const EP_DEPTH_COMMAND_OUT: u8 = 0x02;
+pub const EP_DEPTH_COMMAND_OUT: OutEndpoint = OutEndpoint::new(2);
 /// Depth command response IN endpoint.
-pub const EP_DEPTH_RESPONSE_IN: u8 = 0x81;
+pub const EP_DEPTH_RESPONSE_IN: InEndpoint = InEndpoint::new(1);
 /// Depth stream IN endpoint.
-pub const EP_DEPTH_STREAM_IN: u8 = 0x83;
+pub const EP_DEPTH_STREAM_IN: InEndpoint = InEndpoint::new(3);
 /// Colour MCU command OUT endpoint.
-pub const EP_COLOR_COMMAND_OUT: u8 = 0x04;
+pub const EP_COLOR_COMMAND_OUT: OutEndpoint = OutEndpoint::new(4);
 /// Colour MCU response IN endpoint.
-pub const EP_COLOR_RESPONSE_IN: u8 = 0x83;
+pub const EP_COLOR_RESPONSE_IN: InEndpoint = InEndpoint::new(3);
 /// IMU stream IN endpoint.
-pub const EP_IMU_STREAM_IN: u8 = 0x82;
+pub const EP_IMU_STREAM_IN: InEndpoint = InEndpoint::new(2);
 /// UVC video stream IN endpoint.
-pub const EP_UVC_VIDEO_IN: u8 = 0x81;
+pub const EP_UVC_VIDEO_IN: InEndpoint = InEndpoint::new(1);
 /// Depth command interface.
-pub const DEPTH_INTERFACE: u8 = 0;
+pub const DEPTH_INTERFACE: InterfaceNumber = InterfaceNumber::new(0);
 /// UVC VideoControl interface (our choice).
-pub const UVC_CONTROL_INTERFACE: u8 = 0;
+pub const UVC_CONTROL_INTERFACE: InterfaceNumber = InterfaceNumber::new(0);
 /// UVC VideoStreaming interface (our choice).
-pub const UVC_STREAMING_INTERFACE: u8 = 1;
+pub const UVC_STREAMING_INTERFACE: InterfaceNumber = InterfaceNumber::new(1);
 /// Colour MCU/IMU vendor interface.
-pub const COLOR_VENDOR_INTERFACE: u8 = 2;
+pub const COLOR_VENDOR_INTERFACE: InterfaceNumber = InterfaceNumber::new(2);
+/// The alternate setting every interface starts in; for UVC VideoStreaming it has no
+/// endpoint, so selecting it stops the isochronous stream.
+pub const ALT_SETTING_ZERO_BANDWIDTH: u8 = 0;
 /// Configuration value the SDK selects.
 pub const CONFIGURATION_VALUE: u8 = 1;
+
+/// An MCU's command channel: the vendor interface and its command/response endpoint pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct McuChannel {
+    /// The vendor interface carrying the channel.
+    pub interface: InterfaceNumber,
+    /// Command packets and OUT data phases.
+    pub command_out: OutEndpoint,
+    /// IN data phases and status packets.
+    pub response_in: InEndpoint,
+}
+
+/// The depth MCU's command channel (045E:097C).
+pub const DEPTH_MCU: McuChannel = McuChannel {
+    interface: DEPTH_INTERFACE,
+    command_out: EP_DEPTH_COMMAND_OUT,
+    response_in: EP_DEPTH_RESPONSE_IN,
+};
+
+/// The colour MCU's command channel (045E:097D, beside the UVC interfaces).
+pub const COLOR_MCU: McuChannel = McuChannel {
+    interface: COLOR_VENDOR_INTERFACE,
+    command_out: EP_COLOR_COMMAND_OUT,
+    response_in: EP_COLOR_RESPONSE_IN,
+};
+
+/// Where a stream's data arrives: function (product id), interface, IN endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamEndpoint {
+    /// Product id of the function.
+    pub product_id: u16,
+    /// Interface the endpoint belongs to.
+    pub interface: InterfaceNumber,
+    /// The IN endpoint.
+    pub endpoint: InEndpoint,
+}
+
+impl StreamEndpoint {
+    /// The endpoint that carries `stream`.
+    pub const fn of(stream: Stream) -> StreamEndpoint {
+        match stream {
+            Stream::Depth => StreamEndpoint {
+                product_id: PID_DEPTH,
+                interface: DEPTH_INTERFACE,
+                endpoint: EP_DEPTH_STREAM_IN,
+            },
+            Stream::Color => StreamEndpoint {
+                product_id: PID_COLOR,
+                interface: UVC_STREAMING_INTERFACE,
+                endpoint: EP_UVC_VIDEO_IN,
+            },
+            Stream::Imu => StreamEndpoint {
+                product_id: PID_COLOR,
+                interface: COLOR_VENDOR_INTERFACE,
+                endpoint: EP_IMU_STREAM_IN,
+            },
+        }
+    }
+}
+
+/// bDescriptorType values (USB 3.2 table 9-6, USB Video Class 1.5 table A-4).
+pub mod descriptor_type {
+    /// Device descriptor.
+    pub const DEVICE: u8 = 0x01;
+    /// Configuration descriptor.
+    pub const CONFIGURATION: u8 = 0x02;
+    /// String descriptor.
+    pub const STRING: u8 = 0x03;
+    /// Interface descriptor.
+    pub const INTERFACE: u8 = 0x04;
+    /// Endpoint descriptor.
+    pub const ENDPOINT: u8 = 0x05;
+    /// Interface association descriptor.
+    pub const INTERFACE_ASSOCIATION: u8 = 0x0B;
+    /// Binary device object store.
+    pub const BOS: u8 = 0x0F;
+    /// Device capability (inside the BOS).
+    pub const DEVICE_CAPABILITY: u8 = 0x10;
+    /// SuperSpeed endpoint companion.
+    pub const SS_ENDPOINT_COMPANION: u8 = 0x30;
+    /// Class-specific interface descriptor (UVC).
+    pub const CS_INTERFACE: u8 = 0x24;
+}
+
+/// String descriptor indices the unit presents.
+pub mod string_index {
+    /// iManufacturer.
+    pub const MANUFACTURER: u8 = 1;
+    /// iProduct.
+    pub const PRODUCT: u8 = 2;
+    /// iSerialNumber.
+    pub const SERIAL: u8 = 3;
+}
+
+/// LANGID of US English, the only language the unit's strings are in.
+pub const LANGID_EN_US: u16 = 0x0409;
+
+/// bmAttributes transfer type of a bulk endpoint.
+pub const TRANSFER_TYPE_BULK: u8 = 2;
+/// bmAttributes transfer type of an isochronous endpoint.
+pub const TRANSFER_TYPE_ISOCHRONOUS: u8 = 1;
+/// bInterfaceClass of video (UVC).
+pub const CLASS_VIDEO: u8 = 0x0E;
+/// bInterfaceClass of vendor-specific interfaces.
+pub const CLASS_VENDOR: u8 = 0xFF;
+/// wMaxPacketSize bits 10..0: the packet size (the rest are high-bandwidth multipliers).
+pub const MAX_PACKET_SIZE_MASK: u16 = 0x07FF;
 
 /// A malformed descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -250,7 +483,12 @@ impl Endpoint {
 
     /// Whether it is an IN endpoint.
     pub fn is_in(&self) -> bool {
-        self.address & 0x80 != 0
+        self.address & ENDPOINT_DIR_IN != 0
+    }
+
+    /// wMaxPacketSize without the high-bandwidth multiplier bits.
+    pub fn packet_size(&self) -> usize {
+        usize::from(self.max_packet_size & MAX_PACKET_SIZE_MASK)
     }
 
     /// Transfer type bits (0 control, 1 iso, 2 bulk, 3 interrupt).
@@ -425,10 +663,10 @@ impl Configuration {
     }
 
     /// Endpoints of alternate setting 0 of an interface.
-    pub fn endpoints(&self, interface: u8) -> Vec<Endpoint> {
+    pub fn endpoints(&self, interface: InterfaceNumber) -> Vec<Endpoint> {
         self.interfaces
             .iter()
-            .find(|i| i.number == interface && i.alternate == 0)
+            .find(|i| i.number == interface.get() && i.alternate == 0)
             .map(|i| i.endpoints.clone())
             .unwrap_or_default()
     }
@@ -438,7 +676,7 @@ impl Configuration {
         let Some(vs) = self
             .interfaces
             .iter()
-            .find(|i| i.class == 0x0E && i.subclass == 0x02 && i.alternate == 0)
+            .find(|i| i.class == CLASS_VIDEO && i.subclass == 0x02 && i.alternate == 0)
         else {
             return Vec::new();
         };
@@ -448,11 +686,16 @@ impl Configuration {
 
 /// A vendor-class interface (alternate 0) with bulk endpoints: the command channel and stream
 /// of the depth MCU, and of the colour MCU / IMU.
-fn vendor_interface(number: u8, endpoints: [u8; 3]) -> InterfaceAlt {
+fn vendor_interface(channel: McuChannel, stream: InEndpoint) -> InterfaceAlt {
+    let endpoints = [
+        channel.command_out.address(),
+        channel.response_in.address(),
+        stream.address(),
+    ];
     InterfaceAlt {
-        number,
+        number: channel.interface.get(),
         alternate: 0,
-        class: 0xFF,
+        class: CLASS_VENDOR,
         subclass: 0,
         protocol: 0,
         string_index: 0,
@@ -469,14 +712,7 @@ pub fn depth_configuration() -> Configuration {
         value: CONFIGURATION_VALUE,
         attributes: 0x80,
         max_power: 112,
-        interfaces: vec![vendor_interface(
-            DEPTH_INTERFACE,
-            [
-                EP_DEPTH_COMMAND_OUT,
-                EP_DEPTH_RESPONSE_IN,
-                EP_DEPTH_STREAM_IN,
-            ],
-        )],
+        interfaces: vec![vendor_interface(DEPTH_MCU, EP_DEPTH_STREAM_IN)],
     }
 }
 
@@ -621,7 +857,7 @@ pub fn uvc_streaming_descriptors() -> Vec<u8> {
     let total = 13 + 3 + formats.len();
     let mut v = vec![13 + 3, 0x24, 0x01, 3];
     v.put_u16(total as u16);
-    v.extend_from_slice(&[EP_UVC_VIDEO_IN, 0, 3, 0, 0, 0, 1]);
+    v.extend_from_slice(&[EP_UVC_VIDEO_IN.address(), 0, 3, 0, 0, 0, 1]);
     v.extend_from_slice(&[0, 0, 0]); // bmaControls per format
     v.extend(formats);
     v
@@ -670,7 +906,7 @@ fn uvc_control_descriptors() -> Vec<u8> {
     v.put_u16(0x0100);
     v.put_u16((13 + units.len()) as u16);
     v.put_u32(UVC_CLOCK_HZ);
-    v.extend_from_slice(&[1, UVC_STREAMING_INTERFACE]);
+    v.extend_from_slice(&[1, UVC_STREAMING_INTERFACE.get()]);
     v.extend(units);
     v
 }
@@ -684,18 +920,18 @@ pub const UVC_ALT_BYTES_PER_INTERVAL: [u16; 5] = [1024, 8192, 16384, 32768, 4915
 pub fn color_configuration() -> Configuration {
     let mut interfaces = vec![
         InterfaceAlt {
-            number: UVC_CONTROL_INTERFACE,
+            number: UVC_CONTROL_INTERFACE.get(),
             alternate: 0,
             class: 0x0E,
             subclass: 0x01,
             protocol: 0,
             string_index: 0,
-            association: Some([UVC_CONTROL_INTERFACE, 2, 0x0E, 0x03, 0]),
+            association: Some([UVC_CONTROL_INTERFACE.get(), 2, CLASS_VIDEO, 0x03, 0]),
             class_specific: uvc_control_descriptors(),
             endpoints: Vec::new(),
         },
         InterfaceAlt {
-            number: UVC_STREAMING_INTERFACE,
+            number: UVC_STREAMING_INTERFACE.get(),
             alternate: 0,
             class: 0x0E,
             subclass: 0x02,
@@ -714,7 +950,7 @@ pub fn color_configuration() -> Configuration {
             ((packets - 1) as u8, 0)
         };
         interfaces.push(InterfaceAlt {
-            number: UVC_STREAMING_INTERFACE,
+            number: UVC_STREAMING_INTERFACE.get(),
             alternate: i as u8 + 1,
             class: 0x0E,
             subclass: 0x02,
@@ -723,7 +959,7 @@ pub fn color_configuration() -> Configuration {
             association: None,
             class_specific: Vec::new(),
             endpoints: vec![Endpoint {
-                address: EP_UVC_VIDEO_IN,
+                address: EP_UVC_VIDEO_IN.address(),
                 attributes: 0x05, // isochronous, asynchronous
                 max_packet_size: 1024,
                 interval: 1,
@@ -735,10 +971,7 @@ pub fn color_configuration() -> Configuration {
             }],
         });
     }
-    interfaces.push(vendor_interface(
-        COLOR_VENDOR_INTERFACE,
-        [EP_COLOR_COMMAND_OUT, EP_COLOR_RESPONSE_IN, EP_IMU_STREAM_IN],
-    ));
+    interfaces.push(vendor_interface(COLOR_MCU, EP_IMU_STREAM_IN));
     Configuration {
         value: CONFIGURATION_VALUE,
         attributes: 0x80,
@@ -878,11 +1111,31 @@ mod tests {
     ];
 
     #[test]
+    fn endpoint_addresses_carry_their_direction() {
+        assert_eq!(EP_DEPTH_STREAM_IN.address(), 0x83);
+        assert_eq!(EP_DEPTH_COMMAND_OUT.address(), 0x02);
+        assert_eq!(EP_COLOR_RESPONSE_IN.number(), 3);
+        assert_eq!(InEndpoint::from_address(0x82), Some(EP_IMU_STREAM_IN));
+        assert_eq!(OutEndpoint::from_address(0x04), Some(EP_COLOR_COMMAND_OUT));
+        // The wrong direction, endpoint 0 and reserved bits are refused.
+        assert_eq!(InEndpoint::from_address(0x02), None);
+        assert_eq!(OutEndpoint::from_address(0x81), None);
+        assert_eq!(InEndpoint::from_address(0x80), None);
+        assert_eq!(InEndpoint::from_address(0x91), None);
+        assert_eq!(EP_UVC_VIDEO_IN.to_string(), "0x81");
+        assert_eq!(u8::from(COLOR_VENDOR_INTERFACE), 2);
+    }
+
+    #[test]
     fn depth_configuration_round_trip() {
         assert_eq!(depth_configuration().encode(), DEPTH_CONFIG);
         let c = Configuration::decode(&DEPTH_CONFIG).unwrap();
         assert_eq!(c, depth_configuration());
-        let eps: Vec<u8> = c.endpoints(0).iter().map(|e| e.address).collect();
+        let eps: Vec<u8> = c
+            .endpoints(DEPTH_INTERFACE)
+            .iter()
+            .map(|e| e.address)
+            .collect();
         assert_eq!(eps, [0x02, 0x81, 0x83]);
         assert!(Configuration::decode(&DEPTH_CONFIG[..40]).is_err()); // wTotalLength past the end
         let mut bad = DEPTH_CONFIG;
@@ -900,7 +1153,11 @@ mod tests {
         let back = Configuration::decode(&bytes).unwrap();
         assert_eq!(back, cfg);
         assert_eq!(back.num_interfaces(), 3);
-        let eps: Vec<u8> = back.endpoints(2).iter().map(|e| e.address).collect();
+        let eps: Vec<u8> = back
+            .endpoints(COLOR_VENDOR_INTERFACE)
+            .iter()
+            .map(|e| e.address)
+            .collect();
         assert_eq!(eps, [0x04, 0x83, 0x82]);
         let alts: Vec<_> = back.interfaces.iter().filter(|i| i.number == 1).collect();
         assert_eq!(alts.len(), 6);

@@ -5,6 +5,9 @@
 
 use thiserror::Error;
 
+use super::descriptors::{
+    UVC_CAMERA_TERMINAL_ID, UVC_CONTROL_INTERFACE, UVC_PROCESSING_UNIT_ID, UVC_STREAMING_INTERFACE,
+};
 use super::wire::{i32_at, u16_at, u32_at, u64_at, PutLe};
 use crate::types::Fps;
 
@@ -668,7 +671,7 @@ pub mod request {
 }
 
 /// Which entity a colour control is addressed to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ControlUnit {
     /// The camera terminal.
     CameraTerminal,
@@ -676,8 +679,27 @@ pub enum ControlUnit {
     ProcessingUnit,
 }
 
+impl ControlUnit {
+    /// The entity's id in the VideoControl descriptors.
+    pub const fn entity_id(self) -> u8 {
+        match self {
+            ControlUnit::CameraTerminal => UVC_CAMERA_TERMINAL_ID,
+            ControlUnit::ProcessingUnit => UVC_PROCESSING_UNIT_ID,
+        }
+    }
+
+    /// The entity with this id, if it carries controls.
+    pub const fn from_entity_id(id: u8) -> Option<ControlUnit> {
+        match id {
+            UVC_CAMERA_TERMINAL_ID => Some(ControlUnit::CameraTerminal),
+            UVC_PROCESSING_UNIT_ID => Some(ControlUnit::ProcessingUnit),
+            _ => None,
+        }
+    }
+}
+
 /// One UVC control the SDK uses: entity, selector, data length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UvcControl {
     /// Entity.
     pub unit: ControlUnit,
@@ -754,6 +776,64 @@ pub const PU_WHITE_BALANCE_TEMPERATURE_AUTO: UvcControl = UvcControl {
     len: 1,
 };
 
+/// Every control the SDK uses.
+pub const CONTROLS: [UvcControl; 11] = [
+    CT_AE_MODE,
+    CT_EXPOSURE_TIME_ABSOLUTE,
+    PU_BACKLIGHT_COMPENSATION,
+    PU_BRIGHTNESS,
+    PU_CONTRAST,
+    PU_GAIN,
+    PU_POWER_LINE_FREQUENCY,
+    PU_SATURATION,
+    PU_SHARPNESS,
+    PU_WHITE_BALANCE_TEMPERATURE,
+    PU_WHITE_BALANCE_TEMPERATURE_AUTO,
+];
+
+impl UvcControl {
+    /// wValue of a request on this control: the selector in the high byte.
+    pub const fn w_value(self) -> u16 {
+        (self.selector as u16) << 8
+    }
+
+    /// wIndex of a request on this control: entity id high, VideoControl interface low.
+    pub const fn w_index(self) -> u16 {
+        (self.unit.entity_id() as u16) << 8 | UVC_CONTROL_INTERFACE.get() as u16
+    }
+
+    /// The control a request's wValue and wIndex address, if it is one of [`CONTROLS`].
+    pub fn addressed_by(w_value: u16, w_index: u16) -> Option<UvcControl> {
+        let [selector, _] = w_value.to_be_bytes();
+        let [entity, interface] = w_index.to_be_bytes();
+        if interface != UVC_CONTROL_INTERFACE.get() {
+            return None;
+        }
+        let unit = ControlUnit::from_entity_id(entity)?;
+        CONTROLS
+            .into_iter()
+            .find(|c| c.unit == unit && c.selector == selector)
+    }
+}
+
+/// wValue of a VideoStreaming request: the selector in the high byte.
+pub const fn vs_w_value(selector: u8) -> u16 {
+    (selector as u16) << 8
+}
+
+/// wIndex of a VideoStreaming request: the VideoStreaming interface in the low byte.
+pub const VS_W_INDEX: u16 = UVC_STREAMING_INTERFACE.get() as u16;
+
+/// The selector a request's wValue carries (its high byte).
+pub const fn selector_of(w_value: u16) -> u8 {
+    (w_value >> 8) as u8
+}
+
+/// The interface a request's wIndex names (its low byte).
+pub const fn interface_of(w_index: u16) -> u8 {
+    (w_index & 0xFF) as u8
+}
+
 /// AE mode the SDK writes for manual exposure.
 pub const AE_MODE_MANUAL: u8 = 1;
 /// AE mode the SDK writes for auto exposure (aperture priority).
@@ -772,6 +852,25 @@ pub enum PowerLine {
     /// 60 Hz (UVC value 2), the SDK's initial assumption.
     #[default]
     Hz60,
+}
+
+impl PowerLine {
+    /// The PU_POWER_LINE_FREQUENCY value selecting it.
+    pub const fn uvc_value(self) -> u8 {
+        match self {
+            PowerLine::Hz50 => 1,
+            PowerLine::Hz60 => 2,
+        }
+    }
+
+    /// The setting a PU_POWER_LINE_FREQUENCY value selects (0, disabled, is none of them).
+    pub const fn from_uvc_value(v: u8) -> Option<PowerLine> {
+        match v {
+            1 => Some(PowerLine::Hz50),
+            2 => Some(PowerLine::Hz60),
+            _ => None,
+        }
+    }
 }
 
 /// One row of the exposure mapping table.
@@ -1090,5 +1189,31 @@ mod tests {
         }
         assert!(!interval_matches(666_667, 15));
         assert!(!interval_matches(0, 15));
+    }
+
+    #[test]
+    fn controls_are_addressed_by_wvalue_and_windex() {
+        // PU_GAIN: selector 4 high in wValue; processing unit 2 high, interface 0 low in wIndex.
+        assert_eq!((PU_GAIN.w_value(), PU_GAIN.w_index()), (0x0400, 0x0200));
+        assert_eq!(
+            (CT_AE_MODE.w_value(), CT_AE_MODE.w_index()),
+            (0x0200, 0x0100)
+        );
+        for c in CONTROLS {
+            assert_eq!(UvcControl::addressed_by(c.w_value(), c.w_index()), Some(c));
+        }
+        // Unknown selector, unknown entity, another interface.
+        assert_eq!(UvcControl::addressed_by(0x0600, 0x0200), None);
+        assert_eq!(UvcControl::addressed_by(0x0400, 0x0300), None);
+        assert_eq!(UvcControl::addressed_by(0x0400, 0x0201), None);
+        assert_eq!(
+            (vs_w_value(VS_COMMIT_CONTROL), VS_W_INDEX),
+            (0x0200, 0x0001)
+        );
+        assert_eq!(
+            PowerLine::from_uvc_value(PowerLine::Hz50.uvc_value()),
+            Some(PowerLine::Hz50)
+        );
+        assert_eq!(PowerLine::from_uvc_value(0), None);
     }
 }

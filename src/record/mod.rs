@@ -524,16 +524,7 @@ mod tests {
 
     fn capture(ts: u64, n: usize) -> Capture {
         Capture {
-            color: Some(Image {
-                format: ImageFormat::Mjpg,
-                width: 1280,
-                height: 720,
-                stride_bytes: 0,
-                device_timestamp_usec: ts,
-                system_timestamp_nsec: 0,
-                exposure_usec: 0,
-                data: vec![1; n],
-            }),
+            color: Some(Image::new(ImageFormat::Mjpg, 1280, 720, ts, vec![1; n])),
             ..Default::default()
         }
     }

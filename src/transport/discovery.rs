@@ -9,12 +9,8 @@
 
 use std::time::Duration;
 
-use super::{
-    Backend, DeviceInfo, Error, ErrorKind, UsbDevice, PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH, VENDOR_ID,
-};
-
-/// `bDescriptorType` of a BOS (Binary device Object Store) descriptor.
-pub const DESCRIPTOR_TYPE_BOS: u8 = 15;
+use super::{Backend, DeviceInfo, Error, ErrorKind, UsbDevice};
+use crate::protocol::descriptors::{descriptor_type, PID_COLOR, PID_DEPTH, VID_MICROSOFT};
 
 /// The length of the BOS header (bLength, bDescriptorType, wTotalLength, bNumDeviceCaps).
 pub const BOS_HEADER_LEN: usize = 5;
@@ -34,13 +30,13 @@ impl KinectHalves {
         let of = |pid| {
             devices
                 .iter()
-                .filter(|d| d.vendor_id == VENDOR_ID && d.product_id == pid)
+                .filter(|d| d.vendor_id == VID_MICROSOFT && d.product_id == pid)
                 .cloned()
                 .collect()
         };
         KinectHalves {
-            depth: of(PRODUCT_ID_DEPTH),
-            color: of(PRODUCT_ID_COLOR),
+            depth: of(PID_DEPTH),
+            color: of(PID_COLOR),
         }
     }
 
@@ -61,7 +57,7 @@ impl KinectHalves {
 /// Fails with [`ErrorKind::NotFound`] when the device has none (it stalls the request), and
 /// with [`ErrorKind::Other`] when the bytes are not a BOS descriptor or are cut short.
 pub fn read_bos_descriptor(device: &dyn UsbDevice, timeout: Duration) -> Result<Vec<u8>, Error> {
-    let mut bytes = device.get_descriptor(DESCRIPTOR_TYPE_BOS, 0, 0, timeout)?;
+    let mut bytes = device.get_descriptor(descriptor_type::BOS, 0, 0, timeout)?;
     let context = || format!("BOS descriptor of {}", device.info());
     if bytes.len() < BOS_HEADER_LEN {
         return Err(Error::new(
@@ -73,7 +69,7 @@ pub fn read_bos_descriptor(device: &dyn UsbDevice, timeout: Duration) -> Result<
             ),
         ));
     }
-    if bytes[1] != DESCRIPTOR_TYPE_BOS || usize::from(bytes[0]) < BOS_HEADER_LEN {
+    if bytes[1] != descriptor_type::BOS || usize::from(bytes[0]) < BOS_HEADER_LEN {
         return Err(Error::new(
             ErrorKind::Other,
             format!(
@@ -126,11 +122,12 @@ pub fn read_container_id(device: &dyn UsbDevice, timeout: Duration) -> Result<[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::descriptors::PID_MICROPHONE;
     use crate::transport::{TransferError, UsbInterface};
 
     fn info(pid: u16, address: u8) -> DeviceInfo {
         DeviceInfo {
-            vendor_id: VENDOR_ID,
+            vendor_id: VID_MICROSOFT,
             product_id: pid,
             bus: 2,
             address,
@@ -150,7 +147,7 @@ mod tests {
             &self.info
         }
         fn get_descriptor(&self, t: u8, i: u8, l: u16, _: Duration) -> Result<Vec<u8>, Error> {
-            assert_eq!((t, i, l), (DESCRIPTOR_TYPE_BOS, 0, 0));
+            assert_eq!((t, i, l), (descriptor_type::BOS, 0, 0));
             self.reply.clone()
         }
         fn claim_interface(&self, _: u8, _: bool) -> Result<Box<dyn UsbInterface>, Error> {
@@ -160,7 +157,7 @@ mod tests {
 
     fn bos(reply: Result<Vec<u8>, Error>) -> Result<Vec<u8>, Error> {
         let fake = Fake {
-            info: info(PRODUCT_ID_DEPTH, 5),
+            info: info(PID_DEPTH, 5),
             reply,
         };
         read_bos_descriptor(&fake, Duration::from_millis(100))
@@ -178,16 +175,16 @@ mod tests {
 
     #[test]
     fn halves_are_sorted_by_product_id_in_order() {
-        let mut other = info(0x097E, 9);
-        other.vendor_id = VENDOR_ID;
-        let mut foreign = info(PRODUCT_ID_DEPTH, 10);
+        let mut other = info(PID_MICROPHONE, 9);
+        other.vendor_id = VID_MICROSOFT;
+        let mut foreign = info(PID_DEPTH, 10);
         foreign.vendor_id = 0x1234;
         let list = vec![
-            info(PRODUCT_ID_COLOR, 3),
-            info(PRODUCT_ID_DEPTH, 4),
+            info(PID_COLOR, 3),
+            info(PID_DEPTH, 4),
             other,
             foreign,
-            info(PRODUCT_ID_DEPTH, 6),
+            info(PID_DEPTH, 6),
         ];
         let halves = KinectHalves::from_list(&list);
         assert_eq!(
@@ -215,10 +212,10 @@ mod tests {
 
     #[test]
     fn halves_come_from_a_backend_listing() {
-        let backend = Listing(vec![info(PRODUCT_ID_DEPTH, 4), info(PRODUCT_ID_COLOR, 5)]);
+        let backend = Listing(vec![info(PID_DEPTH, 4), info(PID_COLOR, 5)]);
         let halves = KinectHalves::list(&backend).unwrap();
-        assert_eq!(halves.depth, vec![info(PRODUCT_ID_DEPTH, 4)]);
-        assert_eq!(halves.color, vec![info(PRODUCT_ID_COLOR, 5)]);
+        assert_eq!(halves.depth, vec![info(PID_DEPTH, 4)]);
+        assert_eq!(halves.color, vec![info(PID_COLOR, 5)]);
     }
 
     #[test]
@@ -260,7 +257,7 @@ mod tests {
             0xCC, 0xDD,
         ];
         let fake = |bytes: Vec<u8>| Fake {
-            info: info(PRODUCT_ID_COLOR, 7),
+            info: info(PID_COLOR, 7),
             reply: Ok(bytes),
         };
         let full = crate::protocol::descriptors::bos_descriptor(id);
@@ -340,7 +337,7 @@ impl UsbPresence {
             let (Some(vendor), Some(product)) = (hex("idVendor"), hex("idProduct")) else {
                 continue;
             };
-            if vendor != VENDOR_ID || ![PRODUCT_ID_DEPTH, PRODUCT_ID_COLOR].contains(&product) {
+            if vendor != VID_MICROSOFT || ![PID_DEPTH, PID_COLOR].contains(&product) {
                 continue;
             }
             let num = |name| read(&dir, name).and_then(|v| v.parse::<u32>().ok());

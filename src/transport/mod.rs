@@ -60,13 +60,6 @@ pub mod usbfs_memory;
 use std::fmt;
 use std::time::Duration;
 
-/// Vendor id of every Azure Kinect function (Microsoft).
-pub const VENDOR_ID: u16 = 0x045E;
-/// Product id of the depth camera function (depth MCU: commands and depth stream).
-pub const PRODUCT_ID_DEPTH: u16 = 0x097C;
-/// Product id of the colour camera function (UVC camera, colour MCU and IMU).
-pub const PRODUCT_ID_COLOR: u16 = 0x097D;
-
 /// A USB device as listed by a backend, before it is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -427,6 +420,9 @@ pub fn transfer_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::descriptors::{EP_DEPTH_STREAM_IN, EP_IMU_STREAM_IN, EP_UVC_VIDEO_IN};
+
+    const EP: u8 = EP_UVC_VIDEO_IN.address();
     use std::collections::VecDeque;
 
     /// A queue whose transfers finish only when the test says so.
@@ -442,7 +438,7 @@ mod tests {
 
     impl EndpointQueue for Scripted {
         fn address(&self) -> u8 {
-            0x81
+            EP
         }
         fn max_packet_size(&self) -> usize {
             512
@@ -489,28 +485,25 @@ mod tests {
         assert_eq!(in_transfer_len(252, 64), 256);
         assert_eq!(in_transfer_len(252, 0), 252);
         for (len, mps) in [(255, 1024), (2_000_000, 1024), (18, 512), (13, 64)] {
-            assert_eq!(
-                check_in_length(0x81, in_transfer_len(len, mps), mps),
-                Ok(())
-            );
+            assert_eq!(check_in_length(EP, in_transfer_len(len, mps), mps), Ok(()));
         }
     }
 
     #[test]
     fn nusb_in_length_rule() {
-        assert_eq!(check_in_length(0x81, 2048, 1024), Ok(()));
-        let e = check_in_length(0x81, 255, 1024).unwrap_err();
+        assert_eq!(check_in_length(EP, 2048, 1024), Ok(()));
+        let e = check_in_length(EP, 255, 1024).unwrap_err();
         assert_eq!(
             e,
             TransferError::InvalidLength {
-                endpoint: 0x81,
+                endpoint: EP,
                 requested: 255,
                 max_packet_size: 1024
             }
         );
-        assert!(e.to_string().contains("0x81"), "{e}");
-        assert!(check_in_length(0x83, 0, 1024).is_err());
-        assert!(check_in_length(0x82, 512, 1024).is_err());
+        assert!(e.to_string().contains(&EP_UVC_VIDEO_IN.to_string()), "{e}");
+        assert!(check_in_length(EP_DEPTH_STREAM_IN.address(), 0, 1024).is_err());
+        assert!(check_in_length(EP_IMU_STREAM_IN.address(), 512, 1024).is_err());
     }
 
     #[test]

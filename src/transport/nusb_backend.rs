@@ -25,6 +25,7 @@ use super::{
     Backend, Completion, ControlSetup, DeviceInfo, Error, ErrorKind, IsoInQueue, TransferError,
     UsbDevice, UsbInterface,
 };
+use crate::protocol::descriptors::ENDPOINT_DIR_IN;
 
 /// The nusb backend. Stateless: every call asks the OS.
 #[derive(Clone, Copy, Debug, Default)]
@@ -345,7 +346,7 @@ impl UsbInterface for NusbInterface {
             .ok_or_else(|| {
                 Error::new(ErrorKind::NotFound, format!("{context}: no such endpoint"))
             })?;
-        let is_in = address & 0x80 != 0;
+        let is_in = address & ENDPOINT_DIR_IN != 0;
         let map = |e: nusb::Error| os_error::from_nusb_error(&e, &context);
         let endpoint = match (transfer_type, is_in) {
             (TransferType::Bulk, true) => {

@@ -45,6 +45,7 @@ use super::{
     ControlSetup, EndpointQueue, Error, ErrorKind, IsoCompletion, IsoInQueue, IsoPacket,
     TransferError, UsbInterface,
 };
+use crate::protocol::descriptors::{ALT_SETTING_ZERO_BANDWIDTH, ENDPOINT_DIR_IN};
 
 /// The kernel refuses isochronous URBs with more packet descriptors than this.
 pub const MAX_ISO_PACKETS: usize = 128;
@@ -241,7 +242,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // Errors are ignored: the device may be gone, and nothing can be done about it here.
-        let _ = self.set_alt_setting(0);
+        let _ = self.set_alt_setting(ALT_SETTING_ZERO_BANDWIDTH);
         let number = u32::from(self.interface);
         // SAFETY: USBDEVFS_RELEASEINTERFACE reads one `unsigned int`, which `number` is.
         let _ = unsafe {
@@ -439,7 +440,7 @@ pub struct IsoGeometry {
 impl IsoGeometry {
     /// Checks a requested geometry against what usbfs accepts.
     pub fn new(address: u8, packets: usize, packet_size: usize) -> Result<IsoGeometry, String> {
-        if address & 0x80 == 0 {
+        if address & ENDPOINT_DIR_IN == 0 {
             return Err(format!("0x{address:02X} is not an IN endpoint"));
         }
         if packets == 0 || packets > MAX_ISO_PACKETS {
@@ -753,6 +754,7 @@ impl Drop for UsbfsIsoQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::descriptors::{OutEndpoint, EP_UVC_VIDEO_IN};
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -805,31 +807,33 @@ mod tests {
         assert_eq!(u64::from(USBDEVFS_DISCONNECT_CLAIM), 0x8108_551B);
     }
 
+    const EP: u8 = EP_UVC_VIDEO_IN.address();
+
     #[test]
     fn geometry_follows_usbfs_limits() {
-        let g = IsoGeometry::new(0x81, 32, 3072).unwrap();
+        let g = IsoGeometry::new(EP, 32, 3072).unwrap();
         assert_eq!(g.transfer_len(), 98_304);
-        assert!(IsoGeometry::new(0x81, 128, 1024).is_ok());
-        assert!(IsoGeometry::new(0x81, 129, 1024)
+        assert!(IsoGeometry::new(EP, 128, 1024).is_ok());
+        assert!(IsoGeometry::new(EP, 129, 1024)
             .unwrap_err()
             .contains("1 to 128"));
-        assert!(IsoGeometry::new(0x81, 0, 1024).is_err());
-        assert!(IsoGeometry::new(0x01, 32, 1024)
+        assert!(IsoGeometry::new(EP, 0, 1024).is_err());
+        assert!(IsoGeometry::new(OutEndpoint::new(1).address(), 32, 1024)
             .unwrap_err()
             .contains("not an IN endpoint"));
-        assert!(IsoGeometry::new(0x81, 32, 0).is_err());
-        assert!(IsoGeometry::new(0x81, 128, usize::MAX / 64).is_err());
+        assert!(IsoGeometry::new(EP, 32, 0).is_err());
+        assert!(IsoGeometry::new(EP, 128, usize::MAX / 64).is_err());
     }
 
     #[test]
     fn a_fresh_urb_describes_its_packets_and_buffer() {
-        let g = IsoGeometry::new(0x81, 4, 1024).unwrap();
+        let g = IsoGeometry::new(EP, 4, 1024).unwrap();
         let mut t = InFlight::new(&g, vec![1, 2, 3]);
         assert_eq!(t.buffer.len(), 4096);
         assert!(t.buffer.iter().all(|&b| b == 0));
         let urb = &t.urb.urb;
         assert_eq!(urb.urb_type, URB_TYPE_ISO);
-        assert_eq!(urb.endpoint, 0x81);
+        assert_eq!(urb.endpoint, EP);
         assert_eq!(urb.flags, URB_ISO_ASAP);
         assert_eq!(urb.buffer_length, 4096);
         assert_eq!(urb.number_of_packets, 4);
@@ -840,7 +844,7 @@ mod tests {
 
     #[test]
     fn reaped_urbs_decode_into_packets() {
-        let g = IsoGeometry::new(0x81, 3, 1024).unwrap();
+        let g = IsoGeometry::new(EP, 3, 1024).unwrap();
         let mut t = InFlight::new(&g, Vec::new());
         // What the kernel writes at reap: packet 0 full, packet 1 short, packet 2 missed (EXDEV).
         t.urb.packets[0].actual_length = 1024;

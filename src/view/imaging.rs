@@ -327,16 +327,8 @@ mod tests {
     use super::*;
 
     fn image16(format: ImageFormat, values: &[u16]) -> Image {
-        Image {
-            format,
-            width: values.len() as u32,
-            height: 1,
-            stride_bytes: values.len() as u32 * 2,
-            device_timestamp_usec: 0,
-            system_timestamp_nsec: 0,
-            exposure_usec: 0,
-            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        }
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Image::new(format, values.len() as u32, 1, 0, data)
     }
 
     #[test]

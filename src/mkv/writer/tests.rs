@@ -27,16 +27,13 @@ fn imu(ts_usec: u64) -> ImuSample {
 
 fn color(ts_usec: u64, n: usize) -> Capture {
     Capture {
-        color: Some(Image {
-            format: ImageFormat::Mjpg,
-            width: 1280,
-            height: 720,
-            stride_bytes: 0,
-            device_timestamp_usec: ts_usec,
-            system_timestamp_nsec: 0,
-            exposure_usec: 0,
-            data: vec![0xFF; n],
-        }),
+        color: Some(Image::new(
+            ImageFormat::Mjpg,
+            1280,
+            720,
+            ts_usec,
+            vec![0xFF; n],
+        )),
         ..Default::default()
     }
 }
@@ -232,16 +229,7 @@ fn reference_recording(pending_limit_bytes: usize) -> Vec<u8> {
     s.pending_limit_bytes = pending_limit_bytes;
     let mut w = K4aWriter::create(Cursor::new(Vec::new()), s).unwrap();
     let (dw, dh) = (320u32, 288u32);
-    let image = |format, w: u32, h: u32, ts, data| Image {
-        format,
-        width: w,
-        height: h,
-        stride_bytes: format.stride_bytes(w),
-        device_timestamp_usec: ts,
-        system_timestamp_nsec: 0,
-        exposure_usec: 0,
-        data,
-    };
+    let image = Image::new;
     let mut imu_t = 900_000u64;
     for n in 0..150u64 {
         let ts = 1_000_000 + n * 33_333;

@@ -25,7 +25,8 @@ use clap::Parser;
 
 use freek4a::cli::wiring::emulator_spec;
 use freek4a::cli::EmulateSpec;
-use freek4a::emulator::{EmulatedBackend, Fault, FaultRule, FaultTarget, Function};
+use freek4a::emulator::{EmulatedBackend, Fault, FaultRule, FaultTarget};
+use freek4a::types::Stream;
 
 use crate::sandbox::{Op, NODE_FD_BASE, NODE_FD_END};
 use crate::usbfs::{Node, Opened, World};
@@ -81,12 +82,10 @@ fn parse_fault(s: &str) -> Result<FaultRule, String> {
     if !(2..=4).contains(&parts.len()) {
         return Err(bad());
     }
-    let target = match parts[0] {
-        "depth" => FaultTarget::Endpoint(Function::Depth, 0x83),
-        "color" => FaultTarget::Endpoint(Function::Color, 0x81),
-        "imu" => FaultTarget::Endpoint(Function::Color, 0x82),
-        c => FaultTarget::Command(
-            u32::from_str_radix(c.trim_start_matches("0x"), 16).map_err(|_| bad())?,
+    let target = match Stream::from_name(parts[0]) {
+        Some(stream) => FaultTarget::Stream(stream),
+        None => FaultTarget::Command(
+            u32::from_str_radix(parts[0].trim_start_matches("0x"), 16).map_err(|_| bad())?,
         ),
     };
     let fault = match parts[1] {

@@ -9,9 +9,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use freek4a::emulator::EmulatedBackend;
+use freek4a::protocol::descriptors::{
+    descriptor_type, CLASS_VIDEO, EP_DEPTH_STREAM_IN, LANGID_EN_US, PID_COLOR, PID_DEPTH,
+};
 use freek4a::transport::{
     Backend, ControlSetup, DeviceInfo, ErrorKind, TransferError, UsbDevice, UsbInterface,
-    PRODUCT_ID_COLOR, PRODUCT_ID_DEPTH,
 };
 
 use crate::engine::{Finished, Queue, Sink, Worker};
@@ -404,14 +406,16 @@ impl World {
         for info in backend.list()? {
             let dev = backend.open(&info)?;
             let t = Duration::from_secs(1);
-            let device_descriptor = dev.get_descriptor(1, 0, 0, t)?;
-            let config = dev.get_descriptor(2, 0, 0, t)?;
+            let device_descriptor = dev.get_descriptor(descriptor_type::DEVICE, 0, 0, t)?;
+            let config = dev.get_descriptor(descriptor_type::CONFIGURATION, 0, 0, t)?;
             let (interfaces, endpoints) = parse_config(&config);
             let string = |i: u8| -> Option<String> {
                 if i == 0 {
                     return None;
                 }
-                let d = dev.get_descriptor(3, i, 0x0409, t).ok()?;
+                let d = dev
+                    .get_descriptor(descriptor_type::STRING, i, LANGID_EN_US, t)
+                    .ok()?;
                 let units: Vec<u16> = d
                     .get(2..)?
                     .chunks_exact(2)
@@ -426,9 +430,9 @@ impl World {
             ];
             let mut st = FunctionState::default();
             // uvcvideo binds to both UVC interfaces of the colour camera.
-            if info.product_id == PRODUCT_ID_COLOR {
+            if info.product_id == PID_COLOR {
                 for i in &interfaces {
-                    if i.class[0] == 0x0E {
+                    if i.class[0] == CLASS_VIDEO {
                         st.driver.insert(i.number, "uvcvideo");
                     }
                 }
@@ -933,8 +937,8 @@ impl Node {
                     .func
                     .interfaces
                     .iter()
-                    .any(|i| i.number == n && i.class[0] == 0x0E);
-                if uvc && self.func.info.product_id == PRODUCT_ID_COLOR {
+                    .any(|i| i.number == n && i.class[0] == CLASS_VIDEO);
+                if uvc && self.func.info.product_id == PID_COLOR {
                     fs.driver.insert(n, "uvcvideo");
                     Ok(1)
                 } else {
@@ -1239,7 +1243,9 @@ impl Node {
             }
         };
         // The unplug timer starts with the cameras: the first depth or colour stream URB.
-        if (ep == 0x83 && self.func.info.product_id == PRODUCT_ID_DEPTH) || kind == URB_TYPE_ISO {
+        if (ep == EP_DEPTH_STREAM_IN.address() && self.func.info.product_id == PID_DEPTH)
+            || kind == URB_TYPE_ISO
+        {
             world.arm_unplug();
         }
         if !is_in {
