@@ -89,6 +89,17 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
                 times: Some(f.times),
             })
             .collect(),
+        firmware_overrides: spec
+            .firmware
+            .iter()
+            .map(|f| {
+                let mut v = EmulatorSpec::default().firmware;
+                v.rgb = f.rgb;
+                v.depth = f.depth;
+                (usize::from(f.unit), v)
+            })
+            .collect(),
+        journal_path: spec.journal.clone(),
         ..EmulatorSpec::default()
     }
 }
@@ -182,7 +193,7 @@ pub struct DeviceSource {
     /// Device-side drops as of the last stop, for the file's tags.
     final_drops: Arc<Mutex<DropCounts>>,
     /// The emulated units and when to unplug unit 0 (`--emulate=unplug_after=S`).
-    unplug: Option<(EmulatedBackend, Duration)>,
+    unplug: Option<(EmulatedBackend, Duration, u8)>,
     /// Units come from `--emulate`.
     emulated: bool,
     /// The options whose OpenGL choice for the depth engine is made once a unit was found, so
@@ -206,7 +217,7 @@ impl DeviceSource {
                 let b = EmulatedBackend::new(emulator_spec(spec));
                 let unplug = spec
                     .unplug_after_sec
-                    .map(|s| (b.clone(), Duration::from_secs_f64(s)));
+                    .map(|s| (b.clone(), Duration::from_secs_f64(s), spec.unplug_unit));
                 (Box::new(b), unplug)
             }
             None => (backend_for(None), None),
@@ -329,10 +340,10 @@ impl RecorderDevice for DeviceSource {
 
     fn start_cameras(&mut self, config: &DeviceConfig) -> Result<(), SourceError> {
         self.open_device()?.start_cameras(config)?;
-        if let Some((backend, after)) = self.unplug.take() {
+        if let Some((backend, after, unit)) = self.unplug.take() {
             std::thread::spawn(move || {
                 std::thread::sleep(after);
-                backend.disconnect(0);
+                backend.disconnect(usize::from(unit));
             });
         }
         Ok(())

@@ -22,6 +22,7 @@ pub mod images;
 pub mod imu;
 mod pipe;
 mod streams;
+mod sync;
 mod usb;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub use clock::{Speed, StreamId, TICKS_PER_SECOND};
 pub use imu::{ImuModel, ImuTruth};
+pub use sync::JournalEvent;
 
 use crate::protocol::depth_raw::Scene;
 use crate::transport::{self, Backend, DeviceInfo, UsbDevice};
@@ -180,6 +182,10 @@ pub struct EmulatorSpec {
     pub scene: Scene,
     /// Faults active from the start.
     pub faults: Vec<FaultRule>,
+    /// Units that report other firmware than `firmware` (index, versions).
+    pub firmware_overrides: Vec<(usize, HardwareVersion)>,
+    /// Also append the start-order journal ([`EmulatedBackend::journal`]) to this file.
+    pub journal_path: Option<std::path::PathBuf>,
 }
 
 impl Default for EmulatorSpec {
@@ -208,6 +214,8 @@ impl Default for EmulatorSpec {
             imu: ImuModel::default(),
             scene: Scene::default(),
             faults: Vec::new(),
+            firmware_overrides: Vec::new(),
+            journal_path: None,
         }
     }
 }
@@ -260,13 +268,6 @@ pub(crate) struct ResponseChannel {
     pub ready: Condvar,
 }
 
-/// Wiring shared by all units of a backend.
-#[derive(Default)]
-pub(crate) struct SyncBus {
-    /// Units whose colour camera is streaming in master mode.
-    pub master_streaming: AtomicBool,
-}
-
 /// One emulated unit.
 pub(crate) struct Unit {
     pub index: usize,
@@ -289,7 +290,9 @@ pub(crate) struct Unit {
     pub color_resp: ResponseChannel,
     pub disconnected: AtomicBool,
     pub faults: Mutex<Vec<(FaultRule, u64)>>,
-    pub bus: Arc<SyncBus>,
+    pub bus: Arc<sync::SyncBus>,
+    /// The master's train this unit's clock follows, and the clock generation since then.
+    pub followed: Mutex<Option<(u64, u64)>>,
     pub imu_truth: Mutex<std::collections::VecDeque<ImuTruth>>,
 }
 
@@ -300,7 +303,12 @@ impl Unit {
     /// Whether sync pulses reach this unit's sync-in: from an external generator, or from a
     /// master up the chain whose colour camera streams.
     pub fn sync_pulses(&self) -> bool {
-        self.external_sync_in || self.bus.master_streaming.load(Ordering::SeqCst)
+        self.external_sync_in || self.bus.train_for(self.index).is_some()
+    }
+
+    /// Appends an event to the start-order journal.
+    pub fn log(&self, event: &'static str, detail: String) {
+        self.bus.log(self.index, &self.serial, event, detail);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, UnitState> {
@@ -316,7 +324,10 @@ impl Unit {
     }
 
     pub fn disconnect(&self) {
-        self.disconnected.store(true, Ordering::SeqCst);
+        if !self.disconnected.swap(true, Ordering::SeqCst) {
+            self.log("unplugged", String::new());
+        }
+        self.bus.stop_train(self.index);
         self.notify();
         self.depth_resp.ready.notify_all();
         self.color_resp.ready.notify_all();
@@ -373,7 +384,11 @@ impl EmulatedBackend {
     /// Builds the units of `spec`.
     pub fn new(spec: EmulatorSpec) -> EmulatedBackend {
         let mut rng = Rng::new(spec.seed);
-        let bus = Arc::new(SyncBus::default());
+        let bus = Arc::new(sync::SyncBus::new(
+            spec.units,
+            spec.sync_cables,
+            spec.journal_path.as_ref(),
+        ));
         let units = (0..spec.units)
             .map(|index| {
                 let serial = make_serial(&mut rng);
@@ -398,7 +413,12 @@ impl EmulatedBackend {
                     index,
                     serial,
                     container_id,
-                    firmware: spec.firmware,
+                    firmware: spec
+                        .firmware_overrides
+                        .iter()
+                        .rev()
+                        .find(|(u, _)| *u == index)
+                        .map_or(spec.firmware, |(_, v)| *v),
                     calibration_json,
                     cal_block,
                     imu_model: spec.imu,
@@ -421,6 +441,7 @@ impl EmulatedBackend {
                             .collect(),
                     ),
                     bus: bus.clone(),
+                    followed: Mutex::new(None),
                     imu_truth: Mutex::new(Default::default()),
                 })
             })
@@ -494,6 +515,15 @@ impl EmulatedBackend {
                     .copied()
                     .collect()
             })
+            .unwrap_or_default()
+    }
+
+    /// The start-order journal: sync configurations, stream starts and stops, first pulses
+    /// and unplugs of every unit, in the order they happened.
+    pub fn journal(&self) -> Vec<JournalEvent> {
+        self.units
+            .first()
+            .map(|u| u.bus.journal())
             .unwrap_or_default()
     }
 
