@@ -237,6 +237,8 @@ fn run(command: Cmd) -> Result<(), Failure> {
 }
 
 fn record(args: Vec<OsString>) -> Result<(), Failure> {
+    // freek4a's own options (a rig, colour controls) first; the rest is k4arecorder's.
+    let (rig, args) = cli::rig::split_args(args).map_err(usage)?;
     match cli::parse_recorder_args(args.clone()).map_err(usage)? {
         RecorderCommand::Help => {
             print!("{}", cli::recorder_help("freek4a record"));
@@ -267,7 +269,13 @@ fn record(args: Vec<OsString>) -> Result<(), Failure> {
             options
                 .apply_environment(|k| std::env::var_os(k))
                 .map_err(usage)?;
-            let code = cli::toolbox::record(&options).map_err(runtime)?;
+            let code = if rig.is_rig() {
+                cli::rig::record(&rig, &options).map_err(runtime)?
+            } else if !rig.color.is_empty() {
+                cli::rig::record_one(&rig.color, &options).map_err(runtime)?
+            } else {
+                cli::toolbox::record(&options).map_err(runtime)?
+            };
             if code == 0 {
                 Ok(())
             } else {

@@ -237,6 +237,29 @@ impl DeviceSource {
         }
     }
 
+    /// A source on a backend shared with other sources (one unit of a rig; the emulated
+    /// units' `unplug_after` is left to the caller).
+    pub fn on_backend(options: &RecorderOptions, backend: Box<dyn Backend>) -> DeviceSource {
+        let mut source = DeviceSource::for_options(&RecorderOptions {
+            emulate: None,
+            ..options.clone()
+        });
+        if options.emulate.is_some() {
+            source.options.depth_engine = match &options.depth_engine_path {
+                Some(p) => DepthEngineChoice::Path(p.clone()),
+                None => DepthEngineChoice::Emulated,
+            };
+            source.options.backpressure = options
+                .emulate
+                .as_ref()
+                .is_some_and(|s| s.speed == EmulateSpeed::Max);
+            source.emulated = true;
+        }
+        source.backend = backend;
+        source.gl_setup = Some(options.clone());
+        source
+    }
+
     /// Device-side drops per stream in the recording's terms (a lost depth frame loses its
     /// depth and IR images; a capture dropped from the output queue loses all its images).
     pub fn drop_counts(&self) -> DropCounts {
@@ -268,6 +291,11 @@ impl DeviceSource {
     /// The open device, if any.
     pub fn device(&self) -> Option<&Device> {
         self.device.as_ref()
+    }
+
+    /// The open device, if any, for changing its settings.
+    pub fn device_mut(&mut self) -> Option<&mut Device> {
+        self.device.as_mut()
     }
 
     fn open_device(&mut self) -> Result<&mut Device, SourceError> {
@@ -480,6 +508,16 @@ impl FileSink {
             device_drops: source.final_drops.clone(),
             stats: None,
         })
+    }
+
+    /// Adds global tags to the file (before its header is written).
+    pub fn add_tags(&mut self, tags: &[(String, String)]) -> Result<(), SinkError> {
+        let s = self
+            .settings
+            .as_mut()
+            .ok_or(SinkError::Order("tags after the header"))?;
+        s.tags.extend_from_slice(tags);
+        Ok(())
     }
 
     /// The writer's statistics once the file is closed.
