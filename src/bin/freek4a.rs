@@ -37,11 +37,24 @@ enum Cmd {
         #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", require_equals = true)]
         emulate: Option<String>,
     },
-    /// Describe a recording (modes, tracks, duration, calibration, tags)
+    /// Describe a recording (modes, tracks, duration, calibration, tags), or a rig's directory
     #[command(after_help = EXIT_CODES)]
     Info {
-        /// The recording
+        /// The recording, or a directory recorded with `record --devices`
         file: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pair the captures of a synchronised rig's recordings (a directory, or the files)
+    #[command(after_help = EXIT_CODES)]
+    Match {
+        /// A rig's directory, or its recordings (the master's among them)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where to write the pairing (default: match.csv in the directory)
+        #[arg(long, value_name = "PATH")]
+        csv: Option<PathBuf>,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
@@ -164,6 +177,17 @@ fn run(command: Cmd) -> Result<(), Failure> {
                 .map_err(usage)?;
             let devices = cli::toolbox::list_devices(spec.as_ref()).map_err(runtime)?;
             print!("{}", cli::format_device_list(&devices));
+            Ok(())
+        }
+        Cmd::Info { file, json } if file.is_dir() => {
+            print!("{}", cli::rig::rig_info(&file, json).map_err(runtime)?);
+            Ok(())
+        }
+        Cmd::Match { paths, csv, json } => {
+            print!(
+                "{}",
+                cli::rig::match_command(&paths, csv.as_deref(), json).map_err(runtime)?
+            );
             Ok(())
         }
         Cmd::Info { file, json } => {

@@ -44,6 +44,9 @@ pub const DEPTH_INTERFERENCE_STEP_USEC: u32 = 160;
 /// How long the master waits for every subordinate to start its cameras.
 const SUBORDINATE_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long subordinates go on after the master stopped, to deliver its last pulses' frames.
+const SUBORDINATE_DRAIN: Duration = Duration::from_millis(400);
+
 /// Which units to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceSelection {
@@ -516,9 +519,7 @@ fn names(units: &[&UnitFacts]) -> String {
 type BackendMaker = Box<dyn Fn() -> Box<dyn Backend> + Send + Sync>;
 
 /// The backend a rig's units share.
-fn rig_backend(
-    emulate: Option<&EmulateSpec>,
-) -> (BackendMaker, Option<EmulatedBackend>) {
+fn rig_backend(emulate: Option<&EmulateSpec>) -> (BackendMaker, Option<EmulatedBackend>) {
     match emulate {
         Some(spec) => {
             let b = EmulatedBackend::new(emulator_spec(spec));
@@ -995,10 +996,25 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
     let show_progress = options.progress && std::io::stderr().is_terminal();
     let mut drawn = 0usize;
     let mut last_draw = Instant::now();
+    let mut master_done_at: Option<Instant> = None;
     while done.iter().any(|d| !d) {
+        // The master stops first; the subordinates then deliver the frames of its last
+        // pulses and stop too, so every file ends on the same pulse.
+        if let Some(m) = master_slot {
+            if done[m] && master_done_at.is_none() {
+                master_done_at = Some(Instant::now());
+            }
+        }
         if stop.is_stopping() {
-            for s in &unit_stops {
-                s.request_stop();
+            match master_slot {
+                Some(m) if !done[m] => unit_stops[m].request_stop(),
+                _ => {
+                    if master_done_at.is_none_or(|t| t.elapsed() >= SUBORDINATE_DRAIN) {
+                        for s in &unit_stops {
+                            s.request_stop();
+                        }
+                    }
+                }
             }
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
@@ -1101,6 +1117,168 @@ pub fn record_one(color: &ColorSettings, options: &RecorderOptions) -> Result<i3
     };
     let report = crate::cli::session::record_on_console(&mut device, create, options, &stop);
     Ok(report.exit_code)
+}
+
+/// Why `freek4a match` or `freek4a info OUTDIR` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RigReadError {
+    /// Matching failed.
+    #[error(transparent)]
+    Match(#[from] crate::playback::matching::MatchError),
+    /// A recording could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::playback::Error,
+    },
+    /// Writing match.csv failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory holds no recording.
+    #[error("{0} holds no .mkv recording")]
+    Empty(String),
+}
+
+/// `freek4a match OUTDIR|FILES [--csv PATH] [--json]`: pairs the captures, writes the CSV
+/// (default `match.csv` next to the master's file) and returns the report text.
+pub fn match_command(
+    paths: &[PathBuf],
+    csv: Option<&Path>,
+    json: bool,
+) -> Result<String, RigReadError> {
+    use crate::playback::matching::{match_files, recordings_in};
+    let files = match paths {
+        [dir] if dir.is_dir() => recordings_in(dir)?,
+        _ => paths.to_vec(),
+    };
+    let m = match_files(&files)?;
+    let csv_path = match csv {
+        Some(p) => p.to_path_buf(),
+        None => match paths {
+            [dir] if dir.is_dir() => dir.join("match.csv"),
+            _ => Path::new(&m.master_file)
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("match.csv"),
+        },
+    };
+    std::fs::write(&csv_path, m.csv()).map_err(|source| RigReadError::Write {
+        path: csv_path.display().to_string(),
+        source,
+    })?;
+    if json {
+        let mut v = serde_json::to_value(&m).unwrap_or_default();
+        v["csv"] = serde_json::Value::String(csv_path.display().to_string());
+        Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+    } else {
+        Ok(format!("{m}Wrote {}\n", csv_path.display()))
+    }
+}
+
+/// `freek4a info OUTDIR`: one line per recording of a rig (role, delay, captures, length,
+/// colour settings), and the rig's description when `rig.json` is there.
+pub fn rig_info(dir: &Path, json: bool) -> Result<String, RigReadError> {
+    use crate::playback::info::RecordingInfo;
+    let files = crate::playback::matching::recordings_in(dir)?;
+    if files.is_empty() {
+        return Err(RigReadError::Empty(dir.display().to_string()));
+    }
+    let rig: Option<serde_json::Value> = std::fs::read_to_string(dir.join("rig.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let mut rows = Vec::new();
+    for f in &files {
+        let info = RecordingInfo::read(f).map_err(|source| RigReadError::Read {
+            path: f.display().to_string(),
+            source,
+        })?;
+        let tag = |name: &str| {
+            info.tags
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.value.clone())
+        };
+        let color: Vec<String> = info
+            .tags
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix("FREEK4A_COLOR_")
+                    .map(|n| format!("{}={}", n.to_ascii_lowercase(), t.value))
+            })
+            .collect();
+        rows.push(serde_json::json!({
+            "file": f.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "serial": tag("K4A_DEVICE_SERIAL_NUMBER"),
+            "wired_sync_mode": info.config.wired_sync_mode.name(),
+            "subordinate_delay_usec": info.config.subordinate_delay_off_master_usec,
+            "chain_position": tag("FREEK4A_RIG_CHAIN_POSITION"),
+            "captures": info.captures,
+            "length_usec": info.length_usec,
+            "start_offset_usec": info.start_offset_usec,
+            "color_firmware": tag("K4A_COLOR_FIRMWARE_VERSION"),
+            "depth_firmware": tag("K4A_DEPTH_FIRMWARE_VERSION"),
+            "color_settings": color,
+        }));
+    }
+    if json {
+        let v = serde_json::json!({"directory": dir.display().to_string(), "rig": rig, "recordings": rows});
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+    }
+    let mut out = format!("Rig in {}: {} recordings\n", dir.display(), rows.len());
+    if let Some(r) = &rig {
+        let o = &r["options"];
+        out.push_str(&format!(
+            "Recorded with: {} {} / {} at {} fps{}\n",
+            o["color_resolution"].as_str().unwrap_or("?"),
+            o["color_format"].as_str().unwrap_or("?"),
+            o["depth_mode"].as_str().unwrap_or("?"),
+            o["camera_fps"],
+            if r["chain_order_from_cables"] == true {
+                ", chain order from the cables"
+            } else {
+                ", chain order as given"
+            }
+        ));
+    }
+    let counts: Vec<u64> = rows.iter().filter_map(|r| r["captures"].as_u64()).collect();
+    for r in &rows {
+        out.push_str(&format!(
+            "{}  {:<11} delay {:>5} us  position {:<4}  {:>6} captures  {:>8.3} s  firmware C {} D {}  {}\n",
+            r["serial"].as_str().unwrap_or("?"),
+            r["wired_sync_mode"].as_str().unwrap_or("?"),
+            r["subordinate_delay_usec"],
+            r["chain_position"].as_str().unwrap_or("-"),
+            r["captures"],
+            r["length_usec"].as_u64().unwrap_or(0) as f64 / 1e6,
+            r["color_firmware"].as_str().unwrap_or("?"),
+            r["depth_firmware"].as_str().unwrap_or("?"),
+            r["color_settings"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        ));
+    }
+    if let (Some(lo), Some(hi)) = (counts.iter().min(), counts.iter().max()) {
+        out.push_str(&format!(
+            "Captures per file: {lo} to {hi}{}\n",
+            if hi - lo > 1 {
+                " (more than one apart: run `freek4a match` to see where)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

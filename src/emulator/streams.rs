@@ -116,7 +116,16 @@ pub(crate) fn gate(
             if sched.is_some_and(|s| s.generation != unit.pacer.generation()) {
                 *sched = None;
             }
-            (stream != StreamId::Imu).then_some(train)
+            if sched.is_none() && stream != StreamId::Imu {
+                // A waiting subordinate exposes on the next pulse it sees, starting with the
+                // latest one (the first of the train when it was waiting for the master).
+                *sched = Some(Schedule {
+                    generation: unit.pacer.generation(),
+                    anchor_ticks: train.last_tick.saturating_sub(period),
+                    index: 1,
+                });
+            }
+            (stream != StreamId::Imu).then_some(train.id)
         } else {
             None
         };
@@ -131,7 +140,7 @@ pub(crate) fn gate(
             if unit.bus.wait_pulse(unit.index, train, pulse_tick, deadline) {
                 return Gate::Go(s, ticks);
             }
-            if follow_master(unit) != Some(train) {
+            if follow_master(unit).map(|t| t.id) != Some(train) {
                 *sched = None;
                 continue;
             }
@@ -145,7 +154,7 @@ pub(crate) fn gate(
 
 /// Locks a chain-fed subordinate's clock onto the train reaching its sync-in (once per train
 /// and clock generation); `None` while no pulses arrive.
-fn follow_master(unit: &Unit) -> Option<u64> {
+fn follow_master(unit: &Unit) -> Option<super::sync::Train> {
     let train = unit.bus.train_for(unit.index)?;
     let mut followed = unit.followed.lock().unwrap_or_else(|e| e.into_inner());
     let current = (train.id, unit.pacer.generation());
@@ -155,7 +164,7 @@ fn follow_master(unit: &Unit) -> Option<u64> {
         *followed = Some((train.id, unit.pacer.generation()));
         unit.log("first-pulse", format!("tick={}", train.last_tick));
     }
-    Some(train.id)
+    Some(train)
 }
 
 /// Depth frames on endpoint 0x83.

@@ -13,6 +13,7 @@ mod cluster;
 pub mod exercise;
 pub mod info;
 mod layout;
+pub mod matching;
 pub mod repair;
 
 use std::fmt;
