@@ -161,3 +161,197 @@ fn a_subordinate_started_after_the_master_misses_the_earlier_frames() {
     }
     sub.stop_cameras().unwrap();
 }
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::util::{bin_path, Oracle, TempDir};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `freek4a ARGS` with no emulation from the environment.
+fn freek4a(args: &[&str]) -> Output {
+    Command::new(bin_path("freek4a"))
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("FREEK4A_EMULATE")
+        .output()
+        .expect("run freek4a")
+}
+
+fn rig_json(dir: &Path) -> serde_json::Value {
+    let t = std::fs::read_to_string(dir.join("rig.json")).expect("rig.json");
+    serde_json::from_str(&t).expect("rig.json is JSON")
+}
+
+fn mkv_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Checks a recorded rig with Microsoft's playback and `freek4a match`: every file opens with
+/// its unit's wired sync mode and delay, capture counts are within one, every capture pairs
+/// with the master's within 100 µs of its delay. Returns the capture counts by serial.
+fn judge_rig(oracle: &Oracle, dir: &Path, units: usize, color_tags: &[(&str, &str)]) -> Vec<u64> {
+    let rig = rig_json(dir);
+    let planned = rig["units"].as_array().expect("units");
+    assert_eq!(planned.len(), units, "{rig:#}");
+    let mut counts = Vec::new();
+    for u in planned {
+        let serial = u["serial"].as_str().unwrap();
+        let path = dir.join(format!("{serial}.mkv"));
+        let v = oracle.playback(&path);
+        assert_eq!(v["opened"], true, "{serial}: {v:#}");
+        let (mode, delay) = match u["role"].as_str().unwrap() {
+            "master" => ("MASTER", 0),
+            _ => ("SUBORDINATE", 160 * u["chain_position"].as_u64().unwrap()),
+        };
+        assert_eq!(v["config"]["wired_sync_mode"], mode, "{serial}: {v:#}");
+        assert_eq!(
+            v["config"]["subordinate_delay_off_master_usec"], delay,
+            "{serial}: {v:#}"
+        );
+        assert_eq!(u["subordinate_delay_usec"], delay, "{rig:#}");
+        assert_eq!(v["tags"]["K4A_DEVICE_SERIAL_NUMBER"], serial);
+        for (name, want) in color_tags {
+            assert_eq!(
+                v["other_tags"][format!("FREEK4A_COLOR_{name}")],
+                *want,
+                "{serial}: {:#}",
+                v["other_tags"]
+            );
+        }
+        let n = v["captures"].as_u64().unwrap();
+        assert_eq!(u["result"]["captures"], n, "{rig:#}");
+        assert_eq!(u["result"]["finished"], true, "{rig:#}");
+        counts.push(n);
+    }
+    let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(hi - lo <= 1, "capture counts {counts:?}");
+    assert!(*lo >= 30, "capture counts {counts:?}");
+    let out = freek4a(&["match", dir.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).expect("match JSON");
+    let others = m["units"].as_array().unwrap();
+    assert_eq!(others.len(), units - 1, "{m:#}");
+    for u in others {
+        assert_eq!(u["matched"], u["captures"], "every capture paired: {m:#}");
+        assert!(u["max_error_usec"].as_u64().unwrap() <= 100, "{m:#}");
+        assert_eq!(u["gaps"], 0, "{m:#}");
+    }
+    let csv = std::fs::read_to_string(dir.join("match.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count() as u64,
+        1 + m["master_captures"].as_u64().unwrap()
+    );
+    counts
+}
+
+/// Journal lines of one event kind: (unit index, order in the journal).
+fn journal_positions(journal: &str, event: &str) -> Vec<(usize, usize)> {
+    journal
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.split_whitespace().nth(3) == Some(event))
+        .filter_map(|(i, l)| {
+            let unit = l
+                .split_whitespace()
+                .nth(1)?
+                .strip_prefix("unit=")?
+                .parse()
+                .ok()?;
+            Some((unit, i))
+        })
+        .collect()
+}
+
+/// Issue 13: rigs of 2, 3 and 4 emulated units on a daisy chain, recorded from one command.
+#[test]
+fn rigs_of_two_three_and_four_units_from_one_command() {
+    let Some(oracle) = Oracle::get() else {
+        return;
+    };
+    let _lock = crate::util::heavy_test_lock();
+    let dir = TempDir::new("rig-chain");
+    for units in [2usize, 3, 4] {
+        let out_dir = dir.join(&format!("rig{units}"));
+        let journal = dir.join(&format!("journal{units}.txt"));
+        let out = freek4a(&[
+            "record",
+            "--devices",
+            "all",
+            &format!(
+                "--emulate=units={units},cables=chain,journal={}",
+                journal.display()
+            ),
+            "--no-progress",
+            "-l",
+            "2",
+            "-c",
+            "720p",
+            "-d",
+            "NFOV_2X2BINNED",
+            "-r",
+            "30",
+            "--brightness",
+            "100",
+            "--white-balance",
+            "4500",
+            "--powerline",
+            "50",
+            "--sharpness",
+            "3",
+            out_dir.to_str().unwrap(),
+        ]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{units} units: {all}");
+        assert_eq!(mkv_files(&out_dir).len(), units, "{all}");
+        judge_rig(
+            oracle,
+            &out_dir,
+            units,
+            &[
+                ("BRIGHTNESS", "100"),
+                ("WHITE_BALANCE_K", "4500"),
+                ("POWERLINE_HZ", "50"),
+                ("SHARPNESS", "3"),
+                ("EXPOSURE_USEC", "auto"),
+            ],
+        );
+        // Every subordinate started its cameras before the master (unit 0 of the chain).
+        let j = std::fs::read_to_string(&journal).expect("journal");
+        for event in ["depth-start", "color-start"] {
+            let pos = journal_positions(&j, event);
+            assert_eq!(pos.len(), units, "{event}: {j}");
+            let master = pos.iter().find(|(u, _)| *u == 0).unwrap().1;
+            for (u, p) in &pos {
+                assert!(
+                    *u == 0 || *p < master,
+                    "unit {u} {event} after the master:\n{j}"
+                );
+            }
+        }
+        // The info summary shows the rig.
+        let info = freek4a(&["info", out_dir.to_str().unwrap()]);
+        let info_text = text(&info);
+        assert!(info.status.success(), "{info_text}");
+        assert!(
+            info_text.contains(&format!("{units} recordings")),
+            "{info_text}"
+        );
+        assert!(info_text.contains("brightness=100"), "{info_text}");
+    }
+}

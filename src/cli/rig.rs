@@ -608,6 +608,99 @@ fn gather(
     Ok(chosen.into_iter().map(|(u, _)| u).collect())
 }
 
+/// The stretch of the master's time line every file of the rig holds: every unit discards its
+/// first capture (as k4arecorder does) and then writes only the captures from the first pulse
+/// after every unit's first capture, up to the master's last written capture, so all files
+/// begin and end on the same pulses.
+#[derive(Default)]
+struct RigWindow {
+    /// Per unit: the master time of its first (discarded) capture, once it came.
+    firsts: Mutex<Vec<Option<u64>>>,
+    /// Units that will not report (failed first, or standalone).
+    gone: Mutex<Vec<bool>>,
+    /// Units still expected to report a first capture.
+    expected: std::sync::atomic::AtomicUsize,
+    /// Master time from which captures are written (µs; 0 until known).
+    start_usec: std::sync::atomic::AtomicU64,
+    /// Master time after which captures are dropped (µs; `u64::MAX` while the master records).
+    end_usec: std::sync::atomic::AtomicU64,
+    /// Master time of the master's latest written capture (subordinates do not run ahead).
+    master_last_usec: std::sync::atomic::AtomicU64,
+    /// When the first unit reported, to stop waiting for a unit that never does.
+    first_report: Mutex<Option<Instant>>,
+}
+
+/// How long units wait for each other's first capture before the window opens without them.
+const WINDOW_WAIT: Duration = Duration::from_secs(3);
+
+impl RigWindow {
+    fn new(units: usize) -> RigWindow {
+        RigWindow {
+            firsts: Mutex::new(vec![None; units]),
+            gone: Mutex::new(vec![false; units]),
+            expected: std::sync::atomic::AtomicUsize::new(units),
+            start_usec: std::sync::atomic::AtomicU64::new(0),
+            end_usec: std::sync::atomic::AtomicU64::new(u64::MAX),
+            master_last_usec: std::sync::atomic::AtomicU64::new(0),
+            first_report: Mutex::new(None),
+        }
+    }
+
+    fn report_first(&self, unit: usize, master_usec: u64) {
+        let g = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = self.firsts.lock().unwrap_or_else(|e| e.into_inner());
+        if f[unit].is_none() && !g[unit] {
+            f[unit] = Some(master_usec);
+            self.expected
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.first_report
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// A unit that will not report (failed before streaming).
+    fn give_up(&self, unit: usize) {
+        let mut g = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+        let f = self.firsts.lock().unwrap_or_else(|e| e.into_inner());
+        if f[unit].is_none() && !g[unit] {
+            g[unit] = true;
+            self.expected
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// The start, once every unit reported (or the wait is over); `None` meanwhile.
+    fn start(&self, period_usec: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let s = self.start_usec.load(SeqCst);
+        if s != 0 {
+            return Some(s);
+        }
+        let waited = self
+            .first_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() >= WINDOW_WAIT);
+        if self.expected.load(SeqCst) > 0 && !waited {
+            return None;
+        }
+        let latest = self
+            .firsts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flatten()
+            .copied()
+            .max()?;
+        // The next pulse after the latest first capture (half a period of tolerance).
+        let start = latest + period_usec / 2;
+        let _ = self.start_usec.compare_exchange(0, start, SeqCst, SeqCst);
+        Some(self.start_usec.load(SeqCst))
+    }
+}
+
 /// One unit's device for the recording sequence: the source, plus the colour settings applied
 /// before the cameras start, and a report when they started.
 struct RigDevice {
@@ -618,6 +711,28 @@ struct RigDevice {
     tags: Vec<(String, String)>,
     unit: usize,
     events: mpsc::Sender<Event>,
+    /// The rig's common window, this unit's delay off the master and the frame period (µs).
+    window: Option<(Arc<RigWindow>, u64, u64)>,
+    /// Whether the first capture (discarded by the sequence) has been handed out.
+    first_given: bool,
+    /// Master time of the latest capture handed out.
+    last_usec: Arc<std::sync::atomic::AtomicU64>,
+    /// This unit is the rig's master.
+    is_master: bool,
+    /// A subordinate's capture held until the master has written its pulse.
+    pending: Option<(Capture, u64)>,
+}
+
+/// The master's time line position of a capture: its colour time (or depth time) less the
+/// unit's delay off the master.
+fn master_usec(c: &Capture, delay_usec: u64) -> Option<u64> {
+    let t = c
+        .color
+        .as_ref()
+        .or(c.depth.as_ref())
+        .or(c.ir.as_ref())?
+        .device_timestamp_usec;
+    Some(t.saturating_sub(delay_usec))
 }
 
 enum Event {
@@ -662,7 +777,63 @@ impl RecorderDevice for RigDevice {
         self.inner.start_imu()
     }
     fn get_capture(&mut self, timeout: Duration) -> WaitResult<Capture, SourceError> {
-        self.inner.get_capture(timeout)
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some((window, delay, period)) = self.window.clone() else {
+            return self.inner.get_capture(timeout);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((c, t)) = self.pending.take() {
+                // Captures before the rig's first common pulse, or after the master's last
+                // written one, belong in no file; a subordinate hands a capture out only once
+                // the master wrote the same pulse, so it never runs ahead.
+                match window.start(period) {
+                    None => self.pending = Some((c, t)),
+                    Some(s) if t < s => continue,
+                    Some(_) if self.is_master => {
+                        self.last_usec.store(t, SeqCst);
+                        window.master_last_usec.fetch_max(t, SeqCst);
+                        return WaitResult::Ready(c);
+                    }
+                    Some(_) => {
+                        let end = window.end_usec.load(SeqCst);
+                        if t > end {
+                            continue;
+                        }
+                        if window.master_last_usec.load(SeqCst) + period / 2 >= t || end != u64::MAX
+                        {
+                            self.last_usec.store(t, SeqCst);
+                            return WaitResult::Ready(c);
+                        }
+                        self.pending = Some((c, t));
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return WaitResult::Timeout;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let c = match self.inner.get_capture(left) {
+                WaitResult::Ready(c) => c,
+                other => {
+                    if let WaitResult::Failed(_) = other {
+                        window.give_up(self.unit);
+                    }
+                    return other;
+                }
+            };
+            let Some(t) = master_usec(&c, delay) else {
+                continue;
+            };
+            if !self.first_given {
+                self.first_given = true;
+                window.report_first(self.unit, t);
+                return WaitResult::Ready(c);
+            }
+            self.pending = Some((c, t));
+        }
     }
     fn get_imu_sample(&mut self, timeout: Duration) -> WaitResult<ImuSample, SourceError> {
         self.inner.get_imu_sample(timeout)
@@ -671,6 +842,13 @@ impl RecorderDevice for RigDevice {
         self.inner.stop_imu()
     }
     fn stop_cameras(&mut self) {
+        if let (true, Some((window, _, _))) = (self.is_master, &self.window) {
+            // The master's last written pulse ends every file.
+            window.end_usec.store(
+                self.last_usec.load(std::sync::atomic::Ordering::SeqCst),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        }
         self.inner.stop_cameras()
     }
     fn close(&mut self) {
@@ -857,6 +1035,14 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
     let unit_stops: Vec<StopSignal> = plan.units.iter().map(|_| StopSignal::new()).collect();
     let stats = Arc::new(Mutex::new(vec![ProgressStats::default(); plan.units.len()]));
     let (tx, rx) = mpsc::channel::<Event>();
+    let window = Arc::new(RigWindow::new(plan.units.len()));
+    for (slot, u) in plan.units.iter().enumerate() {
+        if u.role == Role::Standalone {
+            window.give_up(slot);
+        }
+    }
+    let last_usec: Vec<Arc<std::sync::atomic::AtomicU64>> =
+        plan.units.iter().map(|_| Arc::default()).collect();
 
     let spawn = |slot: usize| {
         let u = &plan.units[slot];
@@ -874,7 +1060,22 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
             tags: Vec::new(),
             unit: slot,
             events: tx.clone(),
+            window: (u.role != Role::Standalone).then(|| {
+                (
+                    window.clone(),
+                    u64::from(u.delay_usec),
+                    u64::from(config.camera_fps.period_usec()),
+                )
+            }),
+            first_given: false,
+            last_usec: last_usec[slot].clone(),
+            is_master: u.role == Role::Master,
+            pending: None,
         };
+        // Subordinates record until the master's last pulse, whatever their own clock says.
+        if u.role == Role::Subordinate {
+            opts.record_length_sec = None;
+        }
         let rig_tags = vec![
             ("FREEK4A_RIG_ROLE".to_string(), u.role.word().to_string()),
             (
@@ -953,6 +1154,7 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
             start_failed.push(s);
         }
         Event::Done(s, r) => {
+            window.give_up(s);
             if waiting.contains(&s) {
                 start_failed.push(s);
             }
@@ -1003,6 +1205,16 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
         if let Some(m) = master_slot {
             if done[m] && master_done_at.is_none() {
                 master_done_at = Some(Instant::now());
+                window.end_usec.store(
+                    last_usec[m].load(std::sync::atomic::Ordering::SeqCst),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            }
+            // Subordinates record without a length of their own: they end with the master.
+            if master_done_at.is_some_and(|t| t.elapsed() >= SUBORDINATE_DRAIN) {
+                for s in &unit_stops {
+                    s.request_stop();
+                }
             }
         }
         if stop.is_stopping() {
@@ -1108,6 +1320,11 @@ pub fn record_one(color: &ColorSettings, options: &RecorderOptions) -> Result<i3
         tags: Vec::new(),
         unit: 0,
         events: tx,
+        window: None,
+        first_given: false,
+        last_usec: Arc::default(),
+        is_master: false,
+        pending: None,
     };
     // The range check needs the open unit: it happens when the controls are set.
     let create = |d: &mut RigDevice, o: &RecorderOptions| -> Result<FileSink, SinkError> {
