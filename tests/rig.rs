@@ -355,3 +355,212 @@ fn rigs_of_two_three_and_four_units_from_one_command() {
         assert!(info_text.contains("brightness=100"), "{info_text}");
     }
 }
+
+/// The serials `freek4a list --emulate=SPEC` shows, in order.
+fn serials(spec: &str) -> Vec<String> {
+    let out = freek4a(&["list", &format!("--emulate={spec}")]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 12)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Rigs that must not start: each refusal says why, and nothing is recorded.
+#[test]
+fn rigs_refused_before_anything_starts() {
+    let dir = TempDir::new("rig-refused");
+    let chain2 = "units=2,cables=chain";
+    let s = serials(chain2);
+    assert_eq!(s.len(), 2, "{s:?}");
+    let cases: Vec<(String, Vec<String>, &str)> = vec![
+        (
+            chain2.into(),
+            vec!["-c".into(), "OFF".into()],
+            "must stream colour",
+        ),
+        (
+            chain2.into(),
+            vec!["--devices-override".into()],
+            "is not connected",
+        ),
+        (
+            "units=3,cable=0:out,cable=1:in".into(),
+            vec![],
+            "has no sync cable in either jack",
+        ),
+        (
+            "units=2,cables=chain,firmware=1:1.6.108/1.6.79".into(),
+            vec![],
+            "different firmware",
+        ),
+        (
+            "units=2,cable=0:out,cable=1:out".into(),
+            vec![],
+            "could be a master",
+        ),
+        (
+            chain2.into(),
+            vec!["--brightness".into(), "999".into()],
+            "out of range",
+        ),
+        (
+            chain2.into(),
+            vec!["--external-sync".into(), "Master".into()],
+            "cannot be used with --devices",
+        ),
+    ];
+    for (i, (spec, extra, want)) in cases.iter().enumerate() {
+        let out_dir = dir.join(&format!("refused{i}"));
+        let mut args: Vec<String> = vec!["record".into(), "--devices".into()];
+        if extra.first().map(String::as_str) == Some("--devices-override") {
+            args.push(format!("{},000000000000", s[0]));
+        } else {
+            args.push("all".into());
+            args.extend(extra.iter().cloned());
+        }
+        args.extend([
+            format!("--emulate={spec}"),
+            "--no-progress".into(),
+            "-l".into(),
+            "1".into(),
+            out_dir.to_str().unwrap().into(),
+        ]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = freek4a(&argv);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{spec} {extra:?}: {all}");
+        assert!(
+            all.contains(want),
+            "{spec} {extra:?}: want `{want}` in: {all}"
+        );
+        assert!(mkv_files(&out_dir).is_empty(), "{spec}: files were written");
+    }
+}
+
+/// A subordinate unplugged mid-recording finishes its own file, the others go on to the end,
+/// the exit status says so, and every file plays in Microsoft's playback.
+#[test]
+fn a_unit_unplugged_mid_recording_finishes_its_file_and_the_rig_goes_on() {
+    let Some(oracle) = Oracle::get() else {
+        return;
+    };
+    let _lock = crate::util::heavy_test_lock();
+    let dir = TempDir::new("rig-unplug");
+    let spec = "units=3,cables=chain,unplug_after=1.5,unplug_unit=2";
+    let s = serials(spec);
+    let out_dir = dir.join("rig");
+    let out = freek4a(&[
+        "record",
+        "--devices",
+        "all",
+        &format!("--emulate={spec}"),
+        "--no-progress",
+        "-l",
+        "3",
+        "-c",
+        "720p",
+        "-d",
+        "NFOV_2X2BINNED",
+        "-r",
+        "30",
+        out_dir.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("Unit {} (subordinate): recording cut short", s[2])),
+        "{all}"
+    );
+    let rig = rig_json(&out_dir);
+    let mut counts = std::collections::HashMap::new();
+    for u in rig["units"].as_array().unwrap() {
+        let serial = u["serial"].as_str().unwrap().to_string();
+        assert_eq!(u["result"]["finished"], true, "{rig:#}");
+        let v = oracle.playback(&out_dir.join(format!("{serial}.mkv")));
+        assert_eq!(v["opened"], true, "{serial}: {v:#}");
+        assert_eq!(v["capture_end_result"], 2, "{serial}: {v:#}");
+        counts.insert(serial, v["captures"].as_u64().unwrap());
+    }
+    // The unplugged unit stopped early; the master and the other subordinate went on.
+    assert!(counts[&s[2]] + 20 < counts[&s[0]], "{counts:?}");
+    assert!(counts[&s[0]].abs_diff(counts[&s[1]]) <= 1, "{counts:?}");
+    assert!(counts[&s[0]] >= 80, "{counts:?}");
+}
+
+/// One unit with the colour controls k4arecorder lacks: read back from the emulated camera
+/// into the file's tags, as Microsoft's playback reads them.
+#[test]
+fn colour_controls_for_one_unit_reach_the_file() {
+    let Some(oracle) = Oracle::get() else {
+        return;
+    };
+    let dir = TempDir::new("rig-colour");
+    let path = dir.join("one.mkv");
+    let out = freek4a(&[
+        "record",
+        "--emulate=speed=max",
+        "--no-progress",
+        "-l",
+        "1",
+        "-c",
+        "720p",
+        "-d",
+        "OFF",
+        "--imu",
+        "OFF",
+        "-e",
+        "8330",
+        "-g",
+        "40",
+        "--contrast",
+        "7",
+        "--saturation",
+        "40",
+        "--white-balance",
+        "auto",
+        "--powerline",
+        "60",
+        "--backlight-compensation",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = oracle.playback(&path);
+    assert_eq!(v["opened"], true, "{v:#}");
+    let tags = &v["other_tags"];
+    for (name, want) in [
+        ("CONTRAST", "7"),
+        ("SATURATION", "40"),
+        ("WHITE_BALANCE_K", "auto"),
+        ("POWERLINE_HZ", "60"),
+        ("BACKLIGHT_COMPENSATION", "1"),
+        ("GAIN", "40"),
+        ("EXPOSURE_USEC", "8330"),
+    ] {
+        assert_eq!(
+            tags[format!("FREEK4A_COLOR_{name}")],
+            want,
+            "{name}: {tags:#}"
+        );
+    }
+    // A value outside the camera's range is refused before recording.
+    let bad = dir.join("bad.mkv");
+    let out = freek4a(&[
+        "record",
+        "--emulate",
+        "-l",
+        "1",
+        "--sharpness",
+        "9",
+        bad.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("--sharpness 9 is out of range"), "{all}");
+    assert!(all.contains("accepts 0 to 4"), "{all}");
+    assert!(!bad.exists());
+}

@@ -1310,6 +1310,21 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
 /// `freek4a record` for one unit with colour controls: k4arecorder's sequence with the
 /// controls set before the cameras start and stored in the file's tags.
 pub fn record_one(color: &ColorSettings, options: &RecorderOptions) -> Result<i32, RigError> {
+    // Values are checked against the unit's ranges before anything starts.
+    {
+        let backend = crate::cli::wiring::backend_for(options.emulate.as_ref());
+        let count = device::list(backend.as_ref()).unwrap_or(0);
+        let index = usize::from(options.device_index);
+        if index < count {
+            let options = OpenOptions {
+                depth_engine: DepthEngineChoice::RawOnly,
+                ..OpenOptions::default()
+            };
+            if let Ok(dev) = Device::open_with(backend.as_ref(), index, options) {
+                color.validate(&dev)?;
+            }
+        }
+    }
     let stop = StopSignal::new();
     stop.install()?;
     let (tx, _rx) = mpsc::channel();
