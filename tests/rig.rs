@@ -564,3 +564,54 @@ fn colour_controls_for_one_unit_reach_the_file() {
     assert!(all.contains("accepts 0 to 4"), "{all}");
     assert!(!bad.exists());
 }
+
+/// The same rig through Linux's usbfs interface: the shipped binary, no `--emulate`, the
+/// emulated units behind `freek4a-usbfs`. Three units' depth transfers need more than the
+/// kernel's default 16 MiB usbfs budget (`usbcore.usbfs_memory_mb`), as on a real host; the
+/// supervisor is given 64 MiB, as a rig's host would be configured.
+#[test]
+fn a_rig_through_the_usbfs_supervisor() {
+    let Some(oracle) = Oracle::get() else {
+        return;
+    };
+    let Some(tool) = crate::usbfs::supervisor() else {
+        return;
+    };
+    let _lock = crate::util::heavy_test_lock();
+    let dir = TempDir::new("rig-usbfs");
+    let out_dir = dir.join("rig");
+    let out = Command::new(tool)
+        .args([
+            "--emulate",
+            "units=3,cables=chain",
+            "--usbfs-memory-mb",
+            "64",
+            "--",
+        ])
+        .arg(bin_path("freek4a"))
+        .args([
+            "record",
+            "--devices",
+            "all",
+            "--no-progress",
+            "-l",
+            "2",
+            "-c",
+            "720p",
+            "-d",
+            "NFOV_2X2BINNED",
+            "-r",
+            "30",
+            "--brightness",
+            "90",
+        ])
+        .arg(&out_dir)
+        .current_dir(dir.path())
+        .env("FREEK4A_DEPTH_ENGINE", crate::util::emulated_depthengine())
+        .env_remove("FREEK4A_EMULATE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run freek4a-usbfs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    judge_rig(oracle, &out_dir, 3, &[("BRIGHTNESS", "90")]);
+}
