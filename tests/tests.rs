@@ -16,6 +16,7 @@ mod mkv_writer;
 mod playback;
 mod protocol;
 mod recorder;
+mod rig;
 mod usb_rules;
 mod usbfs;
 mod viewer;

@@ -37,11 +37,24 @@ enum Cmd {
         #[arg(long, value_name = "SPEC", num_args = 0..=1, default_missing_value = "", require_equals = true)]
         emulate: Option<String>,
     },
-    /// Describe a recording (modes, tracks, duration, calibration, tags)
+    /// Describe a recording (modes, tracks, duration, calibration, tags), or a rig's directory
     #[command(after_help = EXIT_CODES)]
     Info {
-        /// The recording
+        /// The recording, or a directory recorded with `record --devices`
         file: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pair the captures of a synchronised rig's recordings (a directory, or the files)
+    #[command(after_help = EXIT_CODES)]
+    Match {
+        /// A rig's directory, or its recordings (the master's among them)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where to write the pairing (default: match.csv in the directory)
+        #[arg(long, value_name = "PATH")]
+        csv: Option<PathBuf>,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
@@ -166,6 +179,17 @@ fn run(command: Cmd) -> Result<(), Failure> {
             print!("{}", cli::format_device_list(&devices));
             Ok(())
         }
+        Cmd::Info { file, json } if file.is_dir() => {
+            print!("{}", cli::rig::rig_info(&file, json).map_err(runtime)?);
+            Ok(())
+        }
+        Cmd::Match { paths, csv, json } => {
+            print!(
+                "{}",
+                cli::rig::match_command(&paths, csv.as_deref(), json).map_err(runtime)?
+            );
+            Ok(())
+        }
         Cmd::Info { file, json } => {
             let text = cli::toolbox::info(&file, json).map_err(runtime)?;
             print!("{text}");
@@ -237,6 +261,8 @@ fn run(command: Cmd) -> Result<(), Failure> {
 }
 
 fn record(args: Vec<OsString>) -> Result<(), Failure> {
+    // freek4a's own options (a rig, colour controls) first; the rest is k4arecorder's.
+    let (rig, args) = cli::rig::split_args(args).map_err(usage)?;
     match cli::parse_recorder_args(args.clone()).map_err(usage)? {
         RecorderCommand::Help => {
             print!("{}", cli::recorder_help("freek4a record"));
@@ -267,7 +293,13 @@ fn record(args: Vec<OsString>) -> Result<(), Failure> {
             options
                 .apply_environment(|k| std::env::var_os(k))
                 .map_err(usage)?;
-            let code = cli::toolbox::record(&options).map_err(runtime)?;
+            let code = if rig.is_rig() {
+                cli::rig::record(&rig, &options).map_err(runtime)?
+            } else if !rig.color.is_empty() {
+                cli::rig::record_one(&rig.color, &options).map_err(runtime)?
+            } else {
+                cli::toolbox::record(&options).map_err(runtime)?
+            };
             if code == 0 {
                 Ok(())
             } else {

@@ -18,6 +18,12 @@
 //!   chain carries an external generator's pulses, so that unit can record as `Subordinate`; a
 //!   sync-out cable lets a unit record as `Master`. This key may be given several times.
 //!
+//! * `unplug_unit=N`: the unit `unplug_after` unplugs (default 0);
+//! * `firmware=UNIT:RGB/DEPTH`: unit UNIT reports these colour and depth firmware versions
+//!   (dotted, e.g. `1:1.6.108/1.6.79`) instead of the current ones. May be given several times;
+//! * `journal=PATH`: append the emulated units' start-order journal (sync configurations,
+//!   stream starts and stops, first sync pulses, unplugs; one event a line) to PATH.
+//!
 //! An empty SPEC means one unit in real time with seed 0. Keys are lower case; the speed words
 //! are matched case-insensitively. A key given twice is refused so that a typo cannot silently
 //! override an earlier value.
@@ -69,6 +75,52 @@ pub struct EmulateSpec {
     pub chain: bool,
     /// `cable=` items: cables in single units' jacks.
     pub cables: Vec<UnitCable>,
+    /// `unplug_unit=N`: the unit `unplug_after` unplugs.
+    pub unplug_unit: u8,
+    /// `firmware=` items: units reporting other firmware (unit, colour, depth).
+    pub firmware: Vec<UnitFirmware>,
+    /// `journal=PATH`: where the start-order journal goes.
+    pub journal: Option<std::path::PathBuf>,
+}
+
+/// One `firmware=UNIT:RGB/DEPTH` item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnitFirmware {
+    /// Index of the unit.
+    pub unit: u8,
+    /// Colour (RGB) firmware.
+    pub rgb: crate::types::Version,
+    /// Depth firmware.
+    pub depth: crate::types::Version,
+}
+
+impl fmt::Display for UnitFirmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.unit, self.rgb, self.depth)
+    }
+}
+
+fn parse_version(text: &str) -> Option<crate::types::Version> {
+    let mut it = text.split('.').map(|p| p.parse::<u32>().ok());
+    let v = crate::types::Version {
+        major: it.next()??,
+        minor: it.next()??,
+        iteration: it.next()??,
+    };
+    it.next().is_none().then_some(v)
+}
+
+fn parse_firmware(value: &str) -> Result<UnitFirmware, EmulateSpecError> {
+    let bad = || EmulateSpecError::BadFirmware {
+        value: value.into(),
+    };
+    let (unit, versions) = value.split_once(':').ok_or_else(bad)?;
+    let (rgb, depth) = versions.split_once('/').ok_or_else(bad)?;
+    Ok(UnitFirmware {
+        unit: unit.parse().map_err(|_| bad())?,
+        rgb: parse_version(rgb).ok_or_else(bad)?,
+        depth: parse_version(depth).ok_or_else(bad)?,
+    })
 }
 
 /// One `cable=UNIT:in|out|in+out` item.
@@ -199,6 +251,9 @@ impl Default for EmulateSpec {
             faults: Vec::new(),
             chain: false,
             cables: Vec::new(),
+            unplug_unit: 0,
+            firmware: Vec::new(),
+            journal: None,
         }
     }
 }
@@ -221,7 +276,7 @@ pub enum EmulateSpecError {
     #[error("empty item in emulate specification (two commas in a row, or a trailing comma)")]
     EmptyItem,
     /// The key is not one we know.
-    #[error("unknown emulate key `{key}` (expected units, speed, seed, unplug_after, fault, cables or cable)")]
+    #[error("unknown emulate key `{key}` (expected units, speed, seed, unplug_after, unplug_unit, fault, cables, cable, firmware or journal)")]
     UnknownKey {
         /// The offending key.
         key: String,
@@ -280,6 +335,18 @@ pub enum EmulateSpecError {
         /// The last unit's index.
         last: u8,
     },
+    /// `firmware` is not `UNIT:RGB/DEPTH`.
+    #[error("emulate firmware `{value}` must be UNIT:RGB/DEPTH with dotted versions, e.g. 1:1.6.108/1.6.79")]
+    BadFirmware {
+        /// The offending value.
+        value: String,
+    },
+    /// `unplug_unit` is not a unit index.
+    #[error("emulate unplug_unit `{value}` must be the index of an emulated unit")]
+    BadUnplugUnit {
+        /// The offending value.
+        value: String,
+    },
     /// `fault` is not `STREAM:FAULT:AFTER[:TIMES]`.
     #[error("emulate fault `{value}` must be STREAM:FAULT:AFTER[:TIMES] with STREAM depth, color or imu and FAULT timeout, stall, short, corrupt, babble or disconnect")]
     BadFault {
@@ -296,7 +363,7 @@ impl FromStr for EmulateSpec {
         if spec.trim().is_empty() {
             return Ok(out);
         }
-        let mut seen: [bool; 5] = [false; 5];
+        let mut seen: [bool; 7] = [false; 7];
         for raw in spec.split(',') {
             let item = raw.trim();
             if item.is_empty() {
@@ -320,6 +387,12 @@ impl FromStr for EmulateSpec {
                     continue;
                 }
                 "cables" => 4,
+                "unplug_unit" => 5,
+                "journal" => 6,
+                "firmware" => {
+                    out.firmware.push(parse_firmware(value)?);
+                    continue;
+                }
                 _ => return Err(EmulateSpecError::UnknownKey { key: key.into() }),
             };
             if std::mem::replace(&mut seen[slot], true) {
@@ -336,6 +409,13 @@ impl FromStr for EmulateSpec {
                         })?;
                 }
                 1 => out.speed = parse_speed(value)?,
+                5 => {
+                    out.unplug_unit =
+                        value.parse().map_err(|_| EmulateSpecError::BadUnplugUnit {
+                            value: value.into(),
+                        })?;
+                }
+                6 => out.journal = Some(value.into()),
                 4 => {
                     out.chain = match value {
                         "chain" => true,
@@ -363,6 +443,16 @@ impl FromStr for EmulateSpec {
                     })?;
                 }
             }
+        }
+        if out.unplug_unit >= out.units {
+            return Err(EmulateSpecError::BadUnplugUnit {
+                value: out.unplug_unit.to_string(),
+            });
+        }
+        if let Some(f) = out.firmware.iter().find(|f| f.unit >= out.units) {
+            return Err(EmulateSpecError::BadFirmware {
+                value: f.to_string(),
+            });
         }
         if let Some(c) = out.cables.iter().find(|c| c.unit >= out.units) {
             return Err(EmulateSpecError::CableUnitOutOfRange {
@@ -412,6 +502,15 @@ impl fmt::Display for EmulateSpec {
         }
         for cable in &self.cables {
             write!(f, ",cable={cable}")?;
+        }
+        if self.unplug_unit != 0 {
+            write!(f, ",unplug_unit={}", self.unplug_unit)?;
+        }
+        for fw in &self.firmware {
+            write!(f, ",firmware={fw}")?;
+        }
+        if let Some(p) = &self.journal {
+            write!(f, ",journal={}", p.display())?;
         }
         Ok(())
     }
@@ -571,6 +670,30 @@ mod tests {
             err.to_string(),
             "emulate cable `1:out` names unit 1, but units 0 to 0 are emulated"
         );
+        let s: EmulateSpec = "units=3,firmware=2:1.6.108/1.6.79,unplug_unit=1,journal=/tmp/j"
+            .parse()
+            .unwrap();
+        assert_eq!(s.firmware[0].unit, 2);
+        assert_eq!(s.firmware[0].rgb.to_string(), "1.6.108");
+        assert_eq!(s.unplug_unit, 1);
+        assert_eq!(s.to_string().parse::<EmulateSpec>().unwrap(), s);
+        for bad in [
+            "firmware=0:1.6/1.6.79",
+            "firmware=0:1.6.1",
+            "units=2,firmware=2:1.1.1/1.1.1",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<EmulateSpec>(),
+                    Err(EmulateSpecError::BadFirmware { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            "unplug_unit=1".parse::<EmulateSpec>(),
+            Err(EmulateSpecError::BadUnplugUnit { .. })
+        ));
         assert!(matches!(
             "cables=chain,cables=none".parse::<EmulateSpec>(),
             Err(EmulateSpecError::DuplicateKey { .. })

@@ -31,8 +31,10 @@ pub use session::{
 };
 pub use signal::{SignalAction, StopSignal};
 pub use toolbox::ToolboxError;
+pub mod color_settings;
 pub mod extract;
 pub mod extract_geometry;
 pub mod gl;
+pub mod rig;
 pub mod view;
 pub mod wiring;

@@ -85,6 +85,17 @@ pub fn emulator_spec(spec: &EmulateSpec) -> EmulatorSpec {
                 times: Some(f.times),
             })
             .collect(),
+        firmware_overrides: spec
+            .firmware
+            .iter()
+            .map(|f| {
+                let mut v = EmulatorSpec::default().firmware;
+                v.rgb = f.rgb;
+                v.depth = f.depth;
+                (usize::from(f.unit), v)
+            })
+            .collect(),
+        journal_path: spec.journal.clone(),
         ..EmulatorSpec::default()
     }
 }
@@ -178,7 +189,7 @@ pub struct DeviceSource {
     /// Device-side drops as of the last stop, for the file's tags.
     final_drops: Arc<Mutex<DropCounts>>,
     /// The emulated units and when to unplug unit 0 (`--emulate=unplug_after=S`).
-    unplug: Option<(EmulatedBackend, Duration)>,
+    unplug: Option<(EmulatedBackend, Duration, u8)>,
     /// Units come from `--emulate`.
     emulated: bool,
     /// The options whose OpenGL choice for the depth engine is made once a unit was found, so
@@ -202,7 +213,7 @@ impl DeviceSource {
                 let b = EmulatedBackend::new(emulator_spec(spec));
                 let unplug = spec
                     .unplug_after_sec
-                    .map(|s| (b.clone(), Duration::from_secs_f64(s)));
+                    .map(|s| (b.clone(), Duration::from_secs_f64(s), spec.unplug_unit));
                 (Box::new(b), unplug)
             }
             None => (backend_for(None), None),
@@ -220,6 +231,29 @@ impl DeviceSource {
             emulated: emulated.is_some(),
             gl_setup: Some(options.clone()),
         }
+    }
+
+    /// A source on a backend shared with other sources (one unit of a rig; the emulated
+    /// units' `unplug_after` is left to the caller).
+    pub fn on_backend(options: &RecorderOptions, backend: Box<dyn Backend>) -> DeviceSource {
+        let mut source = DeviceSource::for_options(&RecorderOptions {
+            emulate: None,
+            ..options.clone()
+        });
+        if options.emulate.is_some() {
+            source.options.depth_engine = match &options.depth_engine_path {
+                Some(p) => DepthEngineChoice::Path(p.clone()),
+                None => DepthEngineChoice::Emulated,
+            };
+            source.options.backpressure = options
+                .emulate
+                .as_ref()
+                .is_some_and(|s| s.speed == EmulateSpeed::Max);
+            source.emulated = true;
+        }
+        source.backend = backend;
+        source.gl_setup = Some(options.clone());
+        source
     }
 
     /// Device-side drops per stream in the recording's terms (a lost depth frame loses its
@@ -253,6 +287,11 @@ impl DeviceSource {
     /// The open device, if any.
     pub fn device(&self) -> Option<&Device> {
         self.device.as_ref()
+    }
+
+    /// The open device, if any, for changing its settings.
+    pub fn device_mut(&mut self) -> Option<&mut Device> {
+        self.device.as_mut()
     }
 
     fn open_device(&mut self) -> Result<&mut Device, SourceError> {
@@ -325,10 +364,10 @@ impl RecorderDevice for DeviceSource {
 
     fn start_cameras(&mut self, config: &DeviceConfig) -> Result<(), SourceError> {
         self.open_device()?.start_cameras(config)?;
-        if let Some((backend, after)) = self.unplug.take() {
+        if let Some((backend, after, unit)) = self.unplug.take() {
             std::thread::spawn(move || {
                 std::thread::sleep(after);
-                backend.disconnect(0);
+                backend.disconnect(usize::from(unit));
             });
         }
         Ok(())
@@ -465,6 +504,16 @@ impl FileSink {
             device_drops: source.final_drops.clone(),
             stats: None,
         })
+    }
+
+    /// Adds global tags to the file (before its header is written).
+    pub fn add_tags(&mut self, tags: &[(String, String)]) -> Result<(), SinkError> {
+        let s = self
+            .settings
+            .as_mut()
+            .ok_or(SinkError::Order("tags after the header"))?;
+        s.tags.extend_from_slice(tags);
+        Ok(())
     }
 
     /// The writer's statistics once the file is closed.

@@ -218,6 +218,42 @@ pub(crate) fn set(
     }
 }
 
+/// What the camera reports for a control (`k4a_device_get_color_control_capabilities`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlRange {
+    /// Smallest value.
+    pub min: i32,
+    /// Largest value.
+    pub max: i32,
+    /// Step between values.
+    pub step: i32,
+    /// Power-on value.
+    pub default: i32,
+}
+
+impl ControlRange {
+    /// Whether `value` is in range and on a step.
+    pub fn accepts(&self, value: i32) -> bool {
+        value >= self.min
+            && value <= self.max
+            && (self.step <= 1 || (value - self.min) % self.step == 0)
+    }
+}
+
+/// Reads a manual control's range from the camera (GET_MIN, GET_MAX, GET_RES, GET_DEF).
+pub(crate) fn range(ctl: &Controls<'_>) -> Result<ControlRange, ControlError> {
+    let u = uvc_control(ctl.control).ok_or(ControlError::Refused {
+        control: ctl.control,
+        reason: "deprecated",
+    })?;
+    Ok(ControlRange {
+        min: ctl.get(u, request::GET_MIN)?,
+        max: ctl.get(u, request::GET_MAX)?,
+        step: ctl.get(u, request::GET_RES)?,
+        default: ctl.get(u, request::GET_DEF)?,
+    })
+}
+
 /// Reads a control's mode and value as the SDK reports them.
 pub(crate) fn get(ctl: &Controls<'_>, pl: PowerLine) -> Result<(ControlMode, i32), ControlError> {
     match ctl.control {

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 pub use crate::types::Stream;
 pub use command::CommandFailure;
-pub use controls::{exposure_from_recorder_value, ColorControl, ControlError, ControlMode};
+pub use controls::{
+    exposure_from_recorder_value, ColorControl, ControlError, ControlMode, ControlRange,
+};
 pub use streams::{monotonic_ns, RawDepthFrame, IMU_QUEUE_DEPTH};
 pub use sync::{OUTPUT_QUEUE_DEPTH, STREAM_BACKLOG};
 
@@ -1040,6 +1042,17 @@ impl Device {
             self.powerline = pl;
         }
         Ok(())
+    }
+
+    /// The range the camera reports for a manual colour control (white balance in Kelvin;
+    /// exposure is better set through its 50/60 Hz table).
+    pub fn color_control_range(&self, control: ColorControl) -> Result<ControlRange, DeviceError> {
+        Ok(controls::range(&self.controls(control))?)
+    }
+
+    /// Which sync jacks have a cable in them (`k4a_device_get_sync_jack`).
+    pub fn sync_jack(&self) -> Result<JackState, DeviceError> {
+        Ok(self.color_cmd.execute(GetJackState)?)
     }
 
     /// Reads a colour control's mode and value.

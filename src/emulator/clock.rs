@@ -118,6 +118,30 @@ impl Pacer {
         self.changed.notify_all();
     }
 
+    /// The clock's reference point: it read these ticks at this instant (real-time pacing).
+    pub fn epoch(&self) -> (Instant, u64) {
+        let s = self.lock();
+        (s.epoch_instant, s.epoch_ticks)
+    }
+
+    /// Makes this clock read another unit's clock (a subordinate locking onto its master's
+    /// pulses): the other clock's reference point in real time, `now_ticks` in Max speed.
+    /// Streams re-anchor their schedules, as after a reset.
+    pub fn follow(&self, epoch: (Instant, u64), now_ticks: u64) {
+        let mut s = self.lock();
+        s.epoch_instant = epoch.0;
+        s.epoch_ticks = epoch.1;
+        s.virtual_now_ticks = now_ticks;
+        s.start_at_zero = false;
+        s.generation += 1;
+        for (_, t) in s.next_ticks.iter_mut() {
+            if let Some(t) = t {
+                t.0 = now_ticks;
+            }
+        }
+        self.changed.notify_all();
+    }
+
     /// In Max speed, moves the clock forward by `ticks` (time that passes between sessions,
     /// which an idle virtual clock would otherwise not see). No effect in real time.
     pub fn advance_idle(&self, ticks: u64) {

@@ -402,11 +402,14 @@ impl IsoInQueue for ColorStream {
             if let Some(sc) = &mut self.sched {
                 sc.index = s.index + 1;
             }
-            if self.unit.lock().sync_mode == WiredSyncMode::Master {
-                self.unit
+            if self.unit.lock().sync_mode == WiredSyncMode::Master
+                && self.unit.sync_out
+                && self
+                    .unit
                     .bus
-                    .master_streaming
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                    .pulse(self.unit.index, ticks, self.unit.pacer.epoch())
+            {
+                self.unit.log("first-pulse", format!("tick={ticks}"));
             }
             let fault = self.unit.take_fault(target);
             match fault {

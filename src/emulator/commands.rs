@@ -199,12 +199,16 @@ impl Unit {
             DeviceCommand::DepthStreamStart if !d.started => err(DeviceStatus::WrongCommandState),
             DeviceCommand::DepthStreamStart => {
                 d.streaming = true;
+                self.log("depth-start", String::new());
                 // A new session: in Max speed, let the idle virtual clock move on as real
                 // time would, so this session's frames never carry the last session's stamps.
                 self.pacer.advance_idle(10 * super::TICKS_PER_SECOND);
                 ok()
             }
             DeviceCommand::DepthStreamStop => {
+                if d.streaming {
+                    self.log("depth-stop", String::new());
+                }
                 d.streaming = false;
                 ok()
             }
@@ -225,6 +229,14 @@ impl Unit {
         let reply = match *c {
             DeviceCommand::SetSysCfg(cfg) => {
                 st.sync_mode = cfg.mode;
+                self.bus.set_mode(self.index, cfg.mode);
+                self.log(
+                    "sync-config",
+                    format!(
+                        "delay_ticks={} depth_delay_ticks={}",
+                        cfg.subordinate_delay_off_master_ticks, cfg.depth_delay_off_color_ticks
+                    ),
+                );
                 st.subordinate_delay_ticks = cfg.subordinate_delay_off_master_ticks;
                 st.depth_delay_ticks = cfg.depth_delay_off_color_ticks;
                 ok()

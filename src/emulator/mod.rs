@@ -22,6 +22,7 @@ pub mod images;
 pub mod imu;
 mod pipe;
 mod streams;
+mod sync;
 mod usb;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub use clock::{Speed, TICKS_PER_SECOND};
 pub use imu::{ImuModel, ImuTruth};
+pub use sync::JournalEvent;
 
 use crate::protocol::depth_raw::Scene;
 use crate::protocol::descriptors::{InterfaceNumber, PID_COLOR, PID_DEPTH, VID_MICROSOFT};
@@ -181,6 +183,10 @@ pub struct EmulatorSpec {
     pub scene: Scene,
     /// Faults active from the start.
     pub faults: Vec<FaultRule>,
+    /// Units that report other firmware than `firmware` (index, versions).
+    pub firmware_overrides: Vec<(usize, HardwareVersion)>,
+    /// Also append the start-order journal ([`EmulatedBackend::journal`]) to this file.
+    pub journal_path: Option<std::path::PathBuf>,
 }
 
 impl Default for EmulatorSpec {
@@ -209,6 +215,8 @@ impl Default for EmulatorSpec {
             imu: ImuModel::default(),
             scene: Scene::default(),
             faults: Vec::new(),
+            firmware_overrides: Vec::new(),
+            journal_path: None,
         }
     }
 }
@@ -261,13 +269,6 @@ pub(crate) struct ResponseChannel {
     pub ready: Condvar,
 }
 
-/// Wiring shared by all units of a backend.
-#[derive(Default)]
-pub(crate) struct SyncBus {
-    /// Units whose colour camera is streaming in master mode.
-    pub master_streaming: AtomicBool,
-}
-
 /// One emulated unit.
 pub(crate) struct Unit {
     pub index: usize,
@@ -290,7 +291,9 @@ pub(crate) struct Unit {
     pub color_resp: ResponseChannel,
     pub disconnected: AtomicBool,
     pub faults: Mutex<Vec<(FaultRule, u64)>>,
-    pub bus: Arc<SyncBus>,
+    pub bus: Arc<sync::SyncBus>,
+    /// The master's train this unit's clock follows, and the clock generation since then.
+    pub followed: Mutex<Option<(u64, u64)>>,
     pub imu_truth: Mutex<std::collections::VecDeque<ImuTruth>>,
 }
 
@@ -301,7 +304,12 @@ impl Unit {
     /// Whether sync pulses reach this unit's sync-in: from an external generator, or from a
     /// master up the chain whose colour camera streams.
     pub fn sync_pulses(&self) -> bool {
-        self.external_sync_in || self.bus.master_streaming.load(Ordering::SeqCst)
+        self.external_sync_in || self.bus.train_for(self.index).is_some()
+    }
+
+    /// Appends an event to the start-order journal.
+    pub fn log(&self, event: &'static str, detail: String) {
+        self.bus.log(self.index, &self.serial, event, detail);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, UnitState> {
@@ -317,7 +325,10 @@ impl Unit {
     }
 
     pub fn disconnect(&self) {
-        self.disconnected.store(true, Ordering::SeqCst);
+        if !self.disconnected.swap(true, Ordering::SeqCst) {
+            self.log("unplugged", String::new());
+        }
+        self.bus.stop_train(self.index);
         self.notify();
         self.depth_resp.ready.notify_all();
         self.color_resp.ready.notify_all();
@@ -374,7 +385,11 @@ impl EmulatedBackend {
     /// Builds the units of `spec`.
     pub fn new(spec: EmulatorSpec) -> EmulatedBackend {
         let mut rng = Rng::new(spec.seed);
-        let bus = Arc::new(SyncBus::default());
+        let bus = Arc::new(sync::SyncBus::new(
+            spec.units,
+            spec.sync_cables,
+            spec.journal_path.as_ref(),
+        ));
         let units = (0..spec.units)
             .map(|index| {
                 let serial = make_serial(&mut rng);
@@ -399,7 +414,12 @@ impl EmulatedBackend {
                     index,
                     serial,
                     container_id,
-                    firmware: spec.firmware,
+                    firmware: spec
+                        .firmware_overrides
+                        .iter()
+                        .rev()
+                        .find(|(u, _)| *u == index)
+                        .map_or(spec.firmware, |(_, v)| *v),
                     calibration_json,
                     cal_block,
                     imu_model: spec.imu,
@@ -422,6 +442,7 @@ impl EmulatedBackend {
                             .collect(),
                     ),
                     bus: bus.clone(),
+                    followed: Mutex::new(None),
                     imu_truth: Mutex::new(Default::default()),
                 })
             })
@@ -495,6 +516,15 @@ impl EmulatedBackend {
                     .copied()
                     .collect()
             })
+            .unwrap_or_default()
+    }
+
+    /// The start-order journal: sync configurations, stream starts and stops, first pulses
+    /// and unplugs of every unit, in the order they happened.
+    pub fn journal(&self) -> Vec<JournalEvent> {
+        self.units
+            .first()
+            .map(|u| u.bus.journal())
             .unwrap_or_default()
     }
 

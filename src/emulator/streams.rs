@@ -89,21 +89,83 @@ pub(crate) fn gate(
             );
             continue;
         };
+        let chain_subordinate = super::commands::is_subordinate(st.sync_mode)
+            && unit.bus.chain_fed(unit.index)
+            && !unit.external_sync_in;
         drop(st);
         if unit.stream_silenced(target) {
             unit.pacer.leave(stream);
             std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
             return Gate::Idle;
         }
+        // A subordinate fed by an emulated master runs on the master's clock, one frame per
+        // pulse (the IMU is free-running, but on the same clock).
+        let train = if chain_subordinate {
+            let Some(train) = follow_master(unit) else {
+                *sched = None;
+                unit.pacer.leave(stream);
+                std::thread::sleep(
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(std::time::Duration::from_millis(5)),
+                );
+                if Instant::now() >= deadline {
+                    return Gate::Idle;
+                }
+                continue;
+            };
+            if sched.is_some_and(|s| s.generation != unit.pacer.generation()) {
+                *sched = None;
+            }
+            if sched.is_none() && stream != Stream::Imu {
+                // A waiting subordinate exposes on the next pulse it sees, starting with the
+                // latest one (the first of the train when it was waiting for the master).
+                *sched = Some(Schedule {
+                    generation: unit.pacer.generation(),
+                    anchor_ticks: train.last_tick.saturating_sub(period),
+                    index: 1,
+                });
+            }
+            (stream != Stream::Imu).then_some(train.id)
+        } else {
+            None
+        };
         let s = Schedule::refresh(sched, &unit.pacer, period);
         let ticks = (s.anchor_ticks as i64 + (s.index * period) as i64 + delay).max(0) as u64;
         if unit.pacer.wait_until(stream, ticks, s.generation, deadline) {
-            return Gate::Go(s, ticks);
+            let Some(train) = train else {
+                return Gate::Go(s, ticks);
+            };
+            // The frame is exposed on the master's pulse for its slot.
+            let pulse_tick = s.anchor_ticks + s.index * period;
+            if unit.bus.wait_pulse(unit.index, train, pulse_tick, deadline) {
+                return Gate::Go(s, ticks);
+            }
+            if follow_master(unit).map(|t| t.id) != Some(train) {
+                *sched = None;
+                continue;
+            }
+            return Gate::Idle;
         }
         if unit.pacer.generation() == s.generation {
             return Gate::Idle;
         }
     }
+}
+
+/// Locks a chain-fed subordinate's clock onto the train reaching its sync-in (once per train
+/// and clock generation); `None` while no pulses arrive.
+fn follow_master(unit: &Unit) -> Option<super::sync::Train> {
+    let train = unit.bus.train_for(unit.index)?;
+    let mut followed = unit.followed.lock().unwrap_or_else(|e| e.into_inner());
+    let current = (train.id, unit.pacer.generation());
+    if *followed != Some(current) {
+        unit.pacer
+            .follow((train.epoch_instant, train.epoch_ticks), train.last_tick);
+        *followed = Some((train.id, unit.pacer.generation()));
+        unit.log("first-pulse", format!("tick={}", train.last_tick));
+    }
+    Some(train)
 }
 
 /// Depth frames on endpoint 0x83.

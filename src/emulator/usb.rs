@@ -334,6 +334,10 @@ impl UsbInterface for EmuInterface {
         if starting {
             // Starting the colour camera resets the device timebase (as the SDK assumes).
             self.unit.pacer.reset();
+            self.unit.log("color-start", String::new());
+        } else {
+            self.unit.bus.stop_train(self.unit.index);
+            self.unit.log("color-stop", String::new());
         }
         self.unit.notify();
         Ok(())

@@ -12,6 +12,7 @@
 mod cluster;
 pub mod exercise;
 pub mod info;
+pub mod matching;
 pub mod repair;
 
 use std::fs::File;

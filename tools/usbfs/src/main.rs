@@ -35,7 +35,7 @@ use crate::usbfs::{Node, Opened, World};
 #[derive(Parser, Debug)]
 #[command(name = "freek4a-usbfs", version)]
 struct Args {
-    /// The emulated units, as for `--emulate` (units, seed, speed, unplug_after, fault).
+    /// The emulated units, as for `--emulate` (units, seed, speed, unplug_after, unplug_unit, fault, cables, firmware, journal).
     #[arg(long, default_value = "")]
     emulate: String,
     /// The usbfs memory budget in MiB (`usbcore.usbfs_memory_mb`; 0: no limit).
@@ -505,6 +505,7 @@ fn run() -> anyhow::Result<i32> {
     world.unplug_after = spec
         .unplug_after_sec
         .map(std::time::Duration::from_secs_f64);
+    world.unplug_unit = usize::from(spec.unplug_unit);
     let ops = plan(&world);
     let filter = sandbox::filter();
     let prog = CString::new(program.as_os_str().as_bytes())?;

@@ -336,8 +336,10 @@ pub struct World {
     pub root: bool,
     /// Trace requests on stderr.
     pub trace: bool,
-    /// Unplug unit 0 this long after its streams start.
+    /// Unplug unit `unplug_unit` this long after the streams start.
     pub unplug_after: Option<Duration>,
+    /// The unit `unplug_after` unplugs.
+    pub unplug_unit: usize,
     unplug_armed: AtomicBool,
     gone: Mutex<Vec<bool>>,
     /// The program's process, for removing nodes of unplugged units from its namespace.
@@ -459,6 +461,7 @@ impl World {
             root: false,
             trace: false,
             unplug_after: None,
+            unplug_unit: 0,
             unplug_armed: AtomicBool::new(false),
             gone: Mutex::new(vec![false; units]),
             child: Mutex::new(None),
@@ -530,8 +533,8 @@ impl World {
         std::thread::spawn(move || {
             std::thread::sleep(after);
             if let Some(w) = w.upgrade() {
-                w.backend.disconnect(0);
-                w.unplugged(0);
+                w.backend.disconnect(w.unplug_unit);
+                w.unplugged(w.unplug_unit);
             }
         });
     }
