@@ -2,7 +2,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod depthengine;
 pub mod device;
 pub mod emulator;

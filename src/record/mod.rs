@@ -1,5 +1,9 @@
 //! record layer (see DESIGN.md): device stream → capture queue → writer thread.
 //!
+//! [`Recorder`] is the recorder: it starts a unit's streams, runs the capture and IMU loop into
+//! a [`FileSink`] (stop flag, length limit, drops forwarded into the file, the unit's facts in
+//! its tags) and finishes the file. Both binaries and the examples record through it.
+//!
 //! [`RecordingWriter`] owns a [`K4aWriter`] on its own thread behind a queue bounded in bytes.
 //! Producers never block: when the queue is full the item is dropped and counted per stream, and
 //! the counts end up in the file's `FREEK4A_DROPPED_*` tags.
@@ -18,11 +22,21 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
+mod file;
+mod recorder;
+
 pub use crate::mkv::writer::DropCounts;
 use crate::mkv::writer::{
     FileSummary, K4aWriter, PreparedCapture, RecordingSettings, TrackKind, WriteError,
 };
 use crate::types::{Capture, ImuSample};
+pub use file::{FileSink, RecordingFile, SinkError, TEST_WRITE_DELAY_ENV};
+pub use recorder::{
+    recorder_settings, stream_bytes_per_sec, writer_queue_limit_bytes, CaptureSource, Clock,
+    Ending, FirstCapture, MonotonicClock, Progress, Recorder, RecorderConfig, RecorderError,
+    RecordingSink, StopFlag, FIRST_CAPTURE_POLL, RECORDER_CLUSTER_WRITE_DELAY_NS,
+    WRITER_QUEUE_BUDGET, WRITER_QUEUE_MAX_BYTES, WRITER_QUEUE_MIN_BYTES,
+};
 
 /// Errors of the recording writer thread.
 #[derive(Debug, thiserror::Error)]
