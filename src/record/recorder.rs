@@ -681,3 +681,157 @@ fn capture_device_usec(capture: &Capture) -> Option<u64> {
         .map(|i| i.device_timestamp_usec)
         .min()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{DepthMode, Image};
+
+    /// A unit that hands out a 30 fps capture (a small depth image) and one IMU sample per
+    /// call, as fast as asked; its device clock advances with every capture.
+    struct Synthetic {
+        next_usec: u64,
+        calls: Vec<&'static str>,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    impl CaptureSource for Synthetic {
+        type Error = Never;
+        fn start_cameras(&mut self, _: &DeviceConfig) -> Result<(), Never> {
+            self.calls.push("start_cameras");
+            Ok(())
+        }
+        fn start_imu(&mut self) -> Result<(), Never> {
+            self.calls.push("start_imu");
+            Ok(())
+        }
+        fn get_capture(&mut self, _: Duration) -> Result<Option<Capture>, Never> {
+            std::thread::sleep(Duration::from_millis(1));
+            self.next_usec += 33_333;
+            let (w, h) = (320, 288);
+            Ok(Some(Capture {
+                depth: Some(Image {
+                    format: ImageFormat::Depth16,
+                    width: w,
+                    height: h,
+                    stride_bytes: w * 2,
+                    device_timestamp_usec: self.next_usec,
+                    system_timestamp_nsec: 0,
+                    exposure_usec: 0,
+                    data: vec![7; (w * h * 2) as usize],
+                }),
+                ..Capture::default()
+            }))
+        }
+        fn get_imu_sample(&mut self, _: Duration) -> Result<Option<ImuSample>, Never> {
+            Ok(None)
+        }
+        fn stop_imu(&mut self) {
+            self.calls.push("stop_imu");
+        }
+        fn stop_cameras(&mut self) {
+            self.calls.push("stop_cameras");
+        }
+        fn dropped(&self) -> DropCounts {
+            DropCounts {
+                depth: 2,
+                ..DropCounts::default()
+            }
+        }
+    }
+
+    fn config() -> RecorderConfig {
+        let mut c = RecorderConfig::new(DeviceConfig {
+            color_resolution: ColorResolution::Off,
+            depth_mode: DepthMode::Nfov2x2Binned,
+            ..DeviceConfig::default()
+        });
+        c.imu = false;
+        c
+    }
+
+    #[test]
+    fn queue_follows_the_modes_data_rate() {
+        let heavy = DeviceConfig {
+            color_resolution: ColorResolution::R3072p,
+            depth_mode: DepthMode::WfovUnbinned,
+            camera_fps: crate::types::Fps::Fps15,
+            ..DeviceConfig::default()
+        };
+        // 3072p MJPEG (estimated) + WFOV unbinned depth and IR at 15 fps: about 107 MB/s.
+        let rate = stream_bytes_per_sec(&heavy, true);
+        assert!((100_000_000..115_000_000).contains(&rate), "{rate}");
+        let q = writer_queue_limit_bytes(&heavy, true);
+        assert_eq!(q, (rate as f64 * 0.25) as usize);
+        // A light mode gets the floor.
+        assert_eq!(
+            writer_queue_limit_bytes(&config().device_config, false),
+            WRITER_QUEUE_MIN_BYTES
+        );
+    }
+
+    #[test]
+    fn two_recorders_started_separately_each_with_its_own_stop_and_length() {
+        let dir = std::env::temp_dir().join(format!("freek4a-recorder-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let unit = || Synthetic {
+            next_usec: 1_000_000,
+            calls: Vec::new(),
+        };
+        let mut limited = Recorder::new(unit(), {
+            let mut c = config();
+            c.length = Some(Duration::from_secs(1));
+            c
+        });
+        let mut stopped = Recorder::new(unit(), config());
+        limited.create_file(dir.join("limited.mkv")).unwrap();
+        stopped.create_file(dir.join("stopped.mkv")).unwrap();
+        // Headers first, then the streams: the second unit starts before the first.
+        limited.write_header().unwrap();
+        stopped.write_header().unwrap();
+        stopped.start_streams().unwrap();
+        limited.start().unwrap();
+        let stop = stopped.stop_flag();
+        let other = std::thread::spawn(move || {
+            let ending = stopped.record(|_| {}).unwrap();
+            (ending, stopped.finish().unwrap())
+        });
+        assert_eq!(limited.record(|_| {}).unwrap(), Ending::LengthReached);
+        let summary = limited.finish().unwrap();
+        stop.stop();
+        let (ending, other_summary) = other.join().unwrap();
+        assert_eq!(ending, Ending::Stopped);
+        assert!(other_summary.captures > 0);
+        // One second of device time at 30 fps. The file holds every capture the writer's queue
+        // took; its drop count is the source's 2 plus what a full queue refused (this source
+        // is not paced by a camera).
+        assert_eq!(summary.captures, 30);
+        let mut pb = crate::playback::Playback::open(dir.join("limited.mkv")).unwrap();
+        let mut n = 0;
+        while pb.next_capture().unwrap().is_some() {
+            n += 1;
+        }
+        assert!(summary.drops.depth >= 2);
+        assert_eq!(n + (summary.drops.depth - 2), 30);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn steps_out_of_order_are_errors_not_panics() {
+        let mut r: Recorder<Synthetic> = Recorder::new(
+            Synthetic {
+                next_usec: 0,
+                calls: Vec::new(),
+            },
+            config(),
+        );
+        assert!(matches!(r.write_header(), Err(RecorderError::NoOutput)));
+        assert!(matches!(r.record(|_| {}), Err(RecorderError::NoOutput)));
+        r.start_streams().unwrap();
+        let source = r.into_source();
+        assert_eq!(source.calls, ["start_cameras", "stop_cameras"]);
+    }
+}
