@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::record::Progress;
+use crate::types::TrackKind;
 
 /// `H:MM:SS` of a duration (whole seconds).
 pub fn format_elapsed(d: Duration) -> String {
@@ -37,10 +38,10 @@ pub fn format_progress(s: &Progress) -> String {
         "{}  {} captures  dropped colour {} depth {} ir {} imu {}  {}  {}/s",
         format_elapsed(s.elapsed),
         s.captures,
-        s.drops.color,
-        s.drops.depth,
-        s.drops.ir,
-        s.drops.imu,
+        s.drops[TrackKind::Color],
+        s.drops[TrackKind::Depth],
+        s.drops[TrackKind::Ir],
+        s.drops[TrackKind::Imu],
         format_bytes(s.bytes_written),
         format_bytes(s.bytes_per_sec() as u64),
     )
@@ -54,10 +55,10 @@ pub fn format_summary(s: &Progress) -> String {
         format_elapsed(s.elapsed),
         s.captures,
         s.imu_samples,
-        s.drops.color,
-        s.drops.depth,
-        s.drops.ir,
-        s.drops.imu,
+        s.drops[TrackKind::Color],
+        s.drops[TrackKind::Depth],
+        s.drops[TrackKind::Ir],
+        s.drops[TrackKind::Imu],
         format_bytes(s.bytes_written),
         format_bytes(s.bytes_per_sec() as u64),
     )
@@ -139,19 +140,18 @@ impl<W: Write> ProgressRenderer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mkv::writer::DropCounts;
+    use crate::types::DropCounts;
 
     fn stats() -> Progress {
         Progress {
             elapsed: Duration::from_secs(65),
             captures: 1950,
             imu_samples: 13_000,
-            drops: DropCounts {
-                color: 0,
-                depth: 2,
-                ir: 1,
-                imu: 0,
-            },
+            drops: DropCounts::from_fn(|k| match k {
+                TrackKind::Depth => 2,
+                TrackKind::Ir => 1,
+                _ => 0,
+            }),
             bytes_written: 1_288_490_189, // 1.2 GiB
         }
     }

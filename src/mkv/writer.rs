@@ -53,68 +53,7 @@ pub const OUR_TAG_PREFIX: &str = "FREEK4A_";
 /// The crate version, as written in `FREEK4A_VERSION` and the application names.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One of the recorded streams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    /// Colour images.
-    Color,
-    /// Depth images.
-    Depth,
-    /// Infrared images.
-    Ir,
-    /// IMU samples.
-    Imu,
-}
-
-impl TrackKind {
-    /// The track Name the SDK gives it.
-    pub fn track_name(self) -> &'static str {
-        match self {
-            TrackKind::Color => "COLOR",
-            TrackKind::Depth => "DEPTH",
-            TrackKind::Ir => "IR",
-            TrackKind::Imu => "IMU",
-        }
-    }
-}
-
-/// Per-stream counts of items that did not reach the file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounts {
-    /// Colour images.
-    pub color: u64,
-    /// Depth images.
-    pub depth: u64,
-    /// Infrared images.
-    pub ir: u64,
-    /// IMU samples.
-    pub imu: u64,
-}
-
-impl DropCounts {
-    /// Element-wise sum.
-    pub fn add(&mut self, other: DropCounts) {
-        self.color += other.color;
-        self.depth += other.depth;
-        self.ir += other.ir;
-        self.imu += other.imu;
-    }
-
-    /// Counts one dropped item of `kind`.
-    pub fn count(&mut self, kind: TrackKind) {
-        match kind {
-            TrackKind::Color => self.color += 1,
-            TrackKind::Depth => self.depth += 1,
-            TrackKind::Ir => self.ir += 1,
-            TrackKind::Imu => self.imu += 1,
-        }
-    }
-
-    /// Total over all streams.
-    pub fn total(&self) -> u64 {
-        self.color + self.depth + self.ir + self.imu
-    }
-}
+pub use crate::types::{DropCounts, TrackKind};
 
 /// What the SDK learns from an open device: written as tags and the calibration attachment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -532,10 +471,22 @@ impl<W: Write + Seek> K4aWriter<W> {
     fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<TagEntry> {
         let mut v = self.tag_entries.clone();
         for (kind, name, n) in [
-            (TrackKind::Color, "FREEK4A_DROPPED_COLOR", dropped.color),
-            (TrackKind::Depth, "FREEK4A_DROPPED_DEPTH", dropped.depth),
-            (TrackKind::Ir, "FREEK4A_DROPPED_IR", dropped.ir),
-            (TrackKind::Imu, "FREEK4A_DROPPED_IMU", dropped.imu),
+            (
+                TrackKind::Color,
+                "FREEK4A_DROPPED_COLOR",
+                dropped[TrackKind::Color],
+            ),
+            (
+                TrackKind::Depth,
+                "FREEK4A_DROPPED_DEPTH",
+                dropped[TrackKind::Depth],
+            ),
+            (TrackKind::Ir, "FREEK4A_DROPPED_IR", dropped[TrackKind::Ir]),
+            (
+                TrackKind::Imu,
+                "FREEK4A_DROPPED_IMU",
+                dropped[TrackKind::Imu],
+            ),
         ] {
             if self.track_of(kind).is_some() {
                 v.push(TagEntry::new(Target::Global, name, n.to_string()));
@@ -605,15 +556,8 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.tags_pos = after;
         let tags = layout::tags(&self.all_tags(None, DropCounts::default()));
         // Reserve room for the start offset and the final drop counts at their widest.
-        let widest = layout::tags(&self.all_tags(
-            Some(u64::MAX),
-            DropCounts {
-                color: u64::MAX,
-                depth: u64::MAX,
-                ir: u64::MAX,
-                imu: u64::MAX,
-            },
-        ));
+        let widest =
+            layout::tags(&self.all_tags(Some(u64::MAX), DropCounts::from_fn(|_| u64::MAX)));
         // The SDK's Tags + Void end 1027 bytes after its own tags; ours sit inside that room so
         // clusters land where the SDK puts them, unless the room is too small.
         let sdk_len = layout::tags(&self.tag_entries[..self.sdk_tag_count]).len() as u64;

@@ -191,21 +191,8 @@ impl CaptureSource for Device {
     fn stop_cameras(&mut self) {
         let _ = Device::stop_cameras(self);
     }
-    /// A lost depth frame loses its depth and IR images; a capture dropped from the output
-    /// queue loses all its images.
     fn dropped(&self) -> DropCounts {
-        let x = self.drops();
-        let depth =
-            x.depth_invalid_size + x.depth_queue_full + x.depth_engine + x.capture_queue_full;
-        DropCounts {
-            color: x.color_no_timestamp
-                + x.color_bad_size
-                + x.color_bad_packet
-                + x.capture_queue_full,
-            depth,
-            ir: depth,
-            imu: x.imu_malformed + x.imu_queue_full,
-        }
+        self.drops().per_stream()
     }
     fn device_info(&self) -> Option<DeviceInfo> {
         let hw = self.hardware_version();
@@ -685,7 +672,7 @@ fn capture_device_usec(capture: &Capture) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{DepthMode, Image};
+    use crate::types::{DepthMode, Image, TrackKind};
 
     /// A unit that hands out a 30 fps capture (a small depth image) and one IMU sample per
     /// call, as fast as asked; its device clock advances with every capture.
@@ -736,10 +723,9 @@ mod tests {
             self.calls.push("stop_cameras");
         }
         fn dropped(&self) -> DropCounts {
-            DropCounts {
-                depth: 2,
-                ..DropCounts::default()
-            }
+            let mut d = DropCounts::default();
+            d[TrackKind::Depth] = 2;
+            d
         }
     }
 
@@ -814,8 +800,9 @@ mod tests {
         while pb.next_capture().unwrap().is_some() {
             n += 1;
         }
-        assert!(summary.drops.depth >= 2);
-        assert_eq!(n + (summary.drops.depth - 2), 30);
+        let depth_drops = summary.drops[TrackKind::Depth];
+        assert!(depth_drops >= 2);
+        assert_eq!(n + (depth_drops - 2), 30);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

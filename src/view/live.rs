@@ -17,7 +17,7 @@ use super::{Frame, Unit, UnitError};
 use crate::mkv::writer::DropCounts;
 use crate::protocol::calibration::Calibration;
 use crate::record::RecordingSink;
-use crate::types::{Capture, DepthMode, ImuSample};
+use crate::types::{Capture, DepthMode, ImuSample, TrackKind};
 
 /// IMU samples kept for the preview (about five seconds at the IMU's rate).
 const IMU_KEPT: usize = 8192;
@@ -229,7 +229,11 @@ impl Unit for LiveUnit {
             "captures": self.slot.captures.load(Ordering::Relaxed),
             "bytes": self.slot.bytes.load(Ordering::Relaxed),
             "preview_frames": self.slot.handed_out(),
-            "dropped": { "color": d.color, "depth": d.depth, "imu": d.imu },
+            "dropped": {
+                "color": d[TrackKind::Color],
+                "depth": d[TrackKind::Depth],
+                "imu": d[TrackKind::Imu],
+            },
         });
         m
     }

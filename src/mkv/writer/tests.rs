@@ -292,12 +292,12 @@ fn reference_recording(pending_limit_bytes: usize) -> Vec<u8> {
             ));
         }
     }
-    let dropped = DropCounts {
-        color: 2,
-        depth: 0,
-        ir: 1,
-        imu: 5,
-    };
+    let dropped = DropCounts::from_fn(|k| match k {
+        TrackKind::Color => 2,
+        TrackKind::Depth => 0,
+        TrackKind::Ir => 1,
+        TrackKind::Imu => 5,
+    });
     let (cur, _) = w.finish(dropped).unwrap();
     cur.into_inner()
 }
