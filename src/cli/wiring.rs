@@ -8,10 +8,11 @@ use crate::cli::emulate::{EmulateSpec, EmulateSpeed};
 use crate::cli::session::RecorderDevice;
 use crate::device::{self, ColorControl, ControlMode, DepthEngineChoice, Device, DeviceError};
 use crate::emulator::EmulatedBackend;
-use crate::mkv::writer::{DeviceInfo, DropCounts};
+use crate::mkv::writer::RecordedDevice;
 use crate::record::CaptureSource;
 use crate::transport::nusb_backend::NusbBackend;
 use crate::transport::Backend;
+use crate::types::DropCounts;
 use crate::types::{Capture, DeviceConfig, HardwareVersion, ImuSample};
 
 /// The backend a recorder run talks to: USB, or emulated units.
@@ -125,8 +126,10 @@ impl CaptureSource for DeviceSource {
             .map_or_else(DropCounts::default, CaptureSource::dropped)
     }
 
-    fn device_info(&self) -> Option<DeviceInfo> {
-        self.device.as_ref().and_then(CaptureSource::device_info)
+    fn recorded_device(&self) -> Option<RecordedDevice> {
+        self.device
+            .as_ref()
+            .and_then(CaptureSource::recorded_device)
     }
 }
 

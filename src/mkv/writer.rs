@@ -57,7 +57,7 @@ pub use crate::types::{DropCounts, TrackKind};
 
 /// What the SDK learns from an open device: written as tags and the calibration attachment.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceInfo {
+pub struct RecordedDevice {
     /// Serial number (`K4A_DEVICE_SERIAL_NUMBER`); omitted when `None` or empty.
     pub serial_number: Option<String>,
     /// Colour camera firmware (`K4A_COLOR_FIRMWARE_VERSION`).
@@ -76,7 +76,7 @@ pub struct RecordingSettings {
     /// Whether there is an IMU track.
     pub imu: bool,
     /// Device identity and calibration; `None` records like the SDK does without a device.
-    pub device: Option<DeviceInfo>,
+    pub device: Option<RecordedDevice>,
     /// User tags (global), in order. Names must match `[A-Z0-9_-]+`.
     pub tags: Vec<(String, String)>,
     /// Info.WritingApp (default `freek4a-<version>`).
@@ -158,9 +158,47 @@ pub enum WriteError {
         /// End of the last cluster written.
         written_until_usec: u64,
     },
-    /// An earlier write error stopped the writer.
-    #[error("the writer stopped after an earlier error: {0}")]
-    Stopped(String),
+    /// An earlier write error stopped the writer; the cause is that error (an I/O error's
+    /// kind and message, as the OS error itself cannot be copied).
+    #[error("the writer stopped after an earlier error")]
+    Stopped(#[source] Box<WriteError>),
+}
+
+impl WriteError {
+    /// The same error again, for [`WriteError::Stopped`].
+    fn replay(&self) -> WriteError {
+        match self {
+            WriteError::Io { what, source } => WriteError::Io {
+                what,
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            WriteError::InvalidTagName(n) => WriteError::InvalidTagName(n.clone()),
+            WriteError::NoRoom { what, source } => WriteError::NoRoom {
+                what,
+                source: source.clone(),
+            },
+            WriteError::StreamDisabled(k) => WriteError::StreamDisabled(*k),
+            WriteError::WrongImage {
+                kind,
+                found,
+                expected,
+            } => WriteError::WrongImage {
+                kind: *kind,
+                found: found.clone(),
+                expected: expected.clone(),
+            },
+            WriteError::TooLate {
+                kind,
+                timestamp_usec,
+                written_until_usec,
+            } => WriteError::TooLate {
+                kind: *kind,
+                timestamp_usec: *timestamp_usec,
+                written_until_usec: *written_until_usec,
+            },
+            WriteError::Stopped(e) => WriteError::Stopped(Box::new(e.replay())),
+        }
+    }
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> WriteError {
@@ -360,7 +398,7 @@ pub struct K4aWriter<W: Write + Seek> {
     cues: Vec<(u64, u64)>,
     last_cue_ns: u64,
     summary: FileSummary,
-    stopped: Option<String>,
+    stopped: Option<WriteError>,
     scratch: Vec<u8>,
     /// Image buffers of written clusters, kept for [`K4aWriter::take_spent_buffers`] when
     /// recycling is on.
@@ -635,7 +673,7 @@ impl<W: Write + Seek> K4aWriter<W> {
 
     fn check_running(&self) -> Result<(), WriteError> {
         match &self.stopped {
-            Some(e) => Err(WriteError::Stopped(e.clone())),
+            Some(e) => Err(WriteError::Stopped(Box::new(e.replay()))),
             None => Ok(()),
         }
     }
@@ -822,7 +860,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.written_until_ns = (window + 1) * CLUSTER_LENGTH_NS;
         let r = self.write_cluster(cluster.items);
         if let Err(e) = &r {
-            self.stopped = Some(e.to_string());
+            self.stopped = Some(e.replay());
         }
         r
     }
@@ -1081,8 +1119,9 @@ impl<W: Write + Seek> K4aWriter<W> {
                 }
             }
         }
-        if let Some(e) = self.stopped.clone() {
-            return Err(self.finish_after_error(WriteError::Stopped(e)));
+        if let Some(e) = &self.stopped {
+            let e = WriteError::Stopped(Box::new(e.replay()));
+            return Err(self.finish_after_error(e));
         }
         if self.summary.clusters == 0 {
             self.write_empty_cluster()?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::file::{FileSink, SinkError};
 use crate::device::{Device, DeviceError};
-use crate::mkv::writer::{DeviceInfo, DropCounts, RecordingSettings};
+use crate::mkv::writer::{DropCounts, RecordedDevice, RecordingSettings};
 use crate::types::{Capture, ColorResolution, DeviceConfig, ImageFormat, ImuSample};
 
 /// How long (device time) the recorder's writer keeps a cluster open for late data. Captures
@@ -136,7 +136,7 @@ pub trait CaptureSource {
         DropCounts::default()
     }
     /// What the recording stores about the unit: serial number, firmware, calibration.
-    fn device_info(&self) -> Option<DeviceInfo> {
+    fn recorded_device(&self) -> Option<RecordedDevice> {
         None
     }
 }
@@ -164,8 +164,8 @@ impl<T: CaptureSource + ?Sized> CaptureSource for &mut T {
     fn dropped(&self) -> DropCounts {
         (**self).dropped()
     }
-    fn device_info(&self) -> Option<DeviceInfo> {
-        (**self).device_info()
+    fn recorded_device(&self) -> Option<RecordedDevice> {
+        (**self).recorded_device()
     }
 }
 
@@ -194,12 +194,12 @@ impl CaptureSource for Device {
     fn dropped(&self) -> DropCounts {
         self.drops().per_stream()
     }
-    fn device_info(&self) -> Option<DeviceInfo> {
+    fn recorded_device(&self) -> Option<RecordedDevice> {
         let hw = self.hardware_version();
         let raw = self.raw_calibration();
         // The device stores the JSON NUL-terminated; the file's attachment is the JSON alone.
         let json = raw.strip_suffix(&[0]).unwrap_or(raw).to_vec();
-        Some(DeviceInfo {
+        Some(RecordedDevice {
             serial_number: Some(self.serial_number().to_string()),
             color_firmware: hw.rgb,
             depth_firmware: hw.depth,
@@ -439,7 +439,7 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
     /// (serial number, firmware versions, calibration).
     pub fn recording_settings(&self) -> RecordingSettings {
         let mut s = recorder_settings(&self.config.device_config, false);
-        s.device = self.source.device_info();
+        s.device = self.source.recorded_device();
         s
     }
 

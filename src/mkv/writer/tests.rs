@@ -214,7 +214,7 @@ fn reference_recording(pending_limit_bytes: usize) -> Vec<u8> {
     s.uid_seed = Some(0x5EED);
     s.start_time = UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
     s.tags = vec![("TAKE".into(), "7".into())];
-    s.device = Some(DeviceInfo {
+    s.device = Some(RecordedDevice {
         serial_number: Some("000123456789".into()),
         color_firmware: Version {
             major: 1,
