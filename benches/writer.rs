@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use freek4a::cli::wiring::{RECORDER_CLUSTER_WRITE_DELAY_NS, WRITER_QUEUE_LIMIT_BYTES};
 use freek4a::mkv::writer::RecordingSettings;
-use freek4a::record::RecordingWriter;
+use freek4a::record::{recorder_settings, writer_queue_limit_bytes, RecordingWriter};
 use freek4a::types::*;
 
 const MJPG_BYTES: usize = 1_200_000;
@@ -26,7 +25,8 @@ const QUEUE_LIMIT_BYTES: usize = 16 << 20;
 enum Config {
     /// `RecordingSettings::new` as is (the SDK's 2 s cluster delay) and a 16 MiB queue.
     Library,
-    /// What `k4arecorder` sets (src/cli/wiring.rs): its cluster delay and queue limit.
+    /// What `record::Recorder` (and so `k4arecorder`) uses: its cluster delay and the queue
+    /// sized from this mode's data rate.
     Recorder,
 }
 
@@ -39,15 +39,15 @@ fn env_bytes(key: &str) -> Option<usize> {
 /// `FREEK4A_BENCH_PENDING_BYTES` and `FREEK4A_BENCH_QUEUE_BYTES` override the pending budget and
 /// the queue limit of the recorder configuration (unset, it is exactly the recorder's).
 fn writer_settings(config: Config, cfg: DeviceConfig) -> (RecordingSettings, usize) {
-    let mut settings = RecordingSettings::new(cfg, true);
     match config {
-        Config::Library => (settings, QUEUE_LIMIT_BYTES),
+        Config::Library => (RecordingSettings::new(cfg, true), QUEUE_LIMIT_BYTES),
         Config::Recorder => {
-            settings.cluster_write_delay_ns = RECORDER_CLUSTER_WRITE_DELAY_NS;
+            let mut settings = recorder_settings(&cfg, true);
             if let Some(b) = env_bytes("FREEK4A_BENCH_PENDING_BYTES") {
                 settings.pending_limit_bytes = b;
             }
-            let queue = env_bytes("FREEK4A_BENCH_QUEUE_BYTES").unwrap_or(WRITER_QUEUE_LIMIT_BYTES);
+            let queue = env_bytes("FREEK4A_BENCH_QUEUE_BYTES")
+                .unwrap_or_else(|| writer_queue_limit_bytes(&cfg, true));
             (settings, queue)
         }
     }

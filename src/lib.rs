@@ -163,7 +163,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod depthengine;
 pub mod device;
 pub mod emulator;

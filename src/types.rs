@@ -632,3 +632,104 @@ mod tests {
         assert_eq!(PerStream::from_fn(Stream::name)[Stream::Color], "color");
     }
 }
+
+/// One of the recorded streams: the three images of a capture and the IMU (serialised as the
+/// SDK's track name: `COLOR`, `DEPTH`, `IR`, `IMU`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TrackKind {
+    /// Colour images.
+    Color,
+    /// Depth images.
+    Depth,
+    /// Infrared images.
+    Ir,
+    /// IMU samples.
+    Imu,
+}
+
+impl TrackKind {
+    /// Every recorded stream, in the order of the file's tracks.
+    pub const ALL: [TrackKind; 4] = [
+        TrackKind::Color,
+        TrackKind::Depth,
+        TrackKind::Ir,
+        TrackKind::Imu,
+    ];
+
+    /// The track Name the SDK gives it.
+    pub fn track_name(self) -> &'static str {
+        match self {
+            TrackKind::Color => "COLOR",
+            TrackKind::Depth => "DEPTH",
+            TrackKind::Ir => "IR",
+            TrackKind::Imu => "IMU",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            TrackKind::Color => 0,
+            TrackKind::Depth => 1,
+            TrackKind::Ir => 2,
+            TrackKind::Imu => 3,
+        }
+    }
+}
+
+/// Items of each recorded stream that did not reach the file (dropped by the unit, by a full
+/// queue, or refused as too late), indexed by [`TrackKind`]. The one drop count of the crate:
+/// the device reports in it, the writer counts in it and stores it as `FREEK4A_DROPPED_*`
+/// tags, the recorder shows it.
+///
+/// ```
+/// use freek4a::types::{DropCounts, TrackKind};
+/// let mut d = DropCounts::default();
+/// d.count(TrackKind::Ir);
+/// d[TrackKind::Color] += 2;
+/// assert_eq!((d[TrackKind::Ir], d.total()), (1, 3));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts([u64; 4]);
+
+impl DropCounts {
+    /// Counts from a function of the stream.
+    pub fn from_fn(mut f: impl FnMut(TrackKind) -> u64) -> DropCounts {
+        DropCounts(TrackKind::ALL.map(&mut f))
+    }
+
+    /// Counts one dropped item of `kind`.
+    pub fn count(&mut self, kind: TrackKind) {
+        self[kind] += 1;
+    }
+
+    /// Stream-wise sum.
+    pub fn add(&mut self, other: DropCounts) {
+        for kind in TrackKind::ALL {
+            self[kind] += other[kind];
+        }
+    }
+
+    /// Total over all streams.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each stream with its count, in track order.
+    pub fn iter(&self) -> impl Iterator<Item = (TrackKind, u64)> + '_ {
+        TrackKind::ALL.into_iter().map(|k| (k, self[k]))
+    }
+}
+
+impl std::ops::Index<TrackKind> for DropCounts {
+    type Output = u64;
+    fn index(&self, kind: TrackKind) -> &u64 {
+        &self.0[kind.slot()]
+    }
+}
+
+impl std::ops::IndexMut<TrackKind> for DropCounts {
+    fn index_mut(&mut self, kind: TrackKind) -> &mut u64 {
+        &mut self.0[kind.slot()]
+    }
+}

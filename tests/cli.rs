@@ -1,10 +1,8 @@
-//! Integration tests: cli (the k4arecorder and freek4a binaries, and the CLI library API).
+//! Integration tests: cli (the k4arecorder and freek4a binaries; the option parser's own unit
+//! tests are in src/cli/).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-
-use freek4a::cli::{parse_recorder_args, EmulateSpec, EmulateSpeed, RecorderCommand};
-use freek4a::types::{ColorResolution, ImageFormat};
 
 /// Microsoft k4arecorder 1.4.1's help text, byte for byte.
 const MICROSOFT_HELP: &str = concat!(
@@ -278,24 +276,6 @@ fn values_are_case_insensitive() {
         ],
         "--sync-delay is only valid if --external-sync is set to Subordinate.",
     );
-    let Ok(RecorderCommand::Record(o)) =
-        parse_recorder_args(["-c", "720P_YuY2", "--external-sync", "SUB", "o.mkv"])
-    else {
-        panic!()
-    };
-    assert_eq!(o.device_config.color_format, ImageFormat::Yuy2);
-}
-
-#[test]
-fn color_mode_quirk_keeps_the_earlier_format() {
-    let Ok(RecorderCommand::Record(o)) =
-        parse_recorder_args(["-c", "720p_NV12", "-c", "1080p", "o.mkv"])
-    else {
-        panic!()
-    };
-    assert_eq!(o.device_config.color_format, ImageFormat::Nv12);
-    assert_eq!(o.device_config.color_resolution, ColorResolution::R1080p);
-    assert_eq!(o.output_path, PathBuf::from("o.mkv"));
 }
 
 #[test]
@@ -309,16 +289,7 @@ fn list_without_devices() {
 }
 
 #[test]
-fn emulate_spec_parsing() {
-    let s: EmulateSpec = "units=2,speed=max,seed=9".parse().unwrap();
-    assert_eq!((s.units, s.speed, s.seed), (2, EmulateSpeed::Max, 9));
-    let s: EmulateSpec = "".parse().unwrap();
-    assert_eq!((s.units, s.speed, s.seed), (1, EmulateSpeed::Realtime, 0));
-    let s: EmulateSpec = "speed=4".parse().unwrap();
-    assert_eq!(s.speed, EmulateSpeed::Factor(4.0));
-    assert!("units=1,units=2".parse::<EmulateSpec>().is_err());
-    assert!("speed=fast".parse::<EmulateSpec>().is_err());
-
+fn bad_emulate_environment_is_refused() {
     // A bad FREEK4A_EMULATE is refused like an option.
     let out = Command::new(env!("CARGO_BIN_EXE_k4arecorder"))
         .args(["o.mkv"])

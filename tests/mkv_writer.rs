@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use freek4a::mkv::writer::{DeviceInfo, DropCounts, K4aWriter, RecordingSettings};
+use freek4a::mkv::writer::{DropCounts, K4aWriter, RecordedDevice, RecordingSettings};
 use freek4a::types::*;
 
 use crate::util;
@@ -212,7 +212,7 @@ impl Case {
     fn settings(&self) -> RecordingSettings {
         let mut s = RecordingSettings::new(self.config(), self.imu);
         if self.device {
-            s.device = Some(DeviceInfo {
+            s.device = Some(RecordedDevice {
                 serial_number: Some(SERIAL.into()),
                 color_firmware: Version {
                     major: 1,

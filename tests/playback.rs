@@ -1039,10 +1039,8 @@ fn info_counts_match_microsoft_and_lists_dropped_tags() {
         gyro_timestamp_usec: 10,
     })
     .unwrap();
-    let dropped = DropCounts {
-        imu: 2,
-        ..Default::default()
-    };
+    let mut dropped = DropCounts::default();
+    dropped[freek4a::types::TrackKind::Imu] = 2;
     let (cur, _) = w.finish(dropped).unwrap();
     let mut pb = Playback::from_reader(Cursor::new(cur.into_inner())).unwrap();
     let info = RecordingInfo::from_playback(&mut pb).unwrap();

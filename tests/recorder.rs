@@ -332,9 +332,12 @@ fn default_invocation_stopped_by_sigint_or_sigterm_is_finished() {
 
 #[test]
 fn list_shows_both_emulated_units() {
-    let spec: freek4a::cli::EmulateSpec = "units=2".parse().unwrap();
-    let backend =
-        freek4a::emulator::EmulatedBackend::new(freek4a::cli::wiring::emulator_spec(&spec));
+    // `--emulate=units=2`: the command line's default seed is 0.
+    let backend = freek4a::emulator::EmulatedBackend::new(freek4a::emulator::EmulatorSpec {
+        units: 2,
+        seed: 0,
+        ..Default::default()
+    });
     let want: String = (0..2)
         .map(|i| {
             format!(
@@ -512,7 +515,7 @@ fn kill_trial(oracle: &Oracle, dir: &TempDir, n: usize, after: Duration) -> (u64
     // The recorder's writer holds clusters for RECORDER_CLUSTER_WRITE_DELAY_NS of device time
     // (the SDK holds 2 s) before they reach the disk; nothing older than that (plus a few
     // frames of pipeline latency) may be missing.
-    let held = freek4a::cli::wiring::RECORDER_CLUSTER_WRITE_DELAY_NS * 30 / 1_000_000_000;
+    let held = freek4a::record::RECORDER_CLUSTER_WRITE_DELAY_NS * 30 / 1_000_000_000;
     assert!(
         sdk + held + 4 >= expected,
         "trial {n}: {sdk} captures recovered of {expected}"

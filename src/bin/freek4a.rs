@@ -8,7 +8,19 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use freek4a::cli::{self, udev, RecorderCommand};
+use cli::args::RecorderCommand;
+use cli::udev;
+
+// The command-line glue (option parser, messages, exit codes) shared by both binaries; it is
+// compiled into each of them and is not part of the library's API.
+#[path = "../cli/mod.rs"]
+mod cli;
+// The CLI modules name the library's layers as `crate::…`.
+#[allow(unused_imports)]
+use freek4a::{
+    depthengine, device, emulator, geometry, mkv, playback, protocol, record, safe_output,
+    transport, types, view,
+};
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage error.";
 
@@ -176,7 +188,7 @@ fn run(command: Cmd) -> Result<(), Failure> {
                 .context("--emulate")
                 .map_err(usage)?;
             let devices = cli::toolbox::list_devices(spec.as_ref()).map_err(runtime)?;
-            print!("{}", cli::format_device_list(&devices));
+            print!("{}", cli::list::format_device_list(&devices));
             Ok(())
         }
         Cmd::Info { file, json } if file.is_dir() => {
@@ -263,9 +275,9 @@ fn run(command: Cmd) -> Result<(), Failure> {
 fn record(args: Vec<OsString>) -> Result<(), Failure> {
     // freek4a's own options (a rig, colour controls) first; the rest is k4arecorder's.
     let (rig, args) = cli::rig::split_args(args).map_err(usage)?;
-    match cli::parse_recorder_args(args.clone()).map_err(usage)? {
+    match cli::args::parse_recorder_args(args.clone()).map_err(usage)? {
         RecorderCommand::Help => {
-            print!("{}", cli::recorder_help("freek4a record"));
+            print!("{}", cli::help::recorder_help("freek4a record"));
             Ok(())
         }
         RecorderCommand::Version => {
@@ -273,7 +285,7 @@ fn record(args: Vec<OsString>) -> Result<(), Failure> {
             Ok(())
         }
         RecorderCommand::Usage => {
-            eprint!("{}", cli::recorder_help("freek4a record"));
+            eprint!("{}", cli::help::recorder_help("freek4a record"));
             Err(usage(anyhow::anyhow!(
                 "{}",
                 cli::args::usage_reason(args).unwrap_or_else(|| {
@@ -286,7 +298,7 @@ fn record(args: Vec<OsString>) -> Result<(), Failure> {
                 .apply_environment(|k| std::env::var_os(k))
                 .map_err(usage)?;
             let devices = cli::toolbox::list_devices(options.emulate.as_ref()).map_err(runtime)?;
-            print!("{}", cli::format_device_list(&devices));
+            print!("{}", cli::list::format_device_list(&devices));
             Ok(())
         }
         RecorderCommand::Record(mut options) => {

@@ -5,21 +5,33 @@
 
 use std::process::ExitCode;
 
-use freek4a::cli::{self, RecorderCommand};
+use cli::args::RecorderCommand;
+
+// The command-line glue (option parser, messages, exit codes) shared by both binaries; it is
+// compiled into each of them and is not part of the library's API.
+#[path = "../cli/mod.rs"]
+#[allow(dead_code)] // k4arecorder uses the recording half of it.
+mod cli;
+// The CLI modules name the library's layers as `crate::…`.
+#[allow(unused_imports)]
+use freek4a::{
+    depthengine, device, emulator, geometry, mkv, playback, protocol, record, safe_output,
+    transport, types, view,
+};
 
 fn main() -> ExitCode {
-    let code = match cli::parse_recorder_args(std::env::args_os().skip(1)) {
+    let code = match cli::args::parse_recorder_args(std::env::args_os().skip(1)) {
         Err(e) => {
             eprintln!("{e}");
             e.exit_code()
         }
         Ok(RecorderCommand::Help) => {
-            print!("{}", cli::recorder_help("k4arecorder"));
+            print!("{}", cli::help::recorder_help("k4arecorder"));
             0
         }
         Ok(RecorderCommand::Usage) => {
             // Microsoft's tool prints the help and exits 0; the one extra line says why.
-            print!("{}", cli::recorder_help("k4arecorder"));
+            print!("{}", cli::help::recorder_help("k4arecorder"));
             if let Some(reason) = cli::args::usage_reason(std::env::args_os().skip(1)) {
                 eprintln!("k4arecorder: {reason}");
             }
@@ -42,7 +54,7 @@ fn main() -> ExitCode {
                             eprintln!("k4arecorder: {e}");
                             Vec::new()
                         });
-                    print!("{}", cli::format_device_list(&devices));
+                    print!("{}", cli::list::format_device_list(&devices));
                     0
                 }
             }

@@ -191,9 +191,6 @@ pub enum OptionValueError {
     /// `--emulate=SPEC` refused.
     #[error(transparent)]
     Emulate(#[from] EmulateSpecError),
-    /// `--emulate=` value or `--depth-engine` path that is not valid text where text is needed.
-    #[error("value is not valid UTF-8")]
-    NotUtf8,
 }
 
 /// A refused command line. `Display` is exactly what goes to stderr; every case exits with 1.
@@ -225,6 +222,7 @@ pub enum RecorderArgError {
 
 impl RecorderArgError {
     /// k4arecorder's exit code for this error (always 1).
+    #[allow(dead_code)] // k4arecorder's; `freek4a record` exits with 2 on usage errors.
     pub fn exit_code(&self) -> i32 {
         1
     }
@@ -793,5 +791,20 @@ mod tests {
         assert!(o.headless_gl);
         assert_eq!(o.record_length_sec, Some(2));
         assert!(!record(&["o.mkv"]).headless_gl);
+    }
+
+    #[test]
+    fn values_are_case_insensitive_and_the_colour_mode_quirk_keeps_the_format() {
+        let record = |args: &[&str]| match parse_recorder_args(args.iter().copied()) {
+            Ok(RecorderCommand::Record(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        let o = record(&["-c", "720P_YuY2", "--external-sync", "SUB", "o.mkv"]);
+        assert_eq!(o.device_config.color_format, ImageFormat::Yuy2);
+        // A later -c without a format keeps the earlier one, as Microsoft's parser does.
+        let o = record(&["-c", "720p_NV12", "-c", "1080p", "o.mkv"]);
+        assert_eq!(o.device_config.color_format, ImageFormat::Nv12);
+        assert_eq!(o.device_config.color_resolution, ColorResolution::R1080p);
+        assert_eq!(o.output_path, std::path::PathBuf::from("o.mkv"));
     }
 }

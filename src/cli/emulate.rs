@@ -31,6 +31,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::emulator::{EmulatorSpec, Fault, FaultRule, FaultTarget, Speed, SyncJacks};
 use crate::types::Stream;
 
 /// Environment variable read when `--emulate` is not on the command line.
@@ -261,6 +262,59 @@ impl Default for EmulateSpec {
 impl EmulateSpec {
     /// Largest accepted `units` value (one master and a chain of subordinates).
     pub const MAX_UNITS: u8 = 16;
+
+    /// The emulator configuration for this spec.
+    pub fn emulator_spec(&self) -> EmulatorSpec {
+        EmulatorSpec {
+            units: usize::from(self.units.max(1)),
+            speed: match self.speed {
+                EmulateSpeed::Realtime => Speed::RealTime,
+                EmulateSpeed::Max => Speed::Max,
+                EmulateSpeed::Factor(f) => Speed::Factor(f),
+            },
+            seed: self.seed,
+            sync_cables: self.chain,
+            jacks: self
+                .cables
+                .iter()
+                .map(|c| SyncJacks {
+                    unit: usize::from(c.unit),
+                    sync_in: c.sync_in,
+                    sync_out: c.sync_out,
+                })
+                .collect(),
+            faults: self
+                .faults
+                .iter()
+                .map(|f| FaultRule {
+                    unit: 0,
+                    target: FaultTarget::Stream(f.stream),
+                    fault: match f.kind {
+                        FaultKind::Timeout => Fault::Timeout,
+                        FaultKind::Stall => Fault::Stall,
+                        FaultKind::Short => Fault::Short,
+                        FaultKind::Corrupt => Fault::Corrupt,
+                        FaultKind::Disconnect => Fault::Disconnect,
+                        FaultKind::Babble => Fault::Babble,
+                    },
+                    after: f.after,
+                    times: Some(f.times),
+                })
+                .collect(),
+            firmware_overrides: self
+                .firmware
+                .iter()
+                .map(|f| {
+                    let mut v = EmulatorSpec::default().firmware;
+                    v.rgb = f.rgb;
+                    v.depth = f.depth;
+                    (usize::from(f.unit), v)
+                })
+                .collect(),
+            journal_path: self.journal.clone(),
+            ..EmulatorSpec::default()
+        }
+    }
 }
 
 /// Why an emulation specification was refused.
@@ -698,5 +752,17 @@ mod tests {
             "cables=chain,cables=none".parse::<EmulateSpec>(),
             Err(EmulateSpecError::DuplicateKey { .. })
         ));
+    }
+
+    #[test]
+    fn spec_defaults_and_refusals() {
+        let s: EmulateSpec = "units=2,speed=max,seed=9".parse().unwrap();
+        assert_eq!((s.units, s.speed, s.seed), (2, EmulateSpeed::Max, 9));
+        let s: EmulateSpec = "".parse().unwrap();
+        assert_eq!((s.units, s.speed, s.seed), (1, EmulateSpeed::Realtime, 0));
+        let s: EmulateSpec = "speed=4".parse().unwrap();
+        assert_eq!(s.speed, EmulateSpeed::Factor(4.0));
+        assert!("units=1,units=2".parse::<EmulateSpec>().is_err());
+        assert!("speed=fast".parse::<EmulateSpec>().is_err());
     }
 }

@@ -133,19 +133,6 @@ pub struct ExtractOptions {
     pub preview: bool,
 }
 
-/// Extracts `file` into `out_dir` (created if missing). With `progress`, a count of captures is
-/// shown on stderr when it is a terminal. Refuses a non-empty `out_dir`.
-pub fn extract(file: &Path, out_dir: &Path, progress: bool) -> Result<ExtractReport, ExtractError> {
-    extract_with(
-        file,
-        out_dir,
-        &ExtractOptions {
-            progress,
-            ..ExtractOptions::default()
-        },
-    )
-}
-
 /// Writes one output file under a temporary name, renamed into place when complete.
 struct Saver {
     inputs: Inputs,
@@ -173,7 +160,8 @@ impl Saver {
     }
 }
 
-/// [`extract`] with options.
+/// Extracts `file` into `out_dir` (created if missing) with `options`. Refuses a non-empty
+/// `out_dir` unless `options.force`.
 pub fn extract_with(
     file: &Path,
     out_dir: &Path,

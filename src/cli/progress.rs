@@ -7,38 +7,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-/// Counters shown on the progress line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProgressStats {
-    /// Time since the recording clock started (the first capture).
-    pub elapsed: Duration,
-    /// Captures written.
-    pub captures: u64,
-    /// IMU samples written.
-    pub imu_samples: u64,
-    /// Colour frames lost before they reached the file.
-    pub dropped_color: u64,
-    /// Depth frames lost before they reached the file.
-    pub dropped_depth: u64,
-    /// IR frames lost before they reached the file.
-    pub dropped_ir: u64,
-    /// IMU samples lost before they reached the file.
-    pub dropped_imu: u64,
-    /// Bytes written to the recording so far.
-    pub bytes_written: u64,
-}
-
-impl ProgressStats {
-    /// Average write rate in bytes per second (0 before any time has passed).
-    pub fn bytes_per_sec(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.bytes_written as f64 / secs
-        } else {
-            0.0
-        }
-    }
-}
+use crate::record::Progress;
+use crate::types::TrackKind;
 
 /// `H:MM:SS` of a duration (whole seconds).
 pub fn format_elapsed(d: Duration) -> String {
@@ -63,15 +33,15 @@ pub fn format_bytes(bytes: u64) -> String {
 
 /// The one-line progress display, without `\r`:
 /// `0:01:05  1950 captures  dropped colour 0 depth 2 ir 2 imu 0  1.2 GiB  19.4 MiB/s`.
-pub fn format_progress(s: &ProgressStats) -> String {
+pub fn format_progress(s: &Progress) -> String {
     format!(
         "{}  {} captures  dropped colour {} depth {} ir {} imu {}  {}  {}/s",
         format_elapsed(s.elapsed),
         s.captures,
-        s.dropped_color,
-        s.dropped_depth,
-        s.dropped_ir,
-        s.dropped_imu,
+        s.drops[TrackKind::Color],
+        s.drops[TrackKind::Depth],
+        s.drops[TrackKind::Ir],
+        s.drops[TrackKind::Imu],
         format_bytes(s.bytes_written),
         format_bytes(s.bytes_per_sec() as u64),
     )
@@ -79,16 +49,16 @@ pub fn format_progress(s: &ProgressStats) -> String {
 
 /// The final summary line:
 /// `Recorded 0:01:05: 1950 captures, 13000 IMU samples, dropped colour 0 depth 2 ir 2 imu 0, 1.2 GiB (19.4 MiB/s)`.
-pub fn format_summary(s: &ProgressStats) -> String {
+pub fn format_summary(s: &Progress) -> String {
     format!(
         "Recorded {}: {} captures, {} IMU samples, dropped colour {} depth {} ir {} imu {}, {} ({}/s)",
         format_elapsed(s.elapsed),
         s.captures,
         s.imu_samples,
-        s.dropped_color,
-        s.dropped_depth,
-        s.dropped_ir,
-        s.dropped_imu,
+        s.drops[TrackKind::Color],
+        s.drops[TrackKind::Depth],
+        s.drops[TrackKind::Ir],
+        s.drops[TrackKind::Imu],
         format_bytes(s.bytes_written),
         format_bytes(s.bytes_per_sec() as u64),
     )
@@ -133,7 +103,7 @@ impl<W: Write> ProgressRenderer<W> {
 
     /// Redraws the line if enough time has passed since the last redraw (`now` is supplied so
     /// tests need no sleeping). Output errors are ignored: progress is decoration.
-    pub fn update(&mut self, stats: &ProgressStats, now: Instant) {
+    pub fn update(&mut self, stats: &Progress, now: Instant) {
         if !self.enabled {
             return;
         }
@@ -161,6 +131,7 @@ impl<W: Write> ProgressRenderer<W> {
     }
 
     /// The writer back (for tests).
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -169,16 +140,18 @@ impl<W: Write> ProgressRenderer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::DropCounts;
 
-    fn stats() -> ProgressStats {
-        ProgressStats {
+    fn stats() -> Progress {
+        Progress {
             elapsed: Duration::from_secs(65),
             captures: 1950,
             imu_samples: 13_000,
-            dropped_color: 0,
-            dropped_depth: 2,
-            dropped_ir: 1,
-            dropped_imu: 0,
+            drops: DropCounts::from_fn(|k| match k {
+                TrackKind::Depth => 2,
+                TrackKind::Ir => 1,
+                _ => 0,
+            }),
             bytes_written: 1_288_490_189, // 1.2 GiB
         }
     }
@@ -196,7 +169,7 @@ mod tests {
             format_summary(&stats()),
             "Recorded 0:01:05: 1950 captures, 13000 IMU samples, dropped colour 0 depth 2 ir 1 imu 0, 1.2 GiB (18.9 MiB/s)"
         );
-        assert_eq!(ProgressStats::default().bytes_per_sec(), 0.0);
+        assert_eq!(Progress::default().bytes_per_sec(), 0.0);
     }
 
     #[test]

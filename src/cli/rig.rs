@@ -21,16 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cli::args::{Exposure, RecorderOptions};
 use crate::cli::color_settings::{ColorOptionError, ColorSettingError, ColorSettings};
 use crate::cli::emulate::EmulateSpec;
-use crate::cli::progress::{format_progress, ProgressStats};
-use crate::cli::session::{
-    run_recording, DroppedFrames, MonotonicClock, RecorderDevice, SessionIo, SessionReport,
-    WaitResult,
-};
+use crate::cli::progress::format_progress;
+use crate::cli::session::{run_recording, RecorderDevice, SessionIo, SessionReport};
 use crate::cli::signal::{SignalInstallError, StopSignal};
-use crate::cli::wiring::{emulator_spec, DeviceSource, FileSink, SinkError, SourceError};
+use crate::cli::wiring::{DeviceSource, SourceError};
 use crate::device::{self, DepthEngineChoice, Device, DeviceError, OpenOptions};
 use crate::emulator::EmulatedBackend;
+use crate::mkv::writer::{RecordedDevice, RecordingSettings};
 use crate::protocol::payload::JackState;
+use crate::record::{CaptureSource, FileSink, MonotonicClock, Progress, SinkError};
 use crate::transport::nusb_backend::NusbBackend;
 use crate::transport::Backend;
 use crate::types::{
@@ -522,7 +521,7 @@ type BackendMaker = Box<dyn Fn() -> Box<dyn Backend> + Send + Sync>;
 fn rig_backend(emulate: Option<&EmulateSpec>) -> (BackendMaker, Option<EmulatedBackend>) {
     match emulate {
         Some(spec) => {
-            let b = EmulatedBackend::new(emulator_spec(spec));
+            let b = EmulatedBackend::new(spec.emulator_spec());
             let handle = b.clone();
             (
                 Box::new(move || Box::new(b.clone()) as Box<dyn Backend>),
@@ -742,8 +741,6 @@ enum Event {
 }
 
 impl RecorderDevice for RigDevice {
-    type Error = SourceError;
-
     fn installed_count(&mut self) -> u32 {
         self.inner.installed_count()
     }
@@ -765,6 +762,17 @@ impl RecorderDevice for RigDevice {
     fn set_gain(&mut self, gain: u8) -> Result<(), SourceError> {
         self.inner.set_gain(gain)
     }
+    fn close(&mut self) {
+        self.inner.close()
+    }
+    fn not_found_hints(&mut self) -> Vec<String> {
+        self.inner.not_found_hints()
+    }
+}
+
+impl CaptureSource for RigDevice {
+    type Error = SourceError;
+
     fn start_cameras(&mut self, config: &DeviceConfig) -> Result<(), SourceError> {
         let r = self.inner.start_cameras(config);
         let _ = self.events.send(match r {
@@ -776,7 +784,7 @@ impl RecorderDevice for RigDevice {
     fn start_imu(&mut self) -> Result<(), SourceError> {
         self.inner.start_imu()
     }
-    fn get_capture(&mut self, timeout: Duration) -> WaitResult<Capture, SourceError> {
+    fn get_capture(&mut self, timeout: Duration) -> Result<Option<Capture>, SourceError> {
         use std::sync::atomic::Ordering::SeqCst;
         let Some((window, delay, period)) = self.window.clone() else {
             return self.inner.get_capture(timeout);
@@ -793,7 +801,7 @@ impl RecorderDevice for RigDevice {
                     Some(_) if self.is_master => {
                         self.last_usec.store(t, SeqCst);
                         window.master_last_usec.fetch_max(t, SeqCst);
-                        return WaitResult::Ready(c);
+                        return Ok(Some(c));
                     }
                     Some(_) => {
                         let end = window.end_usec.load(SeqCst);
@@ -803,25 +811,24 @@ impl RecorderDevice for RigDevice {
                         if window.master_last_usec.load(SeqCst) + period / 2 >= t || end != u64::MAX
                         {
                             self.last_usec.store(t, SeqCst);
-                            return WaitResult::Ready(c);
+                            return Ok(Some(c));
                         }
                         self.pending = Some((c, t));
                     }
                 }
                 if Instant::now() >= deadline {
-                    return WaitResult::Timeout;
+                    return Ok(None);
                 }
                 std::thread::sleep(Duration::from_millis(2));
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let c = match self.inner.get_capture(left) {
-                WaitResult::Ready(c) => c,
-                other => {
-                    if let WaitResult::Failed(_) = other {
-                        window.give_up(self.unit);
-                    }
-                    return other;
+                Ok(Some(c)) => c,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    window.give_up(self.unit);
+                    return Err(e);
                 }
             };
             let Some(t) = master_usec(&c, delay) else {
@@ -830,12 +837,12 @@ impl RecorderDevice for RigDevice {
             if !self.first_given {
                 self.first_given = true;
                 window.report_first(self.unit, t);
-                return WaitResult::Ready(c);
+                return Ok(Some(c));
             }
             self.pending = Some((c, t));
         }
     }
-    fn get_imu_sample(&mut self, timeout: Duration) -> WaitResult<ImuSample, SourceError> {
+    fn get_imu_sample(&mut self, timeout: Duration) -> Result<Option<ImuSample>, SourceError> {
         self.inner.get_imu_sample(timeout)
     }
     fn stop_imu(&mut self) {
@@ -851,14 +858,11 @@ impl RecorderDevice for RigDevice {
         }
         self.inner.stop_cameras()
     }
-    fn close(&mut self) {
-        self.inner.close()
+    fn dropped(&self) -> crate::types::DropCounts {
+        self.inner.dropped()
     }
-    fn dropped_frames(&self) -> DroppedFrames {
-        self.inner.dropped_frames()
-    }
-    fn not_found_hints(&mut self) -> Vec<String> {
-        self.inner.not_found_hints()
+    fn recorded_device(&self) -> Option<RecordedDevice> {
+        self.inner.recorded_device()
     }
 }
 
@@ -940,10 +944,10 @@ fn rig_json(
                     "imu_samples": r.stats.imu_samples,
                     "bytes": r.stats.bytes_written,
                     "dropped": {
-                        "color": r.stats.dropped_color,
-                        "depth": r.stats.dropped_depth,
-                        "ir": r.stats.dropped_ir,
-                        "imu": r.stats.dropped_imu,
+                        "color": r.stats.drops[crate::types::TrackKind::Color],
+                        "depth": r.stats.drops[crate::types::TrackKind::Depth],
+                        "ir": r.stats.drops[crate::types::TrackKind::Ir],
+                        "imu": r.stats.drops[crate::types::TrackKind::Imu],
                     },
                 });
             }
@@ -1033,7 +1037,7 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
     let stop = StopSignal::new();
     stop.install()?;
     let unit_stops: Vec<StopSignal> = plan.units.iter().map(|_| StopSignal::new()).collect();
-    let stats = Arc::new(Mutex::new(vec![ProgressStats::default(); plan.units.len()]));
+    let stats = Arc::new(Mutex::new(vec![Progress::default(); plan.units.len()]));
     let (tx, rx) = mpsc::channel::<Event>();
     let window = Arc::new(RigWindow::new(plan.units.len()));
     for (slot, u) in plan.units.iter().enumerate() {
@@ -1105,7 +1109,7 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
                 to_stderr: true,
                 line: Vec::new(),
             };
-            let mut progress = |s: &ProgressStats| {
+            let mut progress = |s: &Progress| {
                 if let Ok(mut g) = stats.lock() {
                     g[slot] = *s;
                 }
@@ -1114,14 +1118,17 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
                 out: &mut out,
                 err: &mut err,
                 stop: &unit_stop,
-                clock: &MonotonicClock,
+                clock: Arc::new(MonotonicClock),
                 progress: &mut progress,
             };
-            let create = |d: &mut RigDevice, o: &RecorderOptions| -> Result<FileSink, SinkError> {
-                let mut sink = FileSink::create(&mut d.inner, o)?;
-                sink.add_tags(&d.tags)?;
-                sink.add_tags(&rig_tags)?;
-                Ok(sink)
+            let create = |d: &RigDevice,
+                          o: &RecorderOptions,
+                          mut settings: RecordingSettings,
+                          queue: usize|
+             -> Result<FileSink, SinkError> {
+                settings.tags.extend_from_slice(&d.tags);
+                settings.tags.extend_from_slice(&rig_tags);
+                FileSink::create(&o.output_path, settings, queue)
             };
             let report = run_recording(&mut device, create, &opts, &mut io);
             let _ = tx.send(Event::Done(slot, report));
@@ -1268,7 +1275,9 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
                 u.facts.serial,
                 u.role.word(),
                 r.stats.captures,
-                r.stats.dropped_color + r.stats.dropped_depth + r.stats.dropped_imu
+                r.stats.drops[crate::types::TrackKind::Color]
+                    + r.stats.drops[crate::types::TrackKind::Depth]
+                    + r.stats.drops[crate::types::TrackKind::Imu]
             ),
             Some(r) if r.finished => {
                 code = 1;
@@ -1342,10 +1351,13 @@ pub fn record_one(color: &ColorSettings, options: &RecorderOptions) -> Result<i3
         pending: None,
     };
     // The range check needs the open unit: it happens when the controls are set.
-    let create = |d: &mut RigDevice, o: &RecorderOptions| -> Result<FileSink, SinkError> {
-        let mut sink = FileSink::create(&mut d.inner, o)?;
-        sink.add_tags(&d.tags)?;
-        Ok(sink)
+    let create = |d: &RigDevice,
+                  o: &RecorderOptions,
+                  mut settings: RecordingSettings,
+                  queue: usize|
+     -> Result<FileSink, SinkError> {
+        settings.tags.extend_from_slice(&d.tags);
+        FileSink::create(&o.output_path, settings, queue)
     };
     let report = crate::cli::session::record_on_console(&mut device, create, options, &stop);
     Ok(report.exit_code)

@@ -20,51 +20,26 @@
 //!   cause and exit with 1.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::args::{Exposure, RecorderOptions};
-use crate::cli::progress::ProgressStats;
 use crate::cli::signal::StopSignal;
-use crate::types::{
-    Capture, ColorResolution, DepthMode, HardwareVersion, ImuSample, WiredSyncMode,
+use crate::mkv::writer::RecordingSettings;
+use crate::record::{
+    CaptureSource, Clock, FirstCapture, MonotonicClock, Progress, Recorder, RecorderConfig,
+    RecorderError, RecordingSink,
 };
+use crate::types::{ColorResolution, DepthMode, HardwareVersion, WiredSyncMode};
 
 /// How long to wait for the first capture (standalone and master).
 pub const FIRST_CAPTURE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for the first capture in subordinate mode (the master may start later).
 pub const FIRST_CAPTURE_TIMEOUT_SUBORDINATE: Duration = Duration::from_secs(360);
-/// Poll interval while waiting for the first capture.
-pub const FIRST_CAPTURE_POLL: Duration = Duration::from_millis(100);
 
-/// Outcome of a wait for data, like the SDK's `k4a_wait_result_t`.
-#[derive(Debug)]
-pub enum WaitResult<T, E> {
-    /// Data arrived.
-    Ready(T),
-    /// Nothing arrived within the timeout.
-    Timeout,
-    /// The stream failed.
-    Failed(E),
-}
-
-/// Frames lost before they reached the recording, per stream.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DroppedFrames {
-    /// Colour frames.
-    pub color: u64,
-    /// Depth frames.
-    pub depth: u64,
-    /// IR frames.
-    pub ir: u64,
-    /// IMU samples.
-    pub imu: u64,
-}
-
-/// The device operations the recorder needs (an opened-or-not Azure Kinect, real or emulated).
-pub trait RecorderDevice {
-    /// The device's error type.
-    type Error: std::error::Error + 'static;
-
+/// What k4arecorder does with a unit besides recording it: find, open, identify, set the
+/// colour controls, close. The streams are the [`CaptureSource`] the recorder drives.
+pub trait RecorderDevice: CaptureSource {
     /// How many devices are attached.
     fn installed_count(&mut self) -> u32;
     /// Opens device `index`.
@@ -77,70 +52,11 @@ pub trait RecorderDevice {
     fn set_exposure(&mut self, exposure: Exposure) -> Result<(), Self::Error>;
     /// Sets manual colour gain.
     fn set_gain(&mut self, gain: u8) -> Result<(), Self::Error>;
-    /// Starts the cameras with this configuration.
-    fn start_cameras(&mut self, config: &crate::types::DeviceConfig) -> Result<(), Self::Error>;
-    /// Starts the IMU.
-    fn start_imu(&mut self) -> Result<(), Self::Error>;
-    /// Waits up to `timeout` for the next capture.
-    fn get_capture(&mut self, timeout: Duration) -> WaitResult<Capture, Self::Error>;
-    /// Waits up to `timeout` (zero: just looks) for the next IMU sample.
-    fn get_imu_sample(&mut self, timeout: Duration) -> WaitResult<ImuSample, Self::Error>;
-    /// Stops the IMU.
-    fn stop_imu(&mut self);
-    /// Stops the cameras.
-    fn stop_cameras(&mut self);
     /// Closes the device.
     fn close(&mut self);
-    /// Frames dropped so far (shown on the progress line).
-    fn dropped_frames(&self) -> DroppedFrames {
-        DroppedFrames::default()
-    }
     /// Lines for stderr after "Device not found.": why, and what to try.
     fn not_found_hints(&mut self) -> Vec<String> {
         Vec::new()
-    }
-}
-
-/// Where the recording goes (the Matroska writer, in the real program).
-pub trait RecordingSink {
-    /// The sink's error type.
-    type Error: std::error::Error + 'static;
-
-    /// Adds the IMU track (before the header).
-    fn add_imu_track(&mut self) -> Result<(), Self::Error>;
-    /// Writes the file header.
-    fn write_header(&mut self) -> Result<(), Self::Error>;
-    /// Writes one capture.
-    fn write_capture(&mut self, capture: &Capture) -> Result<(), Self::Error>;
-    /// Writes one IMU sample.
-    fn write_imu_sample(&mut self, sample: &ImuSample) -> Result<(), Self::Error>;
-    /// Flushes everything written so far.
-    fn flush(&mut self) -> Result<(), Self::Error>;
-    /// Finishes the file (sizes, cues). Called once.
-    fn close(&mut self) -> Result<(), Self::Error>;
-    /// Bytes written so far (shown on the progress line).
-    fn bytes_written(&self) -> u64 {
-        0
-    }
-    /// Frames the sink dropped so far (a full queue in front of a slow disk).
-    fn dropped_frames(&self) -> DroppedFrames {
-        DroppedFrames::default()
-    }
-}
-
-/// A source of monotonic time (so tests can run minutes of recording in no time).
-pub trait Clock {
-    /// The current time.
-    fn now(&self) -> Instant;
-}
-
-/// The process's monotonic clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MonotonicClock;
-
-impl Clock for MonotonicClock {
-    fn now(&self) -> Instant {
-        Instant::now()
     }
 }
 
@@ -153,9 +69,9 @@ pub struct SessionIo<'a> {
     /// Set by Ctrl-C / SIGTERM.
     pub stop: &'a StopSignal,
     /// Monotonic time.
-    pub clock: &'a dyn Clock,
+    pub clock: Arc<dyn Clock>,
     /// Called after every written capture with the current counters.
-    pub progress: &'a mut dyn FnMut(&ProgressStats),
+    pub progress: &'a mut dyn FnMut(&Progress),
 }
 
 /// How a recording run ended.
@@ -166,7 +82,7 @@ pub struct SessionReport {
     /// Whether the recording was finished (flushed and closed).
     pub finished: bool,
     /// Counters at the end.
-    pub stats: ProgressStats,
+    pub stats: Progress,
 }
 
 macro_rules! say {
@@ -176,10 +92,19 @@ macro_rules! say {
     }};
 }
 
-/// Runs Microsoft's recording sequence (k4arecorder's `do_recording`) for `options`:
-/// device lookup and open, serial and versions, colour controls, start, recording creation
-/// (`create_sink`), the wait for the first capture (dropped, not written), the main loop with
-/// the IMU drain, and the orderly stop. Returns the exit code and counters.
+fn report(exit_code: i32, finished: bool, stats: Progress) -> SessionReport {
+    SessionReport {
+        exit_code,
+        finished,
+        stats,
+    }
+}
+
+/// Runs Microsoft's recording sequence for `options` around a [`Recorder`]: device lookup and
+/// open, serial and versions, colour controls, start, recording creation (`create_sink`, given
+/// the open device, the writer settings with its facts and the writer queue limit), the wait
+/// for the first capture (dropped, not written), the recording loop and the orderly stop.
+/// Returns the exit code and counters.
 pub fn run_recording<D, S, E, F>(
     device: &mut D,
     create_sink: F,
@@ -190,14 +115,9 @@ where
     D: RecorderDevice,
     S: RecordingSink,
     E: std::fmt::Display,
-    F: FnOnce(&mut D, &RecorderOptions) -> Result<S, E>,
+    F: FnOnce(&D, &RecorderOptions, RecordingSettings, usize) -> Result<S, E>,
 {
-    let mut stats = ProgressStats::default();
-    let report = |exit_code, finished, stats| SessionReport {
-        exit_code,
-        finished,
-        stats,
-    };
+    let stats = Progress::default();
     let config = &options.device_config;
 
     if u32::from(options.device_index) >= device.installed_count() {
@@ -277,24 +197,32 @@ where
         }
     }
 
-    if let Err(e) = device.start_cameras(config) {
-        return check_failed(
-            device,
-            io,
-            "k4a_device_start_cameras(device, device_config)",
-            &e,
-            stats,
-        );
-    }
-    if options.imu_enabled {
-        if let Err(e) = device.start_imu() {
-            return check_failed(device, io, "k4a_device_start_imu(device)", &e, stats);
-        }
+    let mut recorder: Recorder<&mut D, S> = Recorder::new(
+        &mut *device,
+        RecorderConfig {
+            device_config: config.clone(),
+            imu: options.imu_enabled,
+            length: options
+                .record_length_sec
+                .map(|s| Duration::from_secs(u64::from(s))),
+        },
+    );
+    recorder.set_stop_flag(io.stop.flag());
+    recorder.set_clock(io.clock.clone());
+
+    if let Err(e) = recorder.start_streams() {
+        let call = match e {
+            RecorderError::StartImu(_) => "k4a_device_start_imu(device)",
+            _ => "k4a_device_start_cameras(device, device_config)",
+        };
+        return check_failed(recorder.into_source(), io, call, e.cause(), stats);
     }
     say!(io.out, "Device started");
 
-    let mut sink = match create_sink(device, options) {
-        Ok(s) => s,
+    let settings = recorder.recording_settings();
+    let queue = recorder.queue_limit_bytes();
+    match create_sink(&**recorder.source(), options, settings, queue) {
+        Ok(s) => recorder.set_sink(s),
         Err(e) => {
             say!(
                 io.err,
@@ -304,14 +232,13 @@ where
             say!(io.err, "Cause: {e}");
             return report(1, false, stats);
         }
-    };
-    if options.imu_enabled {
-        if let Err(e) = sink.add_imu_track() {
-            return check_failed(device, io, "k4a_record_add_imu_track(recording)", &e, stats);
-        }
     }
-    if let Err(e) = sink.write_header() {
-        return check_failed(device, io, "k4a_record_write_header(recording)", &e, stats);
+    if let Err(e) = recorder.write_header() {
+        let call = match e {
+            RecorderError::AddImuTrack(_) => "k4a_record_add_imu_track(recording)",
+            _ => "k4a_record_write_header(recording)",
+        };
+        return check_failed(recorder.into_source(), io, call, e.cause(), stats);
     }
 
     // Wait for the first capture; it only proves the streams run and is not written.
@@ -321,133 +248,62 @@ where
     } else {
         FIRST_CAPTURE_TIMEOUT
     };
-    let wait_start = io.clock.now();
-    let mut got_first = false;
-    while !io.stop.is_stopping()
-        && io.clock.now().saturating_duration_since(wait_start) < first_timeout
-    {
-        match device.get_capture(FIRST_CAPTURE_POLL) {
-            WaitResult::Ready(_) => {
-                got_first = true;
-                break;
+    match recorder.wait_first_capture(first_timeout) {
+        Ok(FirstCapture::Arrived) => {}
+        Ok(FirstCapture::Stopped) => {
+            if io.stop.announce_stop() {
+                say!(io.out, "Stopping recording...");
             }
-            WaitResult::Timeout => {}
-            WaitResult::Failed(e) => {
-                say!(
-                    io.err,
-                    "Runtime error: k4a_device_get_capture() returned error: 1"
-                );
-                say!(io.err, "Cause: {e}");
-                return report(1, false, stats);
-            }
+            // Microsoft leaves the file unfinished here; closing it costs nothing and keeps
+            // it valid.
+            let finished = recorder.finish().is_ok();
+            device.close();
+            return report(0, finished, stats);
         }
-    }
-    if io.stop.is_stopping() {
-        if io.stop.announce_stop() {
-            say!(io.out, "Stopping recording...");
+        Ok(FirstCapture::TimedOut) => {
+            say!(io.err, "Timed out waiting for first capture.");
+            return report(1, false, stats);
         }
-        device.close();
-        // Microsoft leaves the file unfinished here; closing it costs nothing and keeps it valid.
-        let finished = sink.close().is_ok();
-        return report(0, finished, stats);
-    }
-    if !got_first {
-        say!(io.err, "Timed out waiting for first capture.");
-        return report(1, false, stats);
+        Err(e) => {
+            say!(
+                io.err,
+                "Runtime error: k4a_device_get_capture() returned error: 1"
+            );
+            say!(io.err, "Cause: {}", e.cause());
+            return report(1, false, stats);
+        }
     }
 
     say!(io.out, "Started recording");
-    let limit = options
-        .record_length_sec
-        .map(|s| Duration::from_secs(u64::from(s)));
     if options.record_length_sec.unwrap_or(0) == 0 {
         say!(io.out, "Press Ctrl-C to stop recording.");
     }
 
-    let start = io.clock.now();
-    let capture_timeout = Duration::from_millis(u64::from(1000 / config.camera_fps.hz()));
-    let clock = io.clock;
-    let within_length = || limit.is_none_or(|l| clock.now().saturating_duration_since(start) < l);
-    // The length also ends the recording once the captures written span it in device time: a
-    // backlog queued while the device started would otherwise stretch the file past `-l`.
-    let period_usec = 1_000_000 / u64::from(config.camera_fps.hz());
-    let mut first_device_usec: Option<u64> = None;
-    let mut device_length_reached = false;
     let mut failed = false;
-    loop {
-        match device.get_capture(capture_timeout) {
-            WaitResult::Timeout => {}
-            WaitResult::Failed(e) => {
-                say!(io.err, "Runtime error: k4a_device_get_capture() returned 1");
-                say!(io.err, "Cause: {e}");
-                say!(
-                    io.err,
-                    "The device stopped delivering captures; finishing the recording with what it holds."
-                );
-                failed = true;
-                break;
-            }
-            WaitResult::Ready(capture) => {
-                if let Err(e) = sink.write_capture(&capture) {
-                    return write_failed(
-                        device,
-                        sink,
-                        io,
-                        options,
-                        "k4a_record_write_capture(recording, capture)",
-                        &e,
-                        stats,
-                    );
-                }
-                stats.captures += 1;
-                if let (Some(l), Some(t)) = (limit, capture_device_usec(&capture)) {
-                    let t0 = *first_device_usec.get_or_insert(t);
-                    // Half a period of slack: timestamps are whole microseconds.
-                    let span_usec = t.saturating_sub(t0) + period_usec + period_usec / 2;
-                    device_length_reached = u128::from(span_usec) >= l.as_micros();
-                }
-                if options.imu_enabled {
-                    loop {
-                        match device.get_imu_sample(Duration::ZERO) {
-                            WaitResult::Timeout => break,
-                            WaitResult::Failed(e) => {
-                                say!(io.err, "Runtime error: k4a_imu_get_sample() returned 1");
-                                say!(io.err, "Cause: {e}");
-                                failed = true;
-                                break;
-                            }
-                            WaitResult::Ready(sample) => {
-                                if let Err(e) = sink.write_imu_sample(&sample) {
-                                    return write_failed(
-                                        device,
-                                        sink,
-                                        io,
-                                        options,
-                                        "k4a_record_write_imu_sample()",
-                                        &e,
-                                        stats,
-                                    );
-                                }
-                                stats.imu_samples += 1;
-                            }
-                        }
-                        if io.stop.is_stopping() || !within_length() {
-                            break;
-                        }
-                    }
-                }
-                let (dev, file) = (device.dropped_frames(), sink.dropped_frames());
-                stats.dropped_color = dev.color + file.color;
-                stats.dropped_depth = dev.depth + file.depth;
-                stats.dropped_ir = dev.ir + file.ir;
-                stats.dropped_imu = dev.imu + file.imu;
-                stats.bytes_written = sink.bytes_written();
-                stats.elapsed = io.clock.now().saturating_duration_since(start);
-                (io.progress)(&stats);
-            }
+    match recorder.record(&mut *io.progress) {
+        Ok(_) => {}
+        Err(RecorderError::Capture(e)) => {
+            say!(io.err, "Runtime error: k4a_device_get_capture() returned 1");
+            say!(io.err, "Cause: {e}");
+            say!(
+                io.err,
+                "The device stopped delivering captures; finishing the recording with what it holds."
+            );
+            failed = true;
         }
-        if io.stop.is_stopping() || failed || device_length_reached || !within_length() {
-            break;
+        Err(RecorderError::ImuSample(e)) => {
+            say!(io.err, "Runtime error: k4a_imu_get_sample() returned 1");
+            say!(io.err, "Cause: {e}");
+            failed = true;
+        }
+        Err(e) => {
+            let call = match e {
+                RecorderError::WriteImu(_) => "k4a_record_write_imu_sample()",
+                _ => "k4a_record_write_capture(recording, capture)",
+            };
+            let stats = write_failed(recorder, io, options, call, &e);
+            device.close();
+            return report(1, true, stats);
         }
     }
 
@@ -455,76 +311,58 @@ where
     if io.stop.announce_stop() {
         say!(io.out, "Stopping recording...");
     }
-    if options.imu_enabled {
-        device.stop_imu();
-    }
-    device.stop_cameras();
+    recorder.stop_streams();
     say!(io.out, "Saving recording...");
-    if let Err(e) = sink.flush() {
-        return check_failed(device, io, "k4a_record_flush(recording)", &e, stats);
-    }
-    if let Err(e) = sink.close() {
-        say!(
-            io.err,
-            "Runtime error: cannot finish the recording file {}",
-            options.output_path.display()
-        );
-        say!(io.err, "Cause: {e}");
-        device.close();
-        return report(1, false, stats);
-    }
-    stats.bytes_written = sink.bytes_written();
-    stats.elapsed = io.clock.now().saturating_duration_since(start);
+    let finished = recorder.finish();
+    let stats = match finished {
+        Ok(stats) => stats,
+        Err(RecorderError::Flush(e)) => {
+            return check_failed(device, io, "k4a_record_flush(recording)", &*e, stats)
+        }
+        Err(e) => {
+            say!(
+                io.err,
+                "Runtime error: cannot finish the recording file {}",
+                options.output_path.display()
+            );
+            say!(io.err, "Cause: {}", e.cause());
+            device.close();
+            return report(1, false, stats);
+        }
+    };
     say!(io.out, "Done");
     device.close();
     // A device failure cut the recording short: the file is complete, the run is not.
     report(if failed { 1 } else { 0 }, true, stats)
 }
 
-/// The earliest device timestamp of a capture's images.
-fn capture_device_usec(capture: &Capture) -> Option<u64> {
-    [&capture.color, &capture.depth, &capture.ir]
-        .into_iter()
-        .flatten()
-        .map(|i| i.device_timestamp_usec)
-        .min()
-}
-
 /// Writing the recording failed (typically a full disk): stop the device, let the writer
-/// finish the file in place with what reached the disk, report the real cause, exit code 1.
-#[allow(clippy::too_many_arguments)]
+/// finish the file in place with what reached the disk, report the real cause. Returns the
+/// counters; the caller closes the device and exits with 1.
 fn write_failed<D: RecorderDevice, S: RecordingSink>(
-    device: &mut D,
-    mut sink: S,
+    recorder: Recorder<&mut D, S>,
     io: &mut SessionIo<'_>,
     options: &RecorderOptions,
     call: &str,
-    error: &dyn std::error::Error,
-    mut stats: ProgressStats,
-) -> SessionReport {
+    error: &RecorderError,
+) -> Progress {
     say!(io.err, "Runtime error: {call} returned 1");
-    if options.imu_enabled {
-        device.stop_imu();
+    let mut stats = recorder.progress();
+    // Finishing stops the streams; its error names the failed write (for example "No space
+    // left on device").
+    match recorder.finish() {
+        Err(e) => say!(io.err, "Cause: {}", e.cause()),
+        Ok(finished) => {
+            stats = finished;
+            say!(io.err, "Cause: {}", error.cause());
+        }
     }
-    device.stop_cameras();
-    // The sink's own error names the failed write (for example "No space left on device").
-    let cause = match sink.close() {
-        Err(e) => e.to_string(),
-        Ok(()) => error.to_string(),
-    };
-    say!(io.err, "Cause: {cause}");
-    stats.bytes_written = sink.bytes_written();
     say!(
         io.err,
         "Recording stopped: writing {} failed; the file was finished with what reached the disk.",
         options.output_path.display()
     );
-    device.close();
-    SessionReport {
-        exit_code: 1,
-        finished: true,
-        stats,
-    }
+    stats
 }
 
 /// Runs [`run_recording`] on the real console: stdout and stderr, the monotonic clock, and a
@@ -541,7 +379,7 @@ where
     D: RecorderDevice,
     S: RecordingSink,
     E: std::fmt::Display,
-    F: FnOnce(&mut D, &RecorderOptions) -> Result<S, E>,
+    F: FnOnce(&D, &RecorderOptions, RecordingSettings, usize) -> Result<S, E>,
 {
     use std::cell::RefCell;
 
@@ -571,13 +409,13 @@ where
         inner: std::io::stderr(),
         renderer: &renderer,
     };
-    let mut progress = |stats: &ProgressStats| renderer.borrow_mut().update(stats, Instant::now());
+    let mut progress = |stats: &Progress| renderer.borrow_mut().update(stats, Instant::now());
     let report = {
         let mut io = SessionIo {
             out: &mut out,
             err: &mut err,
             stop,
-            clock: &MonotonicClock,
+            clock: Arc::new(MonotonicClock),
             progress: &mut progress,
         };
         run_recording(device, create_sink, options, &mut io)
@@ -596,7 +434,7 @@ fn check_failed<D: RecorderDevice>(
     io: &mut SessionIo<'_>,
     call: &str,
     error: &dyn std::error::Error,
-    stats: ProgressStats,
+    stats: Progress,
 ) -> SessionReport {
     say!(io.err, "Runtime error: {call} returned 1");
     say!(io.err, "Cause: {error}");

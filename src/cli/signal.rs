@@ -9,6 +9,8 @@
 //! clock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::record::StopFlag;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,7 @@ pub struct SignalInstallError(#[source] ctrlc::Error);
 
 #[derive(Debug, Default)]
 struct State {
-    stopping: AtomicBool,
+    stopping: StopFlag,
     announced: AtomicBool,
     first_at: Mutex<Option<Instant>>,
 }
@@ -77,7 +79,7 @@ impl StopSignal {
         match *first {
             None => {
                 *first = Some(now);
-                self.state.stopping.store(true, Ordering::SeqCst);
+                self.state.stopping.stop();
                 SignalAction::Stop
             }
             Some(t) if now.saturating_duration_since(t) > FORCE_GRACE => SignalAction::Force,
@@ -94,7 +96,7 @@ impl StopSignal {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         first.get_or_insert_with(Instant::now);
-        self.state.stopping.store(true, Ordering::SeqCst);
+        self.state.stopping.stop();
     }
 
     /// True exactly once, for the caller that prints "Stopping recording...".
@@ -104,7 +106,12 @@ impl StopSignal {
 
     /// Whether a stop was asked for.
     pub fn is_stopping(&self) -> bool {
-        self.state.stopping.load(Ordering::SeqCst)
+        self.state.stopping.is_stopped()
+    }
+
+    /// The flag a [`Recorder`](crate::record::Recorder) checks: set by the signals.
+    pub fn flag(&self) -> StopFlag {
+        self.state.stopping.clone()
     }
 }
 

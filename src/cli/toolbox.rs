@@ -7,9 +7,10 @@ use crate::cli::emulate::EmulateSpec;
 use crate::cli::list::ListedDevice;
 use crate::cli::session::record_on_console;
 use crate::cli::signal::{SignalInstallError, StopSignal};
-use crate::cli::wiring::{backend_for, DeviceSource, FileSink};
+use crate::cli::wiring::{backend_for, DeviceSource};
 use crate::device::{self, Device, DeviceError, OpenOptions};
 use crate::playback::{self, info::RecordingInfo};
+use crate::record::FileSink;
 
 /// Why a toolbox command failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,14 @@ pub fn record(options: &RecorderOptions) -> Result<i32, ToolboxError> {
     stop.install()?;
     let mut source = DeviceSource::for_options(options);
     let report = match &options.preview {
-        None => record_on_console(&mut source, FileSink::create, options, &stop),
+        None => record_on_console(
+            &mut source,
+            |_: &DeviceSource, o: &RecorderOptions, settings, queue| {
+                FileSink::create(&o.output_path, settings, queue)
+            },
+            options,
+            &stop,
+        ),
         Some(listen) => crate::cli::view::record_with_preview(&mut source, options, &stop, listen)?,
     };
     Ok(report.exit_code)

@@ -9,8 +9,9 @@ use serde_json::json;
 use crate::cli::args::RecorderOptions;
 use crate::cli::session::{record_on_console, SessionReport};
 use crate::cli::signal::StopSignal;
-use crate::cli::wiring::{DeviceSource, FileSink};
+use crate::cli::wiring::DeviceSource;
 use crate::protocol::calibration::Calibration;
+use crate::record::{FileSink, SinkError};
 use crate::view::live::LiveUnit;
 use crate::view::{self, PreviewSink, PreviewSlot, Unit, ViewError, Viewer};
 
@@ -105,8 +106,8 @@ pub fn record_with_preview(
     let unit = LiveUnit::new(name, slot.clone());
     let viewer = Viewer::start(addr, vec![Box::new(unit)], true)?;
     announce("Live preview", &viewer);
-    let make_sink = |src: &mut DeviceSource, o: &RecorderOptions| {
-        let sink = FileSink::create(src, o)?;
+    let make_sink = |src: &DeviceSource, o: &RecorderOptions, settings, queue| {
+        let sink = FileSink::create(&o.output_path, settings, queue)?;
         if let Some(dev) = src.device() {
             let hw = dev.hardware_version();
             let raw = dev.raw_calibration();
@@ -120,7 +121,7 @@ pub fn record_with_preview(
                 cal,
             );
         }
-        Ok::<_, crate::cli::wiring::SinkError>(PreviewSink::new(sink, Arc::clone(&slot)))
+        Ok::<_, SinkError>(PreviewSink::new(sink, Arc::clone(&slot)))
     };
     let report = record_on_console(source, make_sink, options, stop);
     eprintln!("Preview: {} captures shown to browsers", slot.handed_out());

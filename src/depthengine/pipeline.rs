@@ -23,9 +23,10 @@ const OUTPUT_QUEUE_DEPTH: usize = 8;
 /// How often a worker blocked on a full output queue checks for `stop`.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Frames the pipeline dropped, by reason.
+/// Frames the pipeline dropped, by reason (the device reports their [`total`](Self::total) as
+/// its depth engine drops).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounts {
+pub struct PipelineDrops {
     /// Oldest raw frame dropped because the 2-deep input queue was full.
     pub queue_full: u64,
     /// Raw frame of the wrong size for the mode (as the SDK's depth layer drops them).
@@ -34,6 +35,13 @@ pub struct DropCounts {
     pub bad_timestamp: u64,
     /// Frame the engine failed with 106 or 208 (GPU trouble; the SDK drops and carries on).
     pub gpu_error: u64,
+}
+
+impl PipelineDrops {
+    /// Frames dropped for any reason.
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.invalid_size + self.bad_timestamp + self.gpu_error
+    }
 }
 
 #[derive(Default)]
@@ -172,9 +180,9 @@ impl DepthPipeline {
     }
 
     /// Every drop, by reason.
-    pub fn drop_counts(&self) -> DropCounts {
+    pub fn drop_counts(&self) -> PipelineDrops {
         let c = &self.shared.counters;
-        DropCounts {
+        PipelineDrops {
             queue_full: c.queue_full.load(Ordering::Relaxed),
             invalid_size: c.invalid_size.load(Ordering::Relaxed),
             bad_timestamp: c.bad_timestamp.load(Ordering::Relaxed),

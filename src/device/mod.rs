@@ -52,7 +52,8 @@ use crate::transport::{
     self, usbfs_memory, Backend, ControlSetup, DeviceInfo, TransferError, UsbDevice, UsbInterface,
 };
 use crate::types::{
-    Capture, ColorResolution, DepthMode, DeviceConfig, HardwareVersion, ImageFormat, ImuSample,
+    Capture, ColorResolution, DepthMode, DeviceConfig, DropCounts, HardwareVersion, ImageFormat,
+    ImuSample, TrackKind,
 };
 
 /// Why a stream stopped delivering.
@@ -252,9 +253,9 @@ pub enum DepthModeGap {
     NoSensorMode(DepthMode),
 }
 
-/// Counters of everything the device layer dropped, per stream and reason.
+/// Counters of everything the device layer dropped, per stream and reason; read as [`Drops`].
 #[derive(Debug, Default)]
-pub struct DropCounters {
+pub(crate) struct DropCounters {
     /// Raw depth transfers of the wrong size.
     pub depth_invalid_size: AtomicU64,
     /// Depth transfers that timed out (resubmitted).
@@ -319,6 +320,25 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// The losses in the recording's streams: a lost depth frame loses its depth and IR
+    /// images, a capture dropped from the output queue loses all its images. Start-up
+    /// filtering and unpaired captures are not losses.
+    pub fn per_stream(&self) -> DropCounts {
+        let depth = self.depth_invalid_size
+            + self.depth_queue_full
+            + self.depth_engine
+            + self.capture_queue_full;
+        let mut d = DropCounts::default();
+        d[TrackKind::Color] = self.color_no_timestamp
+            + self.color_bad_size
+            + self.color_bad_packet
+            + self.capture_queue_full;
+        d[TrackKind::Depth] = depth;
+        d[TrackKind::Ir] = depth;
+        d[TrackKind::Imu] = self.imu_malformed + self.imu_queue_full;
+        d
+    }
+
     /// Frames or samples lost for any reason other than start-up filtering and pairing.
     pub fn lost(&self) -> u64 {
         self.depth_invalid_size
@@ -590,8 +610,10 @@ impl Device {
             .as_ref()
             .and_then(|r| r.pipeline.as_ref())
             .map(|p| {
-                let c = p.lock().unwrap_or_else(|e| e.into_inner()).drop_counts();
-                c.queue_full + c.invalid_size + c.bad_timestamp + c.gpu_error
+                p.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drop_counts()
+                    .total()
             })
             .unwrap_or(0);
         Drops {
@@ -941,9 +963,7 @@ impl Device {
         }
         if let Some(p) = r.pipeline.take() {
             let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-            let c = p.drop_counts();
-            self.depth_engine_drops_base +=
-                c.queue_full + c.invalid_size + c.bad_timestamp + c.gpu_error;
+            self.depth_engine_drops_base += p.drop_counts().total();
             let _ = p.stop();
         }
         if let Some(mut f) = r.depth_forwarder.take() {

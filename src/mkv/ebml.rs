@@ -14,7 +14,7 @@ pub const UNKNOWN_SIZE_8: [u8; 8] = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0
 pub const EBML_EPOCH_UNIX_SEC: i64 = 978_307_200;
 
 /// Errors of the EBML write primitives.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EbmlError {
     /// The value does not fit in a size field of the requested width.
     #[error("size {size} does not fit in a {width}-byte EBML size field")]

@@ -48,47 +48,11 @@ pub const OUR_TAG_PREFIX: &str = "FREEK4A_";
 /// The crate version, as written in `FREEK4A_VERSION` and the application names.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Per-stream counts of items that did not reach the file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounts {
-    /// Colour images.
-    pub color: u64,
-    /// Depth images.
-    pub depth: u64,
-    /// Infrared images.
-    pub ir: u64,
-    /// IMU samples.
-    pub imu: u64,
-}
-
-impl DropCounts {
-    /// Element-wise sum.
-    pub fn add(&mut self, other: DropCounts) {
-        self.color += other.color;
-        self.depth += other.depth;
-        self.ir += other.ir;
-        self.imu += other.imu;
-    }
-
-    /// Counts one dropped item of `kind`.
-    pub fn count(&mut self, kind: TrackKind) {
-        match kind {
-            TrackKind::Color => self.color += 1,
-            TrackKind::Depth => self.depth += 1,
-            TrackKind::Ir => self.ir += 1,
-            TrackKind::Imu => self.imu += 1,
-        }
-    }
-
-    /// Total over all streams.
-    pub fn total(&self) -> u64 {
-        self.color + self.depth + self.ir + self.imu
-    }
-}
+pub use crate::types::DropCounts;
 
 /// What the SDK learns from an open device: written as tags and the calibration attachment.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceInfo {
+pub struct RecordedDevice {
     /// Serial number (`K4A_DEVICE_SERIAL_NUMBER`); omitted when `None` or empty.
     pub serial_number: Option<String>,
     /// Colour camera firmware (`K4A_COLOR_FIRMWARE_VERSION`).
@@ -107,7 +71,7 @@ pub struct RecordingSettings {
     /// Whether there is an IMU track.
     pub imu: bool,
     /// Device identity and calibration; `None` records like the SDK does without a device.
-    pub device: Option<DeviceInfo>,
+    pub device: Option<RecordedDevice>,
     /// User tags (global), in order. Names must match `[A-Z0-9_-]+`.
     pub tags: Vec<(String, String)>,
     /// Info.WritingApp (default `freek4a-<version>`).
@@ -189,9 +153,47 @@ pub enum WriteError {
         /// End of the last cluster written.
         written_until_usec: u64,
     },
-    /// An earlier write error stopped the writer.
-    #[error("the writer stopped after an earlier error: {0}")]
-    Stopped(String),
+    /// An earlier write error stopped the writer; the cause is that error (an I/O error's
+    /// kind and message, as the OS error itself cannot be copied).
+    #[error("the writer stopped after an earlier error")]
+    Stopped(#[source] Box<WriteError>),
+}
+
+impl WriteError {
+    /// The same error again, for [`WriteError::Stopped`].
+    fn replay(&self) -> WriteError {
+        match self {
+            WriteError::Io { what, source } => WriteError::Io {
+                what,
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            WriteError::InvalidTagName(n) => WriteError::InvalidTagName(n.clone()),
+            WriteError::NoRoom { what, source } => WriteError::NoRoom {
+                what,
+                source: source.clone(),
+            },
+            WriteError::StreamDisabled(k) => WriteError::StreamDisabled(*k),
+            WriteError::WrongImage {
+                kind,
+                found,
+                expected,
+            } => WriteError::WrongImage {
+                kind: *kind,
+                found: found.clone(),
+                expected: expected.clone(),
+            },
+            WriteError::TooLate {
+                kind,
+                timestamp_usec,
+                written_until_usec,
+            } => WriteError::TooLate {
+                kind: *kind,
+                timestamp_usec: *timestamp_usec,
+                written_until_usec: *written_until_usec,
+            },
+            WriteError::Stopped(e) => WriteError::Stopped(Box::new(e.replay())),
+        }
+    }
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> WriteError {
@@ -535,7 +537,7 @@ pub struct K4aWriter<W: Write + Seek> {
     start_offset_ns: Option<u64>,
     cues: CuePoints,
     summary: FileSummary,
-    stopped: Option<String>,
+    stopped: Option<WriteError>,
     scratch: Vec<u8>,
     /// Image buffers of written clusters, kept for [`K4aWriter::take_spent_buffers`] when
     /// recycling is on.
@@ -631,10 +633,22 @@ impl<W: Write + Seek> K4aWriter<W> {
     fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<Tag> {
         let mut v = self.tag_entries.clone();
         for (kind, name, n) in [
-            (TrackKind::Color, "FREEK4A_DROPPED_COLOR", dropped.color),
-            (TrackKind::Depth, "FREEK4A_DROPPED_DEPTH", dropped.depth),
-            (TrackKind::Ir, "FREEK4A_DROPPED_IR", dropped.ir),
-            (TrackKind::Imu, "FREEK4A_DROPPED_IMU", dropped.imu),
+            (
+                TrackKind::Color,
+                "FREEK4A_DROPPED_COLOR",
+                dropped[TrackKind::Color],
+            ),
+            (
+                TrackKind::Depth,
+                "FREEK4A_DROPPED_DEPTH",
+                dropped[TrackKind::Depth],
+            ),
+            (TrackKind::Ir, "FREEK4A_DROPPED_IR", dropped[TrackKind::Ir]),
+            (
+                TrackKind::Imu,
+                "FREEK4A_DROPPED_IMU",
+                dropped[TrackKind::Imu],
+            ),
         ] {
             if self.track_of(kind).is_some() {
                 v.push(Tag::global(name, n.to_string()));
@@ -706,15 +720,8 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.tags_pos = SEGMENT_DATA_OFFSET + self.positions.tags;
         let tags = layout::tags(&self.all_tags(None, DropCounts::default()));
         // Reserve room for the start offset and the final drop counts at their widest.
-        let widest = layout::tags(&self.all_tags(
-            Some(u64::MAX),
-            DropCounts {
-                color: u64::MAX,
-                depth: u64::MAX,
-                ir: u64::MAX,
-                imu: u64::MAX,
-            },
-        ));
+        let widest =
+            layout::tags(&self.all_tags(Some(u64::MAX), DropCounts::from_fn(|_| u64::MAX)));
         // The SDK's Tags + Void end 1027 bytes after its own tags; ours sit inside that room so
         // clusters land where the SDK puts them, unless the room is too small.
         let sdk_len = layout::tags(&self.tag_entries[..self.sdk_tag_count]).len() as u64;
@@ -776,7 +783,7 @@ impl<W: Write + Seek> K4aWriter<W> {
 
     fn check_running(&self) -> Result<(), WriteError> {
         match &self.stopped {
-            Some(e) => Err(WriteError::Stopped(e.clone())),
+            Some(e) => Err(WriteError::Stopped(Box::new(e.replay()))),
             None => Ok(()),
         }
     }
@@ -963,7 +970,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.written_until_ns = (window + 1) * CLUSTER_LENGTH_NS;
         let r = self.write_cluster(cluster.items);
         if let Err(e) = &r {
-            self.stopped = Some(e.to_string());
+            self.stopped = Some(e.replay());
         }
         r
     }
@@ -1106,8 +1113,9 @@ impl<W: Write + Seek> K4aWriter<W> {
                 }
             }
         }
-        if let Some(e) = self.stopped.clone() {
-            return Err(self.finish_after_error(WriteError::Stopped(e)));
+        if let Some(e) = &self.stopped {
+            let e = WriteError::Stopped(Box::new(e.replay()));
+            return Err(self.finish_after_error(e));
         }
         if self.summary.clusters == 0 {
             self.write_empty_cluster()?;

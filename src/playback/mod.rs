@@ -312,6 +312,19 @@ impl<R: Read + Seek> Playback<R> {
 
     fn build_config(&mut self) {
         let mut diags = Vec::new();
+        self.read_image_tracks(&mut diags);
+        self.read_depth_mode(&mut diags);
+        self.read_frame_rate(&mut diags);
+        self.read_timing_tags(&mut diags);
+        self.read_imu_track(&mut diags);
+        if !self.config.has_k4a_track() {
+            diags.push("no COLOR, DEPTH, IR or IMU track: not an Azure Kinect recording".into());
+        }
+        self.read_start_offset(diags);
+    }
+
+    /// The colour, depth and IR tracks: formats, sizes, which are enabled.
+    fn read_image_tracks(&mut self, diags: &mut Vec<String>) {
         let find = |k: TrackKind| {
             self.layout
                 .tracks
@@ -322,7 +335,6 @@ impl<R: Read + Seek> Playback<R> {
         let color = find(TrackKind::Color);
         let depth = find(TrackKind::Depth);
         let ir = find(TrackKind::Ir);
-        let imu = find(TrackKind::Imu);
         let c = &mut self.config;
         if let Some(t) = &color {
             let fmt = match t.fourcc().as_ref() {
@@ -384,14 +396,11 @@ impl<R: Read + Seek> Playback<R> {
         }
         c.depth_track_enabled = self.video[1].is_some();
         c.ir_track_enabled = self.video[2].is_some();
-        let tag = |n: &str| {
-            self.layout
-                .tags
-                .iter()
-                .find(|t| t.name == n)
-                .map(|t| t.value.clone())
-        };
-        if c.depth_track_enabled || c.ir_track_enabled {
+    }
+
+    /// `K4A_DEPTH_MODE`, or the mode the image sizes imply.
+    fn read_depth_mode(&mut self, diags: &mut Vec<String>) {
+        if self.config.depth_track_enabled || self.config.ir_track_enabled {
             let by_dims = || {
                 let (w, h) = self.video[1]
                     .or(self.video[2])
@@ -403,7 +412,7 @@ impl<R: Read + Seek> Playback<R> {
                     .into_iter()
                     .find(|m| m.has_depth() && m.dimensions() == Some((w, h)))
             };
-            c.depth_mode = match tag("K4A_DEPTH_MODE").as_deref().map(DepthMode::from_name) {
+            self.config.depth_mode = match self.tag("K4A_DEPTH_MODE").map(DepthMode::from_name) {
                 Some(Some(m)) => m,
                 other => {
                     let m = by_dims().unwrap_or(DepthMode::Off);
@@ -415,6 +424,10 @@ impl<R: Read + Seek> Playback<R> {
                 }
             };
         }
+    }
+
+    /// The frame rate from the image tracks' default duration.
+    fn read_frame_rate(&mut self, diags: &mut Vec<String>) {
         let period = self
             .video
             .iter()
@@ -430,23 +443,34 @@ impl<R: Read + Seek> Playback<R> {
         if let Some(p) = period {
             self.frame_period_ns = p;
             match u32::try_from(1_000_000_000 / p).ok().and_then(Fps::from_hz) {
-                Some(f) => c.camera_fps = f,
+                Some(f) => self.config.camera_fps = f,
                 None => diags.push(format!("unsupported frame period {p} ns; 30 fps assumed")),
             }
         }
-        if let Some(v) = tag("K4A_DEPTH_DELAY_NS") {
+    }
+
+    /// Depth delay and wired sync tags, and the timestamp shift the delay implies.
+    fn read_timing_tags(&mut self, diags: &mut Vec<String>) {
+        let [delay, sync, sub_delay] = [
+            "K4A_DEPTH_DELAY_NS",
+            "K4A_WIRED_SYNC_MODE",
+            "K4A_SUBORDINATE_DELAY_NS",
+        ]
+        .map(|n| self.tag(n).map(str::to_owned));
+        let c = &mut self.config;
+        if let Some(v) = delay {
             match v.trim().parse::<i64>() {
                 Ok(ns) => c.depth_delay_off_color_usec = (ns / 1000) as i32,
                 Err(_) => diags.push(format!("K4A_DEPTH_DELAY_NS has invalid value {v:?}")),
             }
         }
-        if let Some(v) = tag("K4A_WIRED_SYNC_MODE") {
+        if let Some(v) = sync {
             match WiredSyncMode::from_name(&v) {
                 Some(m) => c.wired_sync_mode = m,
                 None => diags.push(format!("K4A_WIRED_SYNC_MODE has invalid value {v:?}")),
             }
         }
-        if let Some(v) = tag("K4A_SUBORDINATE_DELAY_NS") {
+        if let Some(v) = sub_delay {
             match v.trim().parse::<u64>() {
                 Ok(ns) => c.subordinate_delay_off_master_usec = (ns / 1000) as u32,
                 Err(_) => diags.push(format!("K4A_SUBORDINATE_DELAY_NS has invalid value {v:?}")),
@@ -463,6 +487,17 @@ impl<R: Read + Seek> Playback<R> {
                 v.shift_ns = -delay_ns;
             }
         }
+    }
+
+    /// The IMU track, if it is one.
+    fn read_imu_track(&mut self, diags: &mut Vec<String>) {
+        let imu = self
+            .layout
+            .tracks
+            .iter()
+            .find(|t| t.kind == Some(TrackKind::Imu))
+            .cloned();
+        let c = &mut self.config;
         if let Some(t) = &imu {
             if t.track_type == 17 {
                 self.imu_track = Some(t.number);
@@ -471,10 +506,12 @@ impl<R: Read + Seek> Playback<R> {
                 diags.push("IMU track is not a subtitle track; treated as custom".into());
             }
         }
-        if !c.has_k4a_track() {
-            diags.push("no COLOR, DEPTH, IR or IMU track: not an Azure Kinect recording".into());
-        }
-        let start = tag("K4A_START_OFFSET_NS");
+    }
+
+    /// `K4A_START_OFFSET_NS`, or one reconstructed from the first IMU sample; the diagnostics
+    /// gathered so far go out with it.
+    fn read_start_offset(&mut self, mut diags: Vec<String>) {
+        let start = self.tag("K4A_START_OFFSET_NS").map(str::to_owned);
         let mut start_ns = None;
         if let Some(v) = &start {
             match v.trim().parse::<u64>() {

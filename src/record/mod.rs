@@ -1,5 +1,9 @@
 //! record layer (see DESIGN.md): device stream → capture queue → writer thread.
 //!
+//! [`Recorder`] is the recorder: it starts a unit's streams, runs the capture and IMU loop into
+//! a [`FileSink`] (stop flag, length limit, drops forwarded into the file, the unit's facts in
+//! its tags) and finishes the file. Both binaries and the examples record through it.
+//!
 //! [`RecordingWriter`] owns a [`K4aWriter`] on its own thread behind a queue bounded in bytes.
 //! Producers never block: when the queue is full the item is dropped and counted per stream, and
 //! the counts end up in the file's `FREEK4A_DROPPED_*` tags.
@@ -18,11 +22,20 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-pub use crate::mkv::writer::DropCounts;
-use crate::mkv::writer::{
-    FileSummary, K4aWriter, PreparedCapture, RecordingSettings, TrackKind, WriteError,
-};
+mod file;
+mod recorder;
+
+use crate::mkv::writer::{FileSummary, K4aWriter, PreparedCapture, RecordingSettings, WriteError};
+pub use crate::types::DropCounts;
+use crate::types::TrackKind;
 use crate::types::{Capture, ImuSample};
+pub use file::{FileSink, RecordingFile, SinkError, TEST_WRITE_DELAY_ENV};
+pub use recorder::{
+    recorder_settings, stream_bytes_per_sec, writer_queue_limit_bytes, CaptureSource, Clock,
+    Ending, FirstCapture, MonotonicClock, Progress, Recorder, RecorderConfig, RecorderError,
+    RecordingSink, StopFlag, FIRST_CAPTURE_POLL, RECORDER_CLUSTER_WRITE_DELAY_NS,
+    WRITER_QUEUE_BUDGET, WRITER_QUEUE_MAX_BYTES, WRITER_QUEUE_MIN_BYTES,
+};
 
 /// Errors of the recording writer thread.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +104,7 @@ fn kinds_of(c: &Capture) -> Vec<TrackKind> {
 struct Shared {
     queued_bytes: AtomicUsize,
     stopped: AtomicBool,
-    drops: [AtomicU64; 4],
+    drops: Mutex<DropCounts>,
     /// File size as of the last write (for progress displays).
     bytes_written: AtomicU64,
     /// Spent image buffers for [`RecordingWriter::recycled_buffer`], at most
@@ -141,35 +154,27 @@ const RECYCLE_GRANULE_BYTES: usize = 64 << 10;
 
 impl Shared {
     fn drop_item(&self, kind: TrackKind) {
-        let i = match kind {
-            TrackKind::Color => 0,
-            TrackKind::Depth => 1,
-            TrackKind::Ir => 2,
-            TrackKind::Imu => 3,
-        };
-        self.drops[i].fetch_add(1, Ordering::Relaxed);
+        self.drops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count(kind);
     }
 
     fn drop_capture(&self, c: &Capture) {
-        for (img, kind) in [
-            (&c.color, TrackKind::Color),
-            (&c.depth, TrackKind::Depth),
-            (&c.ir, TrackKind::Ir),
-        ] {
-            if img.is_some() {
-                self.drop_item(kind);
-            }
+        for kind in kinds_of(c) {
+            self.drop_item(kind);
         }
     }
 
+    fn add_drops(&self, dropped: DropCounts) {
+        self.drops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(dropped);
+    }
+
     fn drops(&self) -> DropCounts {
-        let g = |i: usize| self.drops[i].load(Ordering::Relaxed);
-        DropCounts {
-            color: g(0),
-            depth: g(1),
-            ir: g(2),
-            imu: g(3),
-        }
+        *self.drops.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -207,7 +212,7 @@ impl RecordingWriter {
         let shared = Arc::new(Shared {
             queued_bytes: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
-            drops: Default::default(),
+            drops: Mutex::default(),
             bytes_written: AtomicU64::new(0),
             pool: Mutex::default(),
         });
@@ -332,12 +337,7 @@ impl RecordingWriter {
     /// Adds frames lost before they reached this writer (for example by the device layer), so
     /// the file's `FREEK4A_DROPPED_*` tags count every loss of the recording.
     pub fn add_dropped(&self, dropped: DropCounts) {
-        for (i, n) in [dropped.color, dropped.depth, dropped.ir, dropped.imu]
-            .into_iter()
-            .enumerate()
-        {
-            self.shared.drops[i].fetch_add(n, Ordering::Relaxed);
-        }
+        self.shared.add_drops(dropped);
     }
 
     /// The file's size as of the writer's last write.
@@ -554,9 +554,9 @@ mod tests {
             gyro_radps: [0.0; 3],
             gyro_timestamp_usec: 1_000_000,
         }));
-        assert_eq!(w.drops().color, 1);
+        assert_eq!(w.drops()[TrackKind::Color], 1);
         let stats = w.finish().unwrap();
-        assert_eq!(stats.drops.color, 1);
+        assert_eq!(stats.drops[TrackKind::Color], 1);
         assert_eq!(stats.imu_samples_written, 1);
         assert_eq!(stats.captures_written, 0);
         let bytes = disk.data.lock().unwrap().get_ref().clone();
@@ -619,7 +619,7 @@ mod tests {
             ),
             "{source}"
         );
-        assert!(stats.drops.color > 0);
+        assert!(stats.drops[TrackKind::Color] > 0);
         let bytes = disk.data.lock().unwrap().get_ref().clone();
         // The Segment ends after the last complete cluster.
         let size = u64::from_be_bytes(bytes[44..52].try_into().unwrap()) & 0x00FF_FFFF_FFFF_FFFF;

@@ -1,9 +1,9 @@
 //! The live preview of a running recorder.
 //!
 //! The recorder never waits for the preview and never gives it a frame the file needs: the
-//! sink wrapper writes every capture to the file first, then, only when a browser has asked
-//! since the last handover, copies that capture into a one-capture slot (`try_lock`: if the
-//! server holds the slot at that moment, the preview skips this capture, the file does not).
+//! sink wrapper copies a capture into a one-capture slot only when a browser has asked since
+//! the last handover (`try_lock`: if the server holds the slot at that moment, the preview
+//! skips this capture), then hands the capture itself to the file.
 //! IMU samples go to a bounded ring the same way.
 
 use std::collections::VecDeque;
@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::{Frame, Unit, UnitError};
-use crate::cli::session::{DroppedFrames, RecordingSink};
+use crate::mkv::writer::DropCounts;
 use crate::protocol::calibration::Calibration;
-use crate::types::{Capture, DepthMode, ImuSample};
+use crate::record::RecordingSink;
+use crate::types::{Capture, DepthMode, ImuSample, TrackKind};
 
 /// IMU samples kept for the preview (about five seconds at the IMU's rate).
 const IMU_KEPT: usize = 8192;
@@ -37,7 +38,7 @@ pub struct PreviewSlot {
     captures: AtomicU64,
     handed: AtomicU64,
     bytes: AtomicU64,
-    dropped: Mutex<DroppedFrames>,
+    dropped: Mutex<DropCounts>,
     started: Instant,
     meta: Mutex<Value>,
     depth_mode: DepthMode,
@@ -56,7 +57,7 @@ impl PreviewSlot {
             captures: AtomicU64::new(0),
             handed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            dropped: Mutex::new(DroppedFrames::default()),
+            dropped: Mutex::new(DropCounts::default()),
             started: Instant::now(),
             meta: Mutex::new(meta),
             depth_mode,
@@ -76,7 +77,7 @@ impl PreviewSlot {
         }
     }
 
-    /// Called by the recorder after a capture went to the file.
+    /// Called by the recorder with every capture it writes.
     pub fn offer(&self, capture: &Capture) {
         self.captures.fetch_add(1, Ordering::Relaxed);
         if !self.wanted.load(Ordering::Acquire) {
@@ -100,7 +101,7 @@ impl PreviewSlot {
         }
     }
 
-    fn counters(&self, bytes: u64, dropped: DroppedFrames) {
+    fn counters(&self, bytes: u64, dropped: DropCounts) {
         self.bytes.store(bytes, Ordering::Relaxed);
         if let Ok(mut d) = self.dropped.try_lock() {
             *d = dropped;
@@ -162,11 +163,11 @@ impl<S: RecordingSink> RecordingSink for PreviewSink<S> {
         self.inner.write_header()
     }
 
-    fn write_capture(&mut self, capture: &Capture) -> Result<(), S::Error> {
+    fn write_capture(&mut self, capture: Capture) -> Result<(), S::Error> {
+        self.slot.offer(&capture);
         self.inner.write_capture(capture)?;
-        self.slot.offer(capture);
         self.slot
-            .counters(self.inner.bytes_written(), self.inner.dropped_frames());
+            .counters(self.inner.bytes_written(), self.inner.dropped());
         Ok(())
     }
 
@@ -188,8 +189,12 @@ impl<S: RecordingSink> RecordingSink for PreviewSink<S> {
         self.inner.bytes_written()
     }
 
-    fn dropped_frames(&self) -> DroppedFrames {
-        self.inner.dropped_frames()
+    fn add_dropped(&mut self, dropped: DropCounts) {
+        self.inner.add_dropped(dropped);
+    }
+
+    fn dropped(&self) -> DropCounts {
+        self.inner.dropped()
     }
 }
 
@@ -224,7 +229,11 @@ impl Unit for LiveUnit {
             "captures": self.slot.captures.load(Ordering::Relaxed),
             "bytes": self.slot.bytes.load(Ordering::Relaxed),
             "preview_frames": self.slot.handed_out(),
-            "dropped": { "color": d.color, "depth": d.depth, "imu": d.imu },
+            "dropped": {
+                "color": d[TrackKind::Color],
+                "depth": d[TrackKind::Depth],
+                "imu": d[TrackKind::Imu],
+            },
         });
         m
     }

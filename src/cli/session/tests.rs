@@ -1,28 +1,32 @@
 //! The recording sequence against a scripted fake device and sink, on a fake clock.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Mutex;
 
 use super::*;
 use crate::cli::args::{parse_recorder_args, RecorderCommand};
-use crate::types::{DeviceConfig, Version};
+use crate::types::{Capture, DeviceConfig, ImuSample, Version};
 
 struct FakeClock {
     base: Instant,
-    offset: Cell<Duration>,
+    offset: Mutex<Duration>,
 }
 
 impl FakeClock {
     fn advance(&self, d: Duration) {
-        self.offset.set(self.offset.get() + d);
+        *self.offset.lock().unwrap() += d;
+    }
+    fn offset(&self) -> Duration {
+        *self.offset.lock().unwrap()
     }
 }
 
 impl Clock for FakeClock {
     fn now(&self) -> Instant {
-        self.base + self.offset.get()
+        self.base + self.offset()
     }
 }
 
@@ -43,7 +47,7 @@ enum Step {
 const PERIOD: Duration = Duration::from_nanos(33_333_334);
 
 struct FakeDevice {
-    clock: Rc<FakeClock>,
+    clock: Arc<FakeClock>,
     stop: StopSignal,
     count: u32,
     fail: &'static [&'static str],
@@ -56,7 +60,7 @@ struct FakeDevice {
 }
 
 impl FakeDevice {
-    fn new(clock: &Rc<FakeClock>, stop: &StopSignal) -> Self {
+    fn new(clock: &Arc<FakeClock>, stop: &StopSignal) -> Self {
         FakeDevice {
             clock: clock.clone(),
             stop: stop.clone(),
@@ -82,8 +86,6 @@ impl FakeDevice {
 }
 
 impl RecorderDevice for FakeDevice {
-    type Error = FakeError;
-
     fn installed_count(&mut self) -> u32 {
         self.count
     }
@@ -118,6 +120,14 @@ impl RecorderDevice for FakeDevice {
         self.calls.push(format!("gain {gain}"));
         self.op("gain")
     }
+    fn close(&mut self) {
+        self.calls.push("close".into());
+    }
+}
+
+impl CaptureSource for FakeDevice {
+    type Error = FakeError;
+
     fn start_cameras(&mut self, config: &DeviceConfig) -> Result<(), FakeError> {
         self.calls.push(format!("{}fps", config.camera_fps.hz()));
         self.op("start_cameras")
@@ -125,49 +135,46 @@ impl RecorderDevice for FakeDevice {
     fn start_imu(&mut self) -> Result<(), FakeError> {
         self.op("start_imu")
     }
-    fn get_capture(&mut self, timeout: Duration) -> WaitResult<Capture, FakeError> {
+    fn get_capture(&mut self, timeout: Duration) -> Result<Option<Capture>, FakeError> {
         self.capture_calls += 1;
         assert!(self.capture_calls < 100_000, "runaway loop");
         match self.script.pop_front().unwrap_or(self.when_empty) {
             Step::Capture => {
                 self.clock.advance(PERIOD);
                 self.imu_pending = self.imu_per_capture;
-                WaitResult::Ready(Capture::default())
+                Ok(Some(Capture::default()))
             }
             Step::Timeout => {
                 self.clock.advance(timeout);
-                WaitResult::Timeout
+                Ok(None)
             }
-            Step::Fail => WaitResult::Failed(FakeError("get_capture")),
+            Step::Fail => Err(FakeError("get_capture")),
             Step::Signal => {
                 self.clock.advance(timeout);
                 self.stop.on_signal(self.clock.now());
-                WaitResult::Timeout
+                Ok(None)
             }
         }
     }
-    fn get_imu_sample(&mut self, timeout: Duration) -> WaitResult<ImuSample, FakeError> {
+    fn get_imu_sample(&mut self, timeout: Duration) -> Result<Option<ImuSample>, FakeError> {
         assert_eq!(timeout, Duration::ZERO);
         if self.imu_pending == 0 {
-            return WaitResult::Timeout;
+            return Ok(None);
         }
         self.imu_pending -= 1;
-        WaitResult::Ready(ImuSample {
+        Ok(Some(ImuSample {
             temperature_c: f32::NAN,
             acc_mps2: [0.0; 3],
             acc_timestamp_usec: 0,
             gyro_radps: [0.0; 3],
             gyro_timestamp_usec: 0,
-        })
+        }))
     }
     fn stop_imu(&mut self) {
         self.calls.push("stop_imu".into());
     }
     fn stop_cameras(&mut self) {
         self.calls.push("stop_cameras".into());
-    }
-    fn close(&mut self) {
-        self.calls.push("close".into());
     }
 }
 
@@ -204,7 +211,7 @@ impl RecordingSink for FakeSink {
     fn write_header(&mut self) -> Result<(), FakeError> {
         self.op("header")
     }
-    fn write_capture(&mut self, _: &Capture) -> Result<(), FakeError> {
+    fn write_capture(&mut self, _: Capture) -> Result<(), FakeError> {
         self.op("capture")?;
         self.log.borrow_mut().captures += 1;
         Ok(())
@@ -235,7 +242,7 @@ struct Run {
 }
 
 struct Setup {
-    clock: Rc<FakeClock>,
+    clock: Arc<FakeClock>,
     stop: StopSignal,
     device: FakeDevice,
     sink_fail: &'static [&'static str],
@@ -243,9 +250,9 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let clock = Rc::new(FakeClock {
+    let clock = Arc::new(FakeClock {
         base: Instant::now(),
-        offset: Cell::new(Duration::ZERO),
+        offset: Mutex::new(Duration::ZERO),
     });
     let stop = StopSignal::new();
     let device = FakeDevice::new(&clock, &stop);
@@ -270,7 +277,7 @@ fn run(mut s: Setup, args: &[&str]) -> Run {
     let log = Rc::new(RefCell::new(SinkLog::default()));
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut progress_calls = 0;
-    let mut progress = |_: &ProgressStats| progress_calls += 1;
+    let mut progress = |_: &Progress| progress_calls += 1;
     let sink_log = log.clone();
     let (sink_fail, create_fails) = (s.sink_fail, s.create_fails);
     let report = {
@@ -278,12 +285,12 @@ fn run(mut s: Setup, args: &[&str]) -> Run {
             out: &mut out,
             err: &mut err,
             stop: &s.stop,
-            clock: &*s.clock,
+            clock: s.clock.clone(),
             progress: &mut progress,
         };
         run_recording(
             &mut s.device,
-            move |_: &mut FakeDevice, o: &RecorderOptions| {
+            move |_: &FakeDevice, o: &RecorderOptions, _, _| {
                 assert_eq!(o.output_path, PathBuf::from("o.mkv"));
                 if create_fails {
                     Err("disk on fire")
@@ -389,7 +396,7 @@ fn subordinate_waits_six_minutes() {
         format!("{HEADER}[subordinate mode] Waiting for signal from master\n")
     );
     assert_eq!(r.err, "Timed out waiting for first capture.\n");
-    assert_eq!(clock.offset.get(), Duration::from_secs(360));
+    assert_eq!(clock.offset(), Duration::from_secs(360));
 }
 
 #[test]
@@ -402,8 +409,12 @@ fn ctrl_c_during_first_capture_wait_exits_zero() {
     assert_eq!(r.out, format!("{HEADER}Stopping recording...\n"));
     assert_eq!(r.err, "");
     assert_eq!(r.sink.captures, 0);
-    assert_eq!(r.device.last().map(String::as_str), Some("close"));
-    assert!(!r.device.contains(&"stop_cameras".to_string()));
+    // The streams are stopped and the (empty) file finished before the device is closed.
+    assert!(r
+        .device
+        .ends_with(&["stop_imu".into(), "stop_cameras".into(), "close".into()]));
+    assert_eq!(r.sink.calls, ["add_imu_track", "header", "flush", "close"]);
+    assert!(r.report.finished);
 }
 
 #[test]

@@ -28,40 +28,10 @@ pub const CALIBRATION_FILE_TAG: &str = "K4A_CALIBRATION_FILE";
 /// FileName of the calibration attachment.
 pub const CALIBRATION_FILE_NAME: &str = "calibration.json";
 
-/// One of the streams a K4A recording holds (serialised as the SDK's track name: `COLOR`,
-/// `DEPTH`, `IR`, `IMU`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TrackKind {
-    /// Colour images.
-    Color,
-    /// Depth images.
-    Depth,
-    /// Infrared images.
-    Ir,
-    /// IMU samples.
-    Imu,
-}
+pub use crate::types::TrackKind;
 
+/// What the K4A layout says of each stream's track.
 impl TrackKind {
-    /// All kinds, in the SDK's track order.
-    pub const ALL: [TrackKind; 4] = [
-        TrackKind::Color,
-        TrackKind::Depth,
-        TrackKind::Ir,
-        TrackKind::Imu,
-    ];
-
-    /// The track Name the SDK gives it.
-    pub fn track_name(self) -> &'static str {
-        match self {
-            TrackKind::Color => "COLOR",
-            TrackKind::Depth => "DEPTH",
-            TrackKind::Ir => "IR",
-            TrackKind::Imu => "IMU",
-        }
-    }
-
     /// The tag whose value (and target) is this track's TrackUID.
     pub fn track_tag(self) -> &'static str {
         match self {

@@ -212,7 +212,7 @@ fn reference_recording(pending_limit_bytes: usize) -> Vec<u8> {
     s.uid_seed = Some(0x5EED);
     s.start_time = UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
     s.tags = vec![("TAKE".into(), "7".into())];
-    s.device = Some(DeviceInfo {
+    s.device = Some(RecordedDevice {
         serial_number: Some("000123456789".into()),
         color_firmware: Version {
             major: 1,
@@ -281,12 +281,12 @@ fn reference_recording(pending_limit_bytes: usize) -> Vec<u8> {
             ));
         }
     }
-    let dropped = DropCounts {
-        color: 2,
-        depth: 0,
-        ir: 1,
-        imu: 5,
-    };
+    let dropped = DropCounts::from_fn(|k| match k {
+        TrackKind::Color => 2,
+        TrackKind::Depth => 0,
+        TrackKind::Ir => 1,
+        TrackKind::Imu => 5,
+    });
     let (cur, _) = w.finish(dropped).unwrap();
     cur.into_inner()
 }

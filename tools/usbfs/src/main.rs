@@ -7,6 +7,10 @@
 //! (`SECCOMP_RET_USER_NOTIF`), which answers them the way the kernel's usbfs does, over
 //! [`freek4a::emulator::EmulatedBackend`]. Every other system call goes to the kernel.
 
+// `--emulate=SPEC` as the recorder reads it: the CLI's parser, compiled in here too.
+#[allow(dead_code)]
+#[path = "../../../src/cli/emulate.rs"]
+mod emulate;
 mod engine;
 mod remote;
 mod sandbox;
@@ -23,10 +27,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use freek4a::cli::wiring::emulator_spec;
-use freek4a::cli::EmulateSpec;
+use emulate::EmulateSpec;
+// The shared `emulate` module names the library's emulator and types as `crate::emulator` and
+// `crate::types`.
 use freek4a::emulator::{EmulatedBackend, Fault, FaultRule, FaultTarget};
 use freek4a::types::Stream;
+use freek4a::{emulator, types};
 
 use crate::sandbox::{Op, NODE_FD_BASE, NODE_FD_END};
 use crate::usbfs::{Node, Opened, World};
@@ -482,7 +488,7 @@ fn run() -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("--emulate={}: {e}", args.emulate))?;
     let program = find_program(&args.program[0])
         .with_context(|| format!("{}: command not found", args.program[0]))?;
-    let mut espec = emulator_spec(&spec);
+    let mut espec = spec.emulator_spec();
     espec.faults.extend(args.faults.iter().copied());
     // The kernel's view: the program brings its own USB library (nusb applies its own
     // length rule in-process; libusb does not), so the device must not apply nusb's rule.

@@ -2,7 +2,7 @@
 //! through transport → protocol → capture assembly, consumed as fast as possible.
 //!
 //! ```text
-//! cargo run --release --example device_bench -- [--seconds 20] [--engine raw|emulated]
+//! cargo bench --bench device -- [--seconds 20] [--engine raw|emulated]
 //! ```
 //!
 //! For each scenario it prints the device seconds recorded, the wall-clock seconds taken, the
@@ -131,6 +131,8 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            // What `cargo bench` passes to every bench target.
+            "--bench" => {}
             "--seconds" => seconds = args.next().context("--seconds N")?.parse()?,
             "--engine" => {
                 engine = match args.next().as_deref() {
