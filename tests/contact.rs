@@ -732,7 +732,10 @@ fn errors_print_their_cause_once_and_name_the_failing_path() {
             "{args:?}"
         );
     }
+    // `info DIR` summarises a rig; a directory without recordings says so.
     let err = one_line(&["info", "folder.mkv"]);
+    assert_eq!(err, "freek4a: folder.mkv holds no .mkv recording\n");
+    let err = one_line(&["repair", "folder.mkv", "-o", "z.mkv"]);
     assert!(
         err.contains("folder.mkv") && err.contains("is a directory"),
         "{err}"
