@@ -60,7 +60,7 @@
 //! [`RecordingSettings`] shape the header (modes, tracks, device facts and calibration, tags).
 //! [`RecordingWriter`] runs a writer on its own thread behind a queue bounded in bytes, so a
 //! slow disk costs counted drops, never a stalled device. The whole device-to-file loop, with
-//! the stop flag, length limit and device facts, is the recorder `record::Recorder` (the type
+//! the stop flag, length limit and device facts, is the recorder [`record::Recorder`] (the type
 //! both binaries use; `examples/record_emulated.rs`).
 //!
 //! **Read a recording.** [`Playback`] opens files written by freek4a or by any version of
