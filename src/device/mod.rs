@@ -287,9 +287,9 @@ impl DropCounters {
         c.fetch_add(n, Ordering::Relaxed);
     }
 }
+
 /// A snapshot of what the device layer dropped, per stream and reason, plus the depth engine's
 /// own drops.
-/// A snapshot of [`DropCounters`] plus the depth engine's own drops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Drops {
     /// Raw depth transfers of the wrong size.
