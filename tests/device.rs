@@ -473,17 +473,19 @@ fn wired_sync_subordinate_is_offset_by_its_delay() {
         .expect("subordinate capture")
         .color
         .unwrap();
-    let period = 33_333u64;
+    // Frames sit on the master's 30 fps grid (k × 33 333.3 µs, to within the 90 kHz tick
+    // rounding), the subordinate's `delay_usec` after it.
+    let off_grid = |t_usec: u64| {
+        let period = 1e6 / 30.0;
+        let t = t_usec as f64;
+        (t - (t / period).round() * period).abs()
+    };
+    let m_usec = m.device_timestamp_usec;
+    assert!(off_grid(m_usec) <= 12.0, "master frame at {m_usec} µs");
+    let s_usec = s.device_timestamp_usec;
     assert!(
-        m.device_timestamp_usec % period <= 12,
-        "{}",
-        m.device_timestamp_usec
-    );
-    let off = s.device_timestamp_usec % period;
-    assert!(
-        off.abs_diff(delay_usec as u64) <= 12,
-        "{}",
-        s.device_timestamp_usec
+        off_grid(s_usec - u64::from(delay_usec)) <= 12.0,
+        "subordinate frame at {s_usec} µs is not {delay_usec} µs after a master frame"
     );
     sub.stop_cameras().unwrap();
     master.stop_cameras().unwrap();
