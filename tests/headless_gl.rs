@@ -49,46 +49,68 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts Xvfb (with its GLX extension, Mesa's) or says why not (skip).
+    /// Starts Xvfb (with its GLX extension, Mesa's) or says why not (skip). Xvfb picks a free
+    /// display itself (`-displayfd`), which also copes with stale locks left by servers that
+    /// were killed.
     pub fn start() -> Option<Xvfb> {
         if Command::new("Xvfb").arg("-help").output().is_err() {
             util::skip("Xvfb is not installed (apt-get install xvfb)");
             return None;
         }
-        for n in 90..140 {
-            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-            let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
-            if socket.exists() || lock.exists() {
-                continue;
+        let mut child = match Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "640x480x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                util::skip(&format!("could not start Xvfb: {e}"));
+                return None;
             }
-            let display = format!(":{n}");
-            let Ok(child) = Command::new("Xvfb")
-                .args([&display, "-screen", "0", "640x480x24", "-nolisten", "tcp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            else {
-                continue;
-            };
-            let mut x = Xvfb { child, display };
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(20) {
-                if socket.exists() {
-                    return Some(x);
-                }
-                if let Ok(Some(_)) = x.child.try_wait() {
-                    break; // lost a race for this number: try the next
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        };
+        // Xvfb writes the display number once it listens, and closes the pipe if it fails.
+        let mut line = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line));
+        match (read, line.trim().parse::<u32>()) {
+            (Some(Ok(_)), Ok(n)) => Some(Xvfb {
+                child,
+                display: format!(":{n}"),
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                util::skip("Xvfb did not report a display (-displayfd)");
+                None
             }
         }
-        util::skip("could not start Xvfb on any display :90..:139");
-        None
     }
 }
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // SIGTERM lets the server remove its socket and lock; SIGKILL only if it hangs.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
