@@ -146,40 +146,44 @@ fn visit_as(
     screenshot: Option<&Path>,
     extra: &[&str],
 ) -> Visit {
-    let profile = TempDir::new("chromium-profile");
-    let mut cmd = match wrapper {
-        Some([w, args @ ..]) => {
-            let mut c = Command::new(w);
-            c.args(args).arg(browser);
-            c
-        }
-        _ => Command::new(browser),
+    // Each attempt gets its own profile, so a killed run's leftovers cannot stall the next.
+    let attempt = || {
+        let profile = TempDir::new("chromium-profile");
+        let mut cmd = match wrapper {
+            Some([w, args @ ..]) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(browser);
+                c
+            }
+            _ => Command::new(browser),
+        };
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1600,1400",
+            "--virtual-time-budget=15000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra);
+        match screenshot {
+            Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
+            None => cmd.arg("--dump-dom"),
+        };
+        cmd.arg(url);
+        run_for(&mut cmd, Duration::from_secs(90))
     };
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--window-size=1600,1400",
-        "--virtual-time-budget=15000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(extra);
-    match screenshot {
-        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    cmd.arg(url);
     // Headless chromium now and then never ends its virtual-time budget on this shared machine
     // (no request of ours is pending then); such a run is abandoned and the visit repeated.
     let (stdout, stderr) = (1..=3)
-        .find_map(|_| run_for(&mut cmd, Duration::from_secs(90)))
+        .find_map(|_| attempt())
         .expect("chromium did not finish in three tries of 90 s");
     let stderr = String::from_utf8_lossy(&stderr);
     if let (Some(p), Ok(dir)) = (screenshot, std::env::var("FREEK4A_SCREENSHOTS")) {
@@ -199,7 +203,10 @@ fn visit_as(
 /// Runs `cmd` to completion, or kills it after `limit`: its stdout and stderr, `None` when
 /// killed.
 fn run_for(cmd: &mut Command, limit: Duration) -> Option<(Vec<u8>, Vec<u8>)> {
+    use std::os::unix::process::CommandExt;
+    // Its own process group, so a kill also ends the browser's helper processes.
     let mut child = cmd
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -220,6 +227,9 @@ fn run_for(cmd: &mut Command, limit: Duration) -> Option<(Vec<u8>, Vec<u8>)> {
         }
         if std::time::Instant::now() > end {
             eprintln!("chromium ran past {limit:?}; killed");
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
             return None;
