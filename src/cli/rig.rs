@@ -1530,6 +1530,13 @@ mod tests {
     use super::*;
     use crate::types::Version;
 
+    /// `plan`'s refusal of `units` with default options, as text.
+    fn refusal(units: &[UnitFacts], color_on: bool) -> String {
+        plan(units, &RigOptions::default(), 33_333, color_on)
+            .unwrap_err()
+            .to_string()
+    }
+
     fn unit(i: usize, sync_in: bool, sync_out: bool) -> UnitFacts {
         let v = |a, b, c| Version {
             major: a,
@@ -1581,45 +1588,17 @@ mod tests {
 
     #[test]
     fn impossible_topologies_say_what_is_plugged_where() {
-        let e = plan(
-            &[unit(0, false, true), unit(1, false, false)],
-            &RigOptions::default(),
-            33_333,
-            true,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refusal(&[unit(0, false, true), unit(1, false, false)], true);
         assert!(e.contains("unit 000001 has no sync cable"), "{e}");
         assert!(
             e.contains("000000: sync-out only; 000001: no cables"),
             "{e}"
         );
-        let e = plan(
-            &[unit(0, false, true), unit(1, false, true)],
-            &RigOptions::default(),
-            33_333,
-            true,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refusal(&[unit(0, false, true), unit(1, false, true)], true);
         assert!(e.contains("could be a master"), "{e}");
-        let e = plan(
-            &[unit(0, true, true), unit(1, true, false)],
-            &RigOptions::default(),
-            33_333,
-            true,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refusal(&[unit(0, true, true), unit(1, true, false)], true);
         assert!(e.contains("no unit can be the master"), "{e}");
-        let e = plan(
-            &[unit(0, false, true), unit(1, true, false)],
-            &RigOptions::default(),
-            33_333,
-            false,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refusal(&[unit(0, false, true), unit(1, true, false)], false);
         assert!(e.contains("must stream colour"), "{e}");
         // --allow-standalone records the loose unit on its own.
         let rig = RigOptions {
@@ -1662,14 +1641,7 @@ mod tests {
         assert!(e.contains("000000 is the rig's master"), "{e}");
         let mut old = unit(1, true, false);
         old.firmware.rgb.iteration = 108;
-        let e = plan(
-            &[unit(0, false, true), old.clone()],
-            &RigOptions::default(),
-            33_333,
-            true,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = refusal(&[unit(0, false, true), old.clone()], true);
         assert!(e.contains("000001: colour 1.6.108"), "{e}");
         let rig = RigOptions {
             allow_firmware_mismatch: true,
