@@ -120,27 +120,27 @@ pub fn bin_path(name: &str) -> PathBuf {
     })
 }
 
-/// The emulated depth engine shared library, building it with cargo (same profile) if it is
-/// missing (`cargo test --test tests` alone does not build other workspace members).
+/// The emulated depth engine shared library that cargo built for this test run.
+///
+/// `freek4a` depends on `freek4a-emulated-depthengine`, and cargo compiles a `cdylib` + `rlib`
+/// dependency in one step, so the `.so` sits in `target/<profile>/deps/` next to the rlib the
+/// test binary was linked with. Building it here with a second `cargo build -p` would be wrong:
+/// that build resolves features for one package, rewrites the hash-less rlib, and leaves
+/// `freek4a`'s rlib pointing at a crate that changed under it (the doctests then fail to link).
 pub fn emulated_depthengine() -> PathBuf {
     const NAME: &str = "libfreek4a_emulated_depthengine.so";
-    if let Some(p) = built_file(NAME) {
-        return p;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(repo_root())
-        .args(["build", "-p", "freek4a-emulated-depthengine"]);
-    if profile_dir().file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(
-        status.success(),
-        "building the emulated depth engine failed"
-    );
-    built_file(NAME)
-        .unwrap_or_else(|| panic!("{NAME} still missing in {}", profile_dir().display()))
+    let dir = profile_dir();
+    [dir.join("deps").join(NAME), dir.join(NAME)]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "{NAME} not found in {} or its deps/; cargo builds it as a dependency of freek4a",
+                dir.display()
+            )
+        })
 }
 
 /// Runs a command, returning its output, or a description of why it could not start.
