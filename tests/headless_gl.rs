@@ -22,23 +22,9 @@ use crate::util;
 
 const CHILD_ENV: &str = "FREEK4A_TEST_GL_CHILD";
 
-/// The headless library as cargo built it next to the test binaries (built here if missing).
+/// The headless library cargo built for this test run (see [`util::built_library`]).
 pub fn headless_library() -> PathBuf {
-    if let Some(p) = util::built_file(headless::HEADLESS_GL_FILE_NAME) {
-        return p;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(util::repo_root())
-        .args(["build", "-p", "freek4a-headless-gl"]);
-    if util::profile_dir()
-        .file_name()
-        .is_some_and(|n| n == "release")
-    {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("run cargo build").success());
-    util::built_file(headless::HEADLESS_GL_FILE_NAME).expect("headless library built")
+    util::built_library(headless::HEADLESS_GL_FILE_NAME)
 }
 
 /// An Xvfb server on a free display number, killed on drop.

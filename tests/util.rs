@@ -120,27 +120,33 @@ pub fn bin_path(name: &str) -> PathBuf {
     })
 }
 
-/// The emulated depth engine shared library that cargo built for this test run.
+/// A shared library of this workspace that cargo built for this test run (`name` as in
+/// `libfreek4a_emulated_depthengine.so`).
 ///
-/// `freek4a` depends on `freek4a-emulated-depthengine`, and cargo compiles a `cdylib` + `rlib`
-/// dependency in one step, so the `.so` sits in `target/<profile>/deps/` next to the rlib the
-/// test binary was linked with. Building it here with a second `cargo build -p` would be wrong:
-/// that build resolves features for one package, rewrites the hash-less rlib, and leaves
-/// `freek4a`'s rlib pointing at a crate that changed under it (the doctests then fail to link).
-pub fn emulated_depthengine() -> PathBuf {
-    const NAME: &str = "libfreek4a_emulated_depthengine.so";
+/// `freek4a` depends on the `cdylib` + `rlib` crates (the emulated depth engine, the headless GL
+/// library), and cargo compiles both crate types in one step, so the `.so` sits in
+/// `target/<profile>/deps/` next to the rlib the test binary was linked with. Building it here
+/// with a second `cargo build -p` would be wrong: that build resolves features for one package,
+/// rewrites the hash-less rlib, and leaves `freek4a`'s rlib pointing at a crate that changed
+/// under it (the doctests of the same run then fail to link).
+pub fn built_library(name: &str) -> PathBuf {
     let dir = profile_dir();
-    [dir.join("deps").join(NAME), dir.join(NAME)]
+    [dir.join("deps").join(name), dir.join(name)]
         .into_iter()
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .max_by_key(|(modified, _)| *modified)
         .map(|(_, p)| p)
         .unwrap_or_else(|| {
             panic!(
-                "{NAME} not found in {} or its deps/; cargo builds it as a dependency of freek4a",
+                "{name} not found in {} or its deps/; cargo builds it as a dependency of freek4a",
                 dir.display()
             )
         })
+}
+
+/// The emulated depth engine shared library (see [`built_library`]).
+pub fn emulated_depthengine() -> PathBuf {
+    built_library("libfreek4a_emulated_depthengine.so")
 }
 
 /// Runs a command, returning its output, or a description of why it could not start.
