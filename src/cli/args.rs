@@ -86,6 +86,9 @@ pub struct RecorderOptions {
     /// `--preview[=ADDR:PORT]`: serve the live viewer while recording ("" picks loopback and a
     /// free port).
     pub preview: Option<String>,
+    /// `--raw-depth`: record the unit's raw depth frames, no depth engine
+    /// (`freek4a convert-depth` makes depth and IR later).
+    pub raw_depth: bool,
 }
 
 impl RecorderOptions {
@@ -104,6 +107,7 @@ impl RecorderOptions {
             progress: true,
             headless_gl: false,
             preview: None,
+            raw_depth: false,
         }
     }
 
@@ -276,6 +280,7 @@ enum Opt {
     HeadlessGl,
     Version,
     Preview,
+    RawDepth,
 }
 
 impl Opt {
@@ -299,6 +304,7 @@ impl Opt {
             "--depth-engine" => Opt::DepthEngine,
             "--no-progress" => Opt::NoProgress,
             "--headless-gl" => Opt::HeadlessGl,
+            "--raw-depth" => Opt::RawDepth,
             "--version" => Opt::Version,
             t if t.starts_with("--emulate=") => Opt::Emulate,
             "--preview" => Opt::Preview,
@@ -314,6 +320,7 @@ impl Opt {
             | Opt::Emulate
             | Opt::NoProgress
             | Opt::HeadlessGl
+            | Opt::RawDepth
             | Opt::Version
             | Opt::Preview => 0,
             _ => 1,
@@ -508,6 +515,7 @@ fn apply(
         }
         Opt::NoProgress => o.progress = false,
         Opt::HeadlessGl => o.headless_gl = true,
+        Opt::RawDepth => o.raw_depth = true,
         Opt::Preview => o.preview = Some(token.strip_prefix("--preview=").unwrap_or("").into()),
     }
     Ok(None)
@@ -787,6 +795,8 @@ mod tests {
 
     #[test]
     fn headless_gl_takes_no_value() {
+        assert!(record(&["--raw-depth", "o.mkv"]).raw_depth);
+        assert!(!record(&["o.mkv"]).raw_depth);
         let o = record(&["--headless-gl", "-l", "2", "o.mkv"]);
         assert!(o.headless_gl);
         assert_eq!(o.record_length_sec, Some(2));

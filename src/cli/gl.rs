@@ -10,6 +10,7 @@ use crate::types::DepthMode;
 /// emulated engine (which `--emulate` uses unless `--depth-engine` names another).
 pub fn needs_gl(options: &RecorderOptions) -> bool {
     options.device_config.depth_mode != DepthMode::Off
+        && !options.raw_depth
         && (options.emulate.is_none() || options.depth_engine_path.is_some())
 }
 
@@ -56,6 +57,7 @@ mod tests {
         assert!(needs_gl(&options(&["o.mkv"])));
         assert!(!needs_gl(&options(&["-d", "OFF", "o.mkv"])));
         assert!(!needs_gl(&options(&["--emulate", "o.mkv"])));
+        assert!(!needs_gl(&options(&["--raw-depth", "o.mkv"])));
         assert!(needs_gl(&options(&[
             "--emulate",
             "--depth-engine",

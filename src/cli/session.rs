@@ -205,6 +205,7 @@ where
             length: options
                 .record_length_sec
                 .map(|s| Duration::from_secs(u64::from(s))),
+            raw_depth: options.raw_depth,
         },
     );
     recorder.set_stop_flag(io.stop.flag());

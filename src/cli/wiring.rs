@@ -43,6 +43,7 @@ impl DeviceSource {
     pub fn for_options(options: &RecorderOptions) -> DeviceSource {
         let emulated = options.emulate.as_ref();
         let depth_engine = match (&options.depth_engine_path, emulated) {
+            _ if options.raw_depth => DepthEngineChoice::RawOnly,
             (Some(p), _) => DepthEngineChoice::Path(p.clone()),
             (None, Some(_)) => DepthEngineChoice::Emulated,
             (None, None) => DepthEngineChoice::System,
@@ -81,10 +82,12 @@ impl DeviceSource {
             ..options.clone()
         });
         if options.emulate.is_some() {
-            source.options.depth_engine = match &options.depth_engine_path {
-                Some(p) => DepthEngineChoice::Path(p.clone()),
-                None => DepthEngineChoice::Emulated,
-            };
+            if !options.raw_depth {
+                source.options.depth_engine = match &options.depth_engine_path {
+                    Some(p) => DepthEngineChoice::Path(p.clone()),
+                    None => DepthEngineChoice::Emulated,
+                };
+            }
             source.options.backpressure = options
                 .emulate
                 .as_ref()
@@ -159,6 +162,17 @@ impl CaptureSource for DeviceSource {
         self.device
             .as_ref()
             .and_then(CaptureSource::recorded_device)
+    }
+
+    fn get_raw_depth(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<device::RawDepthFrame>, SourceError> {
+        Ok(self.open_device()?.get_raw_depth(timeout)?)
+    }
+
+    fn depth_engine_calibration(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(Some(self.open_device()?.depth_engine_calibration()?.to_vec()))
     }
 }
 

@@ -43,7 +43,7 @@ pub use abi::CameraCalibration;
 pub use error::{DepthEngineError, EngineResult, INSTALL_ADVICE};
 pub use ffi::EngineContext;
 pub use headless::{GlChoice, GlPath, HeadlessInfo};
-pub use pipeline::{DepthPipeline, PipelineDrops};
+pub use pipeline::{Converted, DepthPipeline, FrameConverter, PipelineDrops};
 pub use transform::{
     DepthXyTables, Interpolation, TransformCalibration, TransformEngine, TransformKind,
 };

@@ -91,9 +91,6 @@ impl DepthPipeline {
         cal_block: Vec<u8>,
         camera: Option<CameraCalibration>,
     ) -> Result<DepthPipeline, DepthEngineError> {
-        let (width, height) = mode
-            .dimensions()
-            .ok_or(DepthEngineError::ModeOff(mode.sdk_name()))?;
         let raw_size = depth_raw::sensor_mode_for(mode)
             .and_then(depth_raw::raw_frame_size)
             .ok_or(DepthEngineError::ModeOff(mode.sdk_name()))?;
@@ -111,8 +108,6 @@ impl DepthPipeline {
         let worker = Worker {
             engine: engine.clone(),
             mode,
-            width,
-            height,
             period: Duration::from_micros(fps.period_usec().into()),
             shared: Arc::clone(&shared),
             tx,
@@ -218,8 +213,6 @@ impl Drop for DepthPipeline {
 struct Worker {
     engine: DepthEngine,
     mode: DepthMode,
-    width: u32,
-    height: u32,
     period: Duration,
     shared: Arc<Shared>,
     tx: Sender<Result<Capture, DepthEngineError>>,
@@ -232,23 +225,12 @@ impl Worker {
         camera: Option<CameraCalibration>,
         created: mpsc::SyncSender<Result<(), DepthEngineError>>,
     ) {
-        let ctx = self
-            .engine
-            .create_context(self.mode, &cal_block, camera.as_ref())
-            .and_then(|ctx| {
-                if ctx.output_size() == 0 {
-                    Err(DepthEngineError::ZeroOutputSize {
-                        mode: self.mode.sdk_name(),
-                    })
-                } else {
-                    Ok(ctx)
-                }
-            });
+        let converter = FrameConverter::new(&self.engine, self.mode, &cal_block, camera.as_ref());
         drop(cal_block);
-        let mut ctx = match ctx {
-            Ok(ctx) => {
+        let mut converter = match converter {
+            Ok(c) => {
                 let _ = created.send(Ok(()));
-                ctx
+                c
             }
             Err(e) => {
                 self.shared.lock().finished = true;
@@ -256,12 +238,12 @@ impl Worker {
                 return;
             }
         };
-        if let Err(e) = self.stream(&mut ctx) {
+        if let Err(e) = self.stream(&mut converter) {
             self.shared.lock().finished = true;
             self.send(Err(e));
         }
         self.shared.lock().finished = true;
-        // `ctx` drops here: destroy runs on this thread, as creation did.
+        // `converter` drops here: destroy runs on this thread, as creation did.
     }
 
     fn next_frame(&self) -> Option<(Vec<u8>, u64)> {
@@ -277,13 +259,11 @@ impl Worker {
         }
     }
 
-    fn stream(&self, ctx: &mut super::EngineContext) -> Result<(), DepthEngineError> {
+    fn stream(&self, converter: &mut FrameConverter) -> Result<(), DepthEngineError> {
         let counters = &self.shared.counters;
-        let mut seen_valid = false;
         while let Some((mut raw, system_ns)) = self.next_frame() {
-            let mut out = vec![0u8; ctx.output_size()];
             let started = Instant::now();
-            let result = ctx.process(&mut raw, &mut out);
+            let result = converter.convert(&mut raw, system_ns);
             let took = started.elapsed();
             drop(raw);
             if took > self.period {
@@ -293,27 +273,113 @@ impl Worker {
                     took.as_millis()
                 );
             }
-            let info = match result {
-                Ok(info) => info,
-                Err(e) if e.engine_result().is_some_and(|r| r.drops_frame()) => {
+            let capture = match result? {
+                Converted::Capture(c) => c,
+                Converted::GpuError(e) => {
                     counters.gpu_error.fetch_add(1, Ordering::Relaxed);
                     eprintln!("warning: {e}; SDK should be restarted since it looks like GPU has encountered an unrecoverable error. Dropping the frame.");
                     continue;
                 }
-                Err(e) => return Err(e),
+                Converted::BadTimestamp => {
+                    counters.bad_timestamp.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             };
-            let ticks = info.center_of_exposure_in_ticks;
-            if ticks == 0 && seen_valid {
-                counters.bad_timestamp.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            seen_valid |= ticks != 0;
-            let capture = self.capture(out, &info, system_ns)?;
             if !self.send(Ok(capture)) {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Sends to the consumer, waiting while its queue is full; false when it is gone or the
+    /// pipeline is stopping.
+    fn send(&self, mut item: Result<Capture, DepthEngineError>) -> bool {
+        loop {
+            match self.tx.send_timeout(item, STOP_POLL) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+                Err(SendTimeoutError::Timeout(back)) => {
+                    if self.shared.lock().stop {
+                        return false;
+                    }
+                    item = back;
+                }
+            }
+        }
+    }
+}
+
+/// What one raw frame became.
+#[derive(Debug)]
+pub enum Converted {
+    /// Depth (unless passive IR) and IR, timestamped with the engine's centre of exposure.
+    Capture(Capture),
+    /// The engine failed on this frame with a GPU error the SDK drops the frame for.
+    GpuError(DepthEngineError),
+    /// The engine gave a 0 timestamp after a valid one; the SDK drops such frames.
+    BadTimestamp,
+}
+
+/// One engine context converting raw frames on the calling thread, with the SDK's rules for
+/// what comes out: [`DepthPipeline`] runs one on its worker thread; offline conversion of a
+/// raw recording calls it directly. Not `Send`, like the context it owns.
+pub struct FrameConverter {
+    ctx: super::EngineContext,
+    mode: DepthMode,
+    width: u32,
+    height: u32,
+    seen_valid: bool,
+}
+
+impl FrameConverter {
+    /// Creates the engine context for `mode` with the unit's calibration block and depth
+    /// camera calibration.
+    pub fn new(
+        engine: &DepthEngine,
+        mode: DepthMode,
+        cal_block: &[u8],
+        camera: Option<&CameraCalibration>,
+    ) -> Result<FrameConverter, DepthEngineError> {
+        let (width, height) = mode
+            .dimensions()
+            .ok_or(DepthEngineError::ModeOff(mode.sdk_name()))?;
+        let ctx = engine.create_context(mode, cal_block, camera)?;
+        if ctx.output_size() == 0 {
+            return Err(DepthEngineError::ZeroOutputSize {
+                mode: mode.sdk_name(),
+            });
+        }
+        Ok(FrameConverter {
+            ctx,
+            mode,
+            width,
+            height,
+            seen_valid: false,
+        })
+    }
+
+    /// Converts one raw frame received at host time `system_ns`. Errors other than the
+    /// frame-dropping GPU errors end the conversion.
+    pub fn convert(
+        &mut self,
+        raw: &mut [u8],
+        system_ns: u64,
+    ) -> Result<Converted, DepthEngineError> {
+        let mut out = vec![0u8; self.ctx.output_size()];
+        let info = match self.ctx.process(raw, &mut out) {
+            Ok(info) => info,
+            Err(e) if e.engine_result().is_some_and(|r| r.drops_frame()) => {
+                return Ok(Converted::GpuError(e))
+            }
+            Err(e) => return Err(e),
+        };
+        let ticks = info.center_of_exposure_in_ticks;
+        if ticks == 0 && self.seen_valid {
+            return Ok(Converted::BadTimestamp);
+        }
+        self.seen_valid |= ticks != 0;
+        self.capture(out, &info, system_ns).map(Converted::Capture)
     }
 
     fn capture(
@@ -356,22 +422,5 @@ impl Worker {
             ir: Some(ir),
             temperature_c: info.sensor_temp,
         })
-    }
-
-    /// Sends to the consumer, waiting while its queue is full; false when it is gone or the
-    /// pipeline is stopping.
-    fn send(&self, mut item: Result<Capture, DepthEngineError>) -> bool {
-        loop {
-            match self.tx.send_timeout(item, STOP_POLL) {
-                Ok(()) => return true,
-                Err(SendTimeoutError::Disconnected(_)) => return false,
-                Err(SendTimeoutError::Timeout(back)) => {
-                    if self.shared.lock().stop {
-                        return false;
-                    }
-                    item = back;
-                }
-            }
-        }
     }
 }

@@ -592,6 +592,19 @@ impl Device {
         &self.raw_calibration
     }
 
+    /// The depth engine's calibration block (NV tag 2, what the engine is created with), read
+    /// from the unit on first use and kept. A raw depth recording stores it, so that an engine
+    /// can convert the frames later.
+    pub fn depth_engine_calibration(&mut self) -> Result<&[u8], DeviceError> {
+        if self.cal_block.is_none() {
+            let block = self.depth_cmd.execute(NvDataGet {
+                tag: NvTag::IrSensorCalibration,
+            })?;
+            self.cal_block = Some(block);
+        }
+        Ok(self.cal_block.as_deref().unwrap_or_default())
+    }
+
     /// The parsed calibration.
     pub fn calibration(&self) -> Option<&Calibration> {
         self.calibration.as_ref()
@@ -718,12 +731,7 @@ impl Device {
                 .and_then(SensorMode::from_value)
                 .ok_or(DeviceError::DepthMode(DepthModeGap::NoSensorMode(mode)))?;
             self.depth_cmd.execute(DepthModeSet { mode: sensor })?;
-            if self.cal_block.is_none() {
-                let block = self.depth_cmd.execute(NvDataGet {
-                    tag: NvTag::IrSensorCalibration,
-                })?;
-                self.cal_block = Some(block);
-            }
+            self.depth_engine_calibration()?;
             let sink = if self.options.depth_engine == DepthEngineChoice::RawOnly {
                 self.raw_depth.set_running(true);
                 DepthSink::Raw(self.raw_depth.clone())

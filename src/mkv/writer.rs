@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::ebml::{self, EbmlError};
 use super::ids;
-use super::k4a::render::{self as layout, InfoValues, TrackPlan};
+use super::k4a::render::{self as layout, InfoValues, TrackPlan, TrackRole};
 use super::k4a::{
     Attachment, CuePoints, HeaderPositions, Tag, INFO_REGION, SEEK_HEAD_REGION, START_OFFSET_TAG,
     TAGS_VOID,
@@ -63,6 +63,47 @@ pub struct RecordedDevice {
     pub calibration_json: Vec<u8>,
 }
 
+/// A track of the caller's own, beside the K4A streams (the SDK's custom tracks,
+/// `k4a_record_add_custom_video_track` and `_subtitle_track` without high-frequency data): one
+/// SimpleBlock per [`K4aWriter::write_custom`] call. Microsoft's playback reads captures
+/// without it and hands its blocks out through `k4a_playback_get_next_data_block`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomTrack {
+    /// Track name, `[A-Z0-9_-]+`, unique, not one of the K4A streams' names; also tagged as
+    /// `K4A_CUSTOM_TRACK_<name>`.
+    pub name: String,
+    /// Matroska CodecID.
+    pub codec_id: String,
+    /// CodecPrivate, left out when `None`.
+    pub codec_private: Option<Vec<u8>>,
+    /// A video track of this size and rate; `None` makes a subtitle track.
+    pub video: Option<CustomVideo>,
+    /// K4A streams whose data this track carries in another form: their drop counts are
+    /// written (`FREEK4A_DROPPED_*`) as if they had tracks of their own.
+    pub carries: Vec<TrackKind>,
+}
+
+/// The video settings of a [`CustomTrack`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CustomVideo {
+    /// PixelWidth.
+    pub width: u32,
+    /// PixelHeight.
+    pub height: u32,
+    /// Frames per second (DefaultDuration is one frame).
+    pub frame_rate: u32,
+}
+
+/// A file attached to the recording besides the calibration (`k4a_record_add_attachment`):
+/// MIME type `application/octet-stream`, no tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedFile {
+    /// FileName.
+    pub file_name: String,
+    /// FileData.
+    pub data: Vec<u8>,
+}
+
 /// Everything that shapes a recording's header.
 #[derive(Clone, Debug)]
 pub struct RecordingSettings {
@@ -87,6 +128,10 @@ pub struct RecordingSettings {
     /// arrive; it is also what a killed process loses. The SDK's value,
     /// [`CLUSTER_WRITE_DELAY_NS`], is the default.
     pub cluster_write_delay_ns: u64,
+    /// Custom tracks, after the K4A tracks in this order.
+    pub custom_tracks: Vec<CustomTrack>,
+    /// Files attached after the calibration, in this order.
+    pub attachments: Vec<AttachedFile>,
 }
 
 impl RecordingSettings {
@@ -102,6 +147,8 @@ impl RecordingSettings {
             uid_seed: None,
             pending_limit_bytes: DEFAULT_PENDING_LIMIT_BYTES,
             cluster_write_delay_ns: CLUSTER_WRITE_DELAY_NS,
+            custom_tracks: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -120,6 +167,24 @@ pub enum WriteError {
     /// A tag name outside `[A-Z0-9_-]+`.
     #[error("invalid tag name {0:?}: names must match [A-Z0-9_-]+")]
     InvalidTagName(String),
+    /// A custom track name outside `[A-Z0-9_-]+`, taken twice, or a K4A stream's name.
+    #[error("invalid custom track name {0:?}: names must match [A-Z0-9_-]+, be unique and not name a K4A track")]
+    InvalidTrackName(String),
+    /// Data for a custom track the settings do not declare.
+    #[error("the recording has no custom track {0:?}")]
+    NoSuchTrack(String),
+    /// A custom track's data older than the last cluster already written.
+    #[error(
+        "{track} data at {timestamp_usec} µs is older than the data already written (up to {written_until_usec} µs)"
+    )]
+    CustomTooLate {
+        /// The custom track's name.
+        track: String,
+        /// The data's device timestamp.
+        timestamp_usec: u64,
+        /// End of the last cluster written.
+        written_until_usec: u64,
+    },
     /// A header element outgrew its reserved region.
     #[error("{what} does not fit its reserved region: {source}")]
     NoRoom {
@@ -168,6 +233,17 @@ impl WriteError {
                 source: io::Error::new(source.kind(), source.to_string()),
             },
             WriteError::InvalidTagName(n) => WriteError::InvalidTagName(n.clone()),
+            WriteError::InvalidTrackName(n) => WriteError::InvalidTrackName(n.clone()),
+            WriteError::NoSuchTrack(n) => WriteError::NoSuchTrack(n.clone()),
+            WriteError::CustomTooLate {
+                track,
+                timestamp_usec,
+                written_until_usec,
+            } => WriteError::CustomTooLate {
+                track: track.clone(),
+                timestamp_usec: *timestamp_usec,
+                written_until_usec: *written_until_usec,
+            },
             WriteError::NoRoom { what, source } => WriteError::NoRoom {
                 what,
                 source: source.clone(),
@@ -512,6 +588,8 @@ pub struct K4aWriter<W: Write + Seek> {
     muxing_app: String,
     date_ns_2001: i64,
     calibration_uid: Option<u64>,
+    /// FileUIDs of `settings.attachments`.
+    attachment_uids: Vec<u64>,
     /// SDK tags + ours, without the start offset and drop counts.
     tag_entries: Vec<Tag>,
     /// How many of `tag_entries` the SDK would write too.
@@ -554,6 +632,15 @@ impl<W: Write + Seek> K4aWriter<W> {
                 return Err(WriteError::InvalidTagName(name.clone()));
             }
         }
+        for (i, t) in settings.custom_tracks.iter().enumerate() {
+            let builtin = TrackKind::ALL
+                .iter()
+                .any(|k| k.accepted_names().contains(&t.name.as_str()));
+            let taken = settings.custom_tracks[..i].iter().any(|o| o.name == t.name);
+            if !valid_tag_name(&t.name) || builtin || taken {
+                return Err(WriteError::InvalidTrackName(t.name.clone()));
+            }
+        }
         let since_epoch = settings
             .start_time
             .duration_since(UNIX_EPOCH)
@@ -575,12 +662,20 @@ impl<W: Write + Seek> K4aWriter<W> {
         let mut tracks: Vec<TrackPlan> = Vec::new();
         for kind in TrackKind::ALL.into_iter().filter(|k| recorded(*k)) {
             tracks.push(TrackPlan {
-                kind,
+                role: TrackRole::Builtin(kind),
+                number: tracks.len() as u64 + 1,
+                uid: uids.next(),
+            });
+        }
+        for i in 0..settings.custom_tracks.len() {
+            tracks.push(TrackPlan {
+                role: TrackRole::Custom(i),
                 number: tracks.len() as u64 + 1,
                 uid: uids.next(),
             });
         }
         let calibration_uid = settings.device.as_ref().map(|_| uids.next());
+        let attachment_uids = settings.attachments.iter().map(|_| uids.next()).collect();
 
         let mut tag_entries = layout::sdk_tags(&settings, &tracks, calibration_uid);
         let sdk_tag_count = tag_entries.len();
@@ -598,6 +693,7 @@ impl<W: Write + Seek> K4aWriter<W> {
             muxing_app: format!("freek4a-{CRATE_VERSION}"),
             date_ns_2001: ebml::ebml_date_from_unix_sec(since_epoch.as_secs() as i64),
             calibration_uid,
+            attachment_uids,
             tag_entries,
             sdk_tag_count,
             dropped: DropCounts::default(),
@@ -650,7 +746,8 @@ impl<W: Write + Seek> K4aWriter<W> {
                 dropped[TrackKind::Imu],
             ),
         ] {
-            if self.track_of(kind).is_some() {
+            let carried = self.settings.custom_tracks.iter().any(|t| t.carries.contains(&kind));
+            if self.track_of(kind).is_some() || carried {
                 v.push(Tag::global(name, n.to_string()));
             }
         }
@@ -661,7 +758,7 @@ impl<W: Write + Seek> K4aWriter<W> {
     }
 
     fn track_of(&self, kind: TrackKind) -> Option<usize> {
-        self.tracks.iter().position(|t| t.kind == kind)
+        self.tracks.iter().position(|t| t.kind() == Some(kind))
     }
 
     fn info_bytes(&self, duration_usec: f32) -> Vec<u8> {
@@ -705,13 +802,14 @@ impl<W: Write + Seek> K4aWriter<W> {
         out.extend_from_slice(&segment);
         debug_assert_eq!(out.len() as u64, SEGMENT_DATA_OFFSET);
         let tracks = layout::tracks(&self.settings, &self.tracks);
-        let attachments = match (&self.settings.device, self.calibration_uid) {
-            (Some(dev), Some(uid)) => Some(layout::attachments(&[Attachment::calibration(
-                &dev.calibration_json,
-                uid,
-            )])),
-            _ => None,
-        };
+        let mut files = Vec::new();
+        if let (Some(dev), Some(uid)) = (&self.settings.device, self.calibration_uid) {
+            files.push(Attachment::calibration(&dev.calibration_json, uid));
+        }
+        for (file, &uid) in self.settings.attachments.iter().zip(&self.attachment_uids) {
+            files.push(Attachment::file(&file.file_name, &file.data, uid));
+        }
+        let attachments = (!files.is_empty()).then(|| layout::attachments(&files));
         self.positions = HeaderPositions::new(
             INFO_REGION,
             tracks.len() as u64,
@@ -890,6 +988,37 @@ impl<W: Write + Seek> K4aWriter<W> {
         self.write_due()
     }
 
+    /// Queues one frame of the custom track `track` (one SimpleBlock, stored as given) at
+    /// `device_timestamp_usec`, and writes the clusters that are due.
+    pub fn write_custom(
+        &mut self,
+        track: &str,
+        device_timestamp_usec: u64,
+        data: Vec<u8>,
+    ) -> Result<(), WriteError> {
+        self.check_running()?;
+        let index = self
+            .tracks
+            .iter()
+            .position(|t| match t.role {
+                TrackRole::Custom(i) => self.settings.custom_tracks[i].name == track,
+                TrackRole::Builtin(_) => false,
+            })
+            .ok_or_else(|| WriteError::NoSuchTrack(track.to_owned()))?;
+        let ts_ns = device_timestamp_usec.saturating_mul(1000);
+        if ts_ns < self.written_until_ns {
+            return Err(WriteError::CustomTooLate {
+                track: track.to_owned(),
+                timestamp_usec: device_timestamp_usec,
+                written_until_usec: self.written_until_ns / 1000,
+            });
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&data);
+        self.enqueue(index, ts_ns, Payload::Image(data, crc));
+        self.write_due()
+    }
+
     fn enqueue(&mut self, track: usize, ts_ns: u64, payload: Payload) {
         let payload_kind = match payload {
             Payload::Imu(_) => PayloadKind::Imu,
@@ -945,6 +1074,7 @@ impl<W: Write + Seek> K4aWriter<W> {
     fn has_image_tracks(&self) -> bool {
         self.settings.config.color_resolution != crate::types::ColorResolution::Off
             || self.settings.config.depth_mode != crate::types::DepthMode::Off
+            || !self.settings.custom_tracks.is_empty()
     }
 
     fn write_due(&mut self) -> Result<(), WriteError> {

@@ -221,6 +221,17 @@ impl RecordingSink for FileSink {
         Ok(())
     }
 
+    fn write_custom(
+        &mut self,
+        track: &str,
+        device_timestamp_usec: u64,
+        data: Vec<u8>,
+    ) -> Result<(), SinkError> {
+        self.writer()?
+            .submit_custom(track, device_timestamp_usec, data);
+        Ok(())
+    }
+
     fn add_dropped(&mut self, dropped: DropCounts) {
         self.lost_upstream.add(dropped);
     }

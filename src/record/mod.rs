@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 mod file;
+pub mod raw;
 mod recorder;
 
 use crate::mkv::writer::{FileSummary, K4aWriter, PreparedCapture, RecordingSettings, WriteError};
@@ -80,6 +81,18 @@ pub struct WriterStats {
 enum Msg {
     Capture(Box<Capture>, usize),
     Imu(ImuSample),
+    Custom(CustomData),
+}
+
+/// One frame of a custom track on its way to the writer.
+struct CustomData {
+    track: Arc<str>,
+    device_timestamp_usec: u64,
+    data: Vec<u8>,
+    /// Queue charge.
+    bytes: usize,
+    /// The K4A streams the track carries (what a drop counts as).
+    carries: Arc<[TrackKind]>,
 }
 
 /// What the preparing thread hands the writing thread.
@@ -87,6 +100,7 @@ enum Prepared {
     /// The capture, its queue charge, and the streams it held (for drop counts).
     Capture(Box<PreparedCapture>, usize, Vec<TrackKind>),
     Imu(ImuSample),
+    Custom(CustomData),
 }
 
 fn kinds_of(c: &Capture) -> Vec<TrackKind> {
@@ -192,6 +206,8 @@ fn capture_bytes(c: &Capture) -> usize {
 
 /// A recording written on its own thread. See the module docs.
 pub struct RecordingWriter {
+    /// Custom track names and the streams each carries.
+    custom_tracks: Vec<(Arc<str>, Arc<[TrackKind]>)>,
     tx: Option<Sender<Msg>>,
     shared: Arc<Shared>,
     limit_bytes: usize,
@@ -207,6 +223,11 @@ impl RecordingWriter {
         settings: RecordingSettings,
         queue_limit_bytes: usize,
     ) -> Result<RecordingWriter, RecordError> {
+        let custom_tracks = settings
+            .custom_tracks
+            .iter()
+            .map(|t| (Arc::from(t.name.as_str()), Arc::from(t.carries.as_slice())))
+            .collect();
         let mut writer = K4aWriter::create(file, settings).map_err(RecordError::Create)?;
         writer.set_recycling(true);
         let shared = Arc::new(Shared {
@@ -230,6 +251,7 @@ impl RecordingWriter {
             .spawn(move || prepare(rx, prep_tx))
             .map_err(RecordError::Spawn)?;
         Ok(RecordingWriter {
+            custom_tracks,
             tx: Some(tx),
             shared,
             limit_bytes: queue_limit_bytes,
@@ -297,6 +319,40 @@ impl RecordingWriter {
                     .queued_bytes
                     .fetch_sub(IMU_QUEUE_BYTES, Ordering::AcqRel);
                 self.shared.drop_item(TrackKind::Imu);
+                false
+            }
+        }
+    }
+
+    /// Queues one frame of the custom track `track` without blocking; `false` when the queue
+    /// is full, writing has stopped or the recording has no such track. A dropped frame counts
+    /// against the streams the track carries.
+    pub fn submit_custom(&self, track: &str, device_timestamp_usec: u64, data: Vec<u8>) -> bool {
+        let Some((name, carries)) = self.custom_tracks.iter().find(|(n, _)| &**n == track) else {
+            return false;
+        };
+        let drop = |carries: &[TrackKind]| {
+            for &k in carries {
+                self.shared.drop_item(k);
+            }
+        };
+        let bytes = data.len() + 128;
+        if !self.reserve(bytes) {
+            drop(carries);
+            return false;
+        }
+        let msg = Msg::Custom(CustomData {
+            track: name.clone(),
+            device_timestamp_usec,
+            data,
+            bytes,
+            carries: carries.clone(),
+        });
+        match self.tx.as_ref().map(|t| t.send(msg)) {
+            Some(Ok(())) => true,
+            _ => {
+                self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                drop(carries);
                 false
             }
         }
@@ -387,6 +443,7 @@ fn prepare(rx: Receiver<Msg>, tx: Sender<Prepared>) {
                 Prepared::Capture(Box::new(PreparedCapture::new(*c)), bytes, kinds)
             }
             Msg::Imu(s) => Prepared::Imu(s),
+            Msg::Custom(d) => Prepared::Custom(d),
         };
         if tx.send(out).is_err() {
             // The writing thread is gone (it only leaves early by panicking).
@@ -436,6 +493,38 @@ fn run<W: Write + Seek>(
                     }
                 }
                 shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            }
+            Prepared::Custom(d) => {
+                let drop = |late: bool, stats: &mut WriterStats| {
+                    for &k in d.carries.iter() {
+                        shared.drop_item(k);
+                        if late {
+                            stats.late.count(k);
+                        }
+                    }
+                };
+                if failure.is_some() {
+                    drop(false, &mut stats);
+                } else {
+                    match writer.write_custom(&d.track, d.device_timestamp_usec, d.data) {
+                        Ok(()) => {
+                            shared
+                                .bytes_written
+                                .store(writer.summary().bytes, Ordering::Relaxed);
+                        }
+                        Err(WriteError::CustomTooLate { .. }) | Err(WriteError::NoSuchTrack(_)) => {
+                            drop(true, &mut stats)
+                        }
+                        Err(e) => {
+                            drop(false, &mut stats);
+                            shared.stopped.store(true, Ordering::Relaxed);
+                            failure = Some(e);
+                        }
+                    }
+                }
+                shared
+                    .queued_bytes
+                    .fetch_sub(d.bytes, Ordering::AcqRel);
             }
             Prepared::Imu(s) => {
                 if failure.is_some() {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::file::{FileSink, SinkError};
-use crate::device::{Device, DeviceError};
+use crate::device::{Device, DeviceError, RawDepthFrame};
 use crate::mkv::writer::{DropCounts, RecordedDevice, RecordingSettings};
-use crate::types::{Capture, ColorResolution, DeviceConfig, ImageFormat, ImuSample};
+use crate::types::{Capture, ColorResolution, DepthMode, DeviceConfig, ImageFormat, ImuSample};
 
 /// How long (device time) the recorder's writer keeps a cluster open for late data. Captures
 /// and IMU samples reach the writer in device-time order give or take the pipeline's latency (a
@@ -21,6 +21,12 @@ pub const RECORDER_CLUSTER_WRITE_DELAY_NS: u64 = 250_000_000;
 /// without a drop. The queue only fills while the disk stalls (the camera paces the producer),
 /// and every byte of it is memory, so it is kept to the cluster delay.
 pub const WRITER_QUEUE_BUDGET: Duration = Duration::from_millis(250);
+
+/// How much of the data rate the writer queue holds in a raw depth recording. Raw frames are
+/// 1.7–9.4 MB each and arrive at up to 160 MB/s, so a stall of the writing thread the size of
+/// an ordinary one (a scheduling delay on a loaded machine, the kernel throttling dirty pages)
+/// needs a queue of many frames; this is the memory raw recording costs.
+pub const RAW_WRITER_QUEUE_BUDGET: Duration = Duration::from_millis(750);
 
 /// Bounds of the writer queue whatever the mode.
 pub const WRITER_QUEUE_MIN_BYTES: usize = 4 << 20;
@@ -139,6 +145,17 @@ pub trait CaptureSource {
     fn recorded_device(&self) -> Option<RecordedDevice> {
         None
     }
+    /// Waits up to `timeout` (zero: just looks) for the next raw depth frame, when the
+    /// cameras run without a depth engine. A source that has none returns `None`.
+    fn get_raw_depth(&mut self, timeout: Duration) -> Result<Option<RawDepthFrame>, Self::Error> {
+        let _ = timeout;
+        Ok(None)
+    }
+    /// The depth engine's calibration block, which a raw depth recording stores so that an
+    /// engine can convert it later. A source that has none returns `None`.
+    fn depth_engine_calibration(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(None)
+    }
 }
 
 impl<T: CaptureSource + ?Sized> CaptureSource for &mut T {
@@ -166,6 +183,12 @@ impl<T: CaptureSource + ?Sized> CaptureSource for &mut T {
     }
     fn recorded_device(&self) -> Option<RecordedDevice> {
         (**self).recorded_device()
+    }
+    fn get_raw_depth(&mut self, timeout: Duration) -> Result<Option<RawDepthFrame>, Self::Error> {
+        (**self).get_raw_depth(timeout)
+    }
+    fn depth_engine_calibration(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
+        (**self).depth_engine_calibration()
     }
 }
 
@@ -206,6 +229,12 @@ impl CaptureSource for Device {
             calibration_json: json,
         })
     }
+    fn get_raw_depth(&mut self, timeout: Duration) -> Result<Option<RawDepthFrame>, DeviceError> {
+        Device::get_raw_depth(self, timeout)
+    }
+    fn depth_engine_calibration(&mut self) -> Result<Option<Vec<u8>>, DeviceError> {
+        Device::depth_engine_calibration(self).map(|b| Some(b.to_vec()))
+    }
 }
 
 /// Where a recording goes: a [`FileSink`] in the real recorder, anything else in tests or when
@@ -222,6 +251,13 @@ pub trait RecordingSink {
     fn write_capture(&mut self, capture: Capture) -> Result<(), Self::Error>;
     /// Writes one IMU sample.
     fn write_imu_sample(&mut self, sample: &ImuSample) -> Result<(), Self::Error>;
+    /// Writes one frame of the custom track `track` (declared in the recording's settings).
+    fn write_custom(
+        &mut self,
+        track: &str,
+        device_timestamp_usec: u64,
+        data: Vec<u8>,
+    ) -> Result<(), Self::Error>;
     /// Adds frames lost before they reached the sink, so the file counts every loss.
     fn add_dropped(&mut self, dropped: DropCounts) {
         let _ = dropped;
@@ -250,6 +286,10 @@ pub struct RecorderConfig {
     /// End the recording after this long (wall clock from the start of [`Recorder::record`],
     /// and also once the captures written span it in device time). `None`: until stopped.
     pub length: Option<Duration>,
+    /// Store the unit's raw depth frames instead of depth and IR images (no depth engine at
+    /// record time; see [`super::raw`]). The source must run its cameras without an engine
+    /// ([`DepthEngineChoice::RawOnly`](crate::device::DepthEngineChoice::RawOnly)).
+    pub raw_depth: bool,
 }
 
 impl RecorderConfig {
@@ -259,7 +299,13 @@ impl RecorderConfig {
             device_config,
             imu: true,
             length: None,
+            raw_depth: false,
         }
+    }
+
+    /// Whether raw depth frames are recorded (asked for, and depth is on).
+    pub fn records_raw_depth(&self) -> bool {
+        self.raw_depth && self.device_config.depth_mode != DepthMode::Off
     }
 }
 
@@ -331,6 +377,15 @@ pub enum RecorderError {
     /// The file header could not be written.
     #[error("writing the recording header failed")]
     Header(#[source] Cause),
+    /// The depth engine calibration a raw depth recording stores could not be read.
+    #[error("reading the depth engine calibration failed")]
+    DepthCalibration(#[source] Cause),
+    /// The unit failed while delivering raw depth frames.
+    #[error("the unit stopped delivering raw depth frames")]
+    RawDepth(#[source] Cause),
+    /// A raw depth frame could not be written.
+    #[error("writing a raw depth frame failed")]
+    WriteRawDepth(#[source] Cause),
     /// A step that needs the output ran before one was set.
     #[error("the recorder has no output (call create_file or set_sink first)")]
     NoOutput,
@@ -400,12 +455,16 @@ pub struct Recorder<S: CaptureSource = Device, K: RecordingSink = FileSink> {
     imu_started: bool,
     header_written: bool,
     progress: Progress,
+    /// The depth engine calibration stored in a raw depth recording.
+    depth_calibration: Option<Vec<u8>>,
+    raw_clock: super::raw::RawClock,
 }
 
 impl<S: CaptureSource> Recorder<S, FileSink> {
     /// Creates the recording file at `path` with the unit's facts and the recorder's writer
     /// settings (cluster delay, a queue sized from the mode's data rate).
     pub fn create_file(&mut self, path: impl AsRef<Path>) -> Result<(), RecorderError> {
+        self.load_depth_calibration()?;
         let sink = FileSink::create(path, self.recording_settings(), self.queue_limit_bytes())
             .map_err(RecorderError::Create)?;
         self.sink = Some(sink);
@@ -427,6 +486,8 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
             imu_started: false,
             header_written: false,
             progress: Progress::default(),
+            depth_calibration: None,
+            raw_clock: super::raw::RawClock::default(),
         }
     }
 
@@ -437,15 +498,44 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
 
     /// The writer settings for this recording: [`recorder_settings`] with the unit's facts
     /// (serial number, firmware versions, calibration).
+    ///
+    /// For a raw depth recording, call [`Recorder::load_depth_calibration`] (or start the
+    /// streams) first: the settings hold the depth engine calibration read from the unit.
     pub fn recording_settings(&self) -> RecordingSettings {
         let mut s = recorder_settings(&self.config.device_config, false);
         s.device = self.source.recorded_device();
+        if self.config.records_raw_depth() {
+            let block = self.depth_calibration.clone().unwrap_or_default();
+            s = super::raw::raw_depth_settings(s, &self.config.device_config, block);
+        }
         s
     }
 
-    /// The writer queue for this recording ([`writer_queue_limit_bytes`]).
+    /// Reads the depth engine calibration from the unit for a raw depth recording (nothing to
+    /// do otherwise). Idempotent.
+    pub fn load_depth_calibration(&mut self) -> Result<(), RecorderError> {
+        if self.config.records_raw_depth() && self.depth_calibration.is_none() {
+            self.depth_calibration = self
+                .source
+                .depth_engine_calibration()
+                .map_err(|e| RecorderError::DepthCalibration(Box::new(e)))?;
+        }
+        Ok(())
+    }
+
+    /// The writer queue for this recording ([`writer_queue_limit_bytes`]; for raw depth, the
+    /// same budget of the raw data rate).
     pub fn queue_limit_bytes(&self) -> usize {
-        writer_queue_limit_bytes(&self.config.device_config, self.config.imu)
+        let config = &self.config.device_config;
+        if self.config.records_raw_depth() {
+            let mut rest = config.clone();
+            rest.depth_mode = DepthMode::Off;
+            let rate = stream_bytes_per_sec(&rest, self.config.imu)
+                + super::raw::raw_depth_bytes_per_sec(config);
+            return (rate as f64 * RAW_WRITER_QUEUE_BUDGET.as_secs_f64()) as usize
+                + WRITER_QUEUE_MIN_BYTES;
+        }
+        writer_queue_limit_bytes(config, self.config.imu)
     }
 
     /// Writes to `sink` instead of a file made by [`Recorder::create_file`].
@@ -490,6 +580,7 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
                 .start_cameras(&self.config.device_config)
                 .map_err(|e| RecorderError::StartCameras(Box::new(e)))?;
             self.cameras_started = true;
+            self.load_depth_calibration()?;
         }
         if self.config.imu && !self.imu_started {
             self.source
@@ -531,17 +622,42 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
             if self.clock.now().saturating_duration_since(start) >= timeout {
                 return Ok(FirstCapture::TimedOut);
             }
-            match self.source.get_capture(FIRST_CAPTURE_POLL) {
-                Ok(Some(_)) => return Ok(FirstCapture::Arrived),
-                Ok(None) => {}
+            if self.raw_depth_only() {
+                match self.source.get_raw_depth(FIRST_CAPTURE_POLL) {
+                    Ok(Some(_)) => return Ok(FirstCapture::Arrived),
+                    Ok(None) => {}
+                    Err(e) => return Err(RecorderError::RawDepth(Box::new(e))),
+                }
+                continue;
+            }
+            let arrived = match self.source.get_capture(FIRST_CAPTURE_POLL) {
+                Ok(c) => c.is_some(),
                 Err(e) => return Err(RecorderError::Capture(Box::new(e))),
+            };
+            if self.config.records_raw_depth() {
+                // Raw frames from before the first capture are not recorded either, and
+                // leaving them queued would overflow the unit's raw queue.
+                while let Some(_) = self
+                    .source
+                    .get_raw_depth(Duration::ZERO)
+                    .map_err(|e| RecorderError::RawDepth(Box::new(e)))?
+                {}
+            }
+            if arrived {
+                return Ok(FirstCapture::Arrived);
             }
         }
         Ok(FirstCapture::Stopped)
     }
 
+    /// Raw depth with colour off: raw frames are the only captures there are.
+    fn raw_depth_only(&self) -> bool {
+        self.config.records_raw_depth()
+            && self.config.device_config.color_resolution == ColorResolution::Off
+    }
+
     /// Records until the stop flag is set or the length is reached, calling `on_capture` after
-    /// every capture written. Write errors and unit failures end the loop with an error; the
+    /// every capture written (with raw depth, every raw frame counts as a capture). Write errors and unit failures end the loop with an error; the
     /// file is still finished by [`Recorder::finish`] with what it holds.
     pub fn record(
         &mut self,
@@ -564,20 +680,72 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
         // a backlog queued while the unit started would otherwise stretch the file past it.
         let period_usec = 1_000_000 / hz;
         let mut first_device_usec: Option<u64> = None;
+        let raw = config.records_raw_depth();
+        let raw_only = raw && config.device_config.color_resolution == ColorResolution::Off;
+        let raw_clock = &mut self.raw_clock;
         loop {
-            let capture = match self.source.get_capture(capture_timeout) {
-                Ok(Some(c)) => Some(c),
-                Ok(None) => None,
-                Err(e) => return Err(RecorderError::Capture(Box::new(e))),
-            };
+            // The device time of what this round wrote, and whether it wrote anything.
+            let mut newest_usec = None;
+            let mut wrote = false;
+            if !raw_only {
+                let capture = match self.source.get_capture(capture_timeout) {
+                    Ok(c) => c,
+                    Err(e) => return Err(RecorderError::Capture(Box::new(e))),
+                };
+                if let Some(capture) = capture {
+                    if let Some(c) = &capture.color {
+                        raw_clock.observe_image(c.device_timestamp_usec, c.system_timestamp_nsec);
+                    }
+                    newest_usec = capture_device_usec(&capture);
+                    sink.write_capture(capture)
+                        .map_err(|e| RecorderError::WriteCapture(Box::new(e)))?;
+                    progress.captures += 1;
+                    wrote = true;
+                }
+            }
+            if raw {
+                let mut timeout = if raw_only {
+                    capture_timeout
+                } else {
+                    Duration::ZERO
+                };
+                loop {
+                    let frame = match self.source.get_raw_depth(timeout) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        Err(e) => return Err(RecorderError::RawDepth(Box::new(e))),
+                    };
+                    timeout = Duration::ZERO;
+                    if raw_only && config.imu && !raw_clock.knows_offset() {
+                        // Put the raw frames on the IMU's clock from the first frame on.
+                        match self.source.get_imu_sample(capture_timeout) {
+                            Ok(Some(sample)) => {
+                                raw_clock.observe_imu(
+                                    crate::device::monotonic_ns() / 1000,
+                                    sample.acc_timestamp_usec,
+                                );
+                                sink.write_imu_sample(&sample)
+                                    .map_err(|e| RecorderError::WriteImu(Box::new(e)))?;
+                                progress.imu_samples += 1;
+                            }
+                            Ok(None) => {}
+                            Err(e) => return Err(RecorderError::ImuSample(Box::new(e))),
+                        }
+                    }
+                    let t = raw_clock.device_usec(frame.system_timestamp_ns);
+                    sink.write_custom(super::raw::RAW_DEPTH_TRACK, t, frame.data)
+                        .map_err(|e| RecorderError::WriteRawDepth(Box::new(e)))?;
+                    if raw_only {
+                        progress.captures += 1;
+                        newest_usec = Some(newest_usec.map_or(t, |n: u64| n.max(t)));
+                    }
+                    wrote = true;
+                }
+            }
             let mut device_length_reached = false;
             let mut imu_failure = None;
-            if let Some(capture) = capture {
-                let t = capture_device_usec(&capture);
-                sink.write_capture(capture)
-                    .map_err(|e| RecorderError::WriteCapture(Box::new(e)))?;
-                progress.captures += 1;
-                if let (Some(l), Some(t)) = (config.length, t) {
+            if wrote {
+                if let (Some(l), Some(t)) = (config.length, newest_usec) {
                     let t0 = *first_device_usec.get_or_insert(t);
                     // Half a period of slack: timestamps are whole microseconds.
                     let span_usec = t.saturating_sub(t0) + period_usec + period_usec / 2;
@@ -592,6 +760,12 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
                                 break;
                             }
                             Ok(Some(sample)) => {
+                                if raw {
+                                    raw_clock.observe_imu(
+                                        crate::device::monotonic_ns() / 1000,
+                                        sample.acc_timestamp_usec,
+                                    );
+                                }
                                 sink.write_imu_sample(&sample)
                                     .map_err(|e| RecorderError::WriteImu(Box::new(e)))?;
                                 progress.imu_samples += 1;
@@ -639,6 +813,7 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
     pub fn finish(mut self) -> Result<Progress, RecorderError> {
         self.stop_streams();
         let lost = self.source.dropped();
+        if std::env::var_os("FREEK4A_DEBUG_DROPS").is_some() { eprintln!("source drops {lost:?}"); }
         let Some(sink) = self.sink.as_mut() else {
             return Ok(self.progress);
         };
@@ -672,7 +847,7 @@ fn capture_device_usec(capture: &Capture) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{DepthMode, Image, TrackKind};
+    use crate::types::{Image, TrackKind};
 
     /// A unit that hands out a 30 fps capture (a small depth image) and one IMU sample per
     /// call, as fast as asked; its device clock advances with every capture.

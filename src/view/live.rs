@@ -177,6 +177,15 @@ impl<S: RecordingSink> RecordingSink for PreviewSink<S> {
         Ok(())
     }
 
+    fn write_custom(
+        &mut self,
+        track: &str,
+        device_timestamp_usec: u64,
+        data: Vec<u8>,
+    ) -> Result<(), S::Error> {
+        self.inner.write_custom(track, device_timestamp_usec, data)
+    }
+
     fn flush(&mut self) -> Result<(), S::Error> {
         self.inner.flush()
     }

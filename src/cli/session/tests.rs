@@ -221,6 +221,9 @@ impl RecordingSink for FakeSink {
         self.log.borrow_mut().imu += 1;
         Ok(())
     }
+    fn write_custom(&mut self, _: &str, _: u64, _: Vec<u8>) -> Result<(), FakeError> {
+        self.op("custom")
+    }
     fn flush(&mut self) -> Result<(), FakeError> {
         self.op("flush")
     }

@@ -146,12 +146,17 @@ pub struct Attachment {
 impl Attachment {
     /// The calibration attachment as the SDK writes it.
     pub fn calibration(json: &[u8], uid: u64) -> Attachment {
+        Attachment::file(CALIBRATION_FILE_NAME, json, uid)
+    }
+
+    /// Any other attachment as `k4a_record_add_attachment` writes it.
+    pub fn file(file_name: &str, data: &[u8], uid: u64) -> Attachment {
         Attachment {
-            file_name: CALIBRATION_FILE_NAME.into(),
+            file_name: file_name.into(),
             mime_type: "application/octet-stream".into(),
             description: None,
             uid,
-            data: json.to_vec(),
+            data: data.to_vec(),
         }
     }
 }

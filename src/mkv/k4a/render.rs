@@ -5,15 +5,33 @@
 use super::{Attachment, Tag, TagTarget, TrackKind, CALIBRATION_FILE_NAME, CALIBRATION_FILE_TAG};
 use crate::mkv::ebml::*;
 use crate::mkv::ids;
-use crate::mkv::writer::RecordingSettings;
+use crate::mkv::writer::{CustomTrack, RecordingSettings};
 use crate::types::{DepthMode, ImageFormat, WiredSyncMode};
+
+/// What a track of the writer holds: one of the K4A streams, or the caller's custom track
+/// (index into `RecordingSettings::custom_tracks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TrackRole {
+    Builtin(TrackKind),
+    Custom(usize),
+}
 
 /// One track as the writer lays it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TrackPlan {
-    pub kind: TrackKind,
+    pub role: TrackRole,
     pub number: u64,
     pub uid: u64,
+}
+
+impl TrackPlan {
+    /// The K4A stream of a built-in track.
+    pub fn kind(&self) -> Option<TrackKind> {
+        match self.role {
+            TrackRole::Builtin(k) => Some(k),
+            TrackRole::Custom(_) => None,
+        }
+    }
 }
 
 /// The 40-byte EBML header the SDK writes (defaults included).
@@ -146,7 +164,15 @@ pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[TrackPlan]) -> Vec<
         let mut e = Vec::with_capacity(110);
         put_uint(&mut e, ids::TRACK_NUMBER, t.number);
         put_uint(&mut e, ids::TRACK_UID, t.uid);
-        let video = match t.kind {
+        let kind = match t.role {
+            TrackRole::Builtin(kind) => kind,
+            TrackRole::Custom(i) => {
+                custom_track_entry(&mut e, &settings.custom_tracks[i]);
+                put_master(&mut c, ids::TRACK_ENTRY, &e);
+                continue;
+            }
+        };
+        let video = match kind {
             TrackKind::Color => cfg
                 .color_resolution
                 .dimensions()
@@ -165,7 +191,7 @@ pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[TrackPlan]) -> Vec<
             Some((format, w, h)) => {
                 put_uint(&mut e, ids::TRACK_TYPE, 1);
                 put_str(&mut e, ids::CODEC_ID, "V_MS/VFW/FOURCC");
-                put_str(&mut e, ids::NAME, t.kind.track_name());
+                put_str(&mut e, ids::NAME, kind.track_name());
                 put_binary(
                     &mut e,
                     ids::CODEC_PRIVATE,
@@ -180,7 +206,7 @@ pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[TrackPlan]) -> Vec<
             None => {
                 put_uint(&mut e, ids::TRACK_TYPE, 0x11);
                 put_str(&mut e, ids::CODEC_ID, "S_K4A/IMU");
-                put_str(&mut e, ids::NAME, t.kind.track_name());
+                put_str(&mut e, ids::NAME, kind.track_name());
             }
         }
         put_master(&mut c, ids::TRACK_ENTRY, &e);
@@ -188,6 +214,29 @@ pub(crate) fn tracks(settings: &RecordingSettings, tracks: &[TrackPlan]) -> Vec<
     let mut out = Vec::with_capacity(c.len() + 8);
     put_master(&mut out, ids::TRACKS, &c);
     out
+}
+
+/// The body of a custom track's TrackEntry after its number and UID, as
+/// `k4a_record_add_custom_video_track` / `_subtitle_track` write it: a video track with a
+/// default duration and pixel size, or a subtitle track (TrackType 17).
+fn custom_track_entry(e: &mut Vec<u8>, t: &CustomTrack) {
+    put_uint(e, ids::TRACK_TYPE, if t.video.is_some() { 1 } else { 0x11 });
+    put_str(e, ids::CODEC_ID, &t.codec_id);
+    put_str(e, ids::NAME, &t.name);
+    if let Some(p) = &t.codec_private {
+        put_binary(e, ids::CODEC_PRIVATE, p);
+    }
+    if let Some(v) = &t.video {
+        put_uint(
+            e,
+            ids::DEFAULT_DURATION,
+            1_000_000_000 / u64::from(v.frame_rate.max(1)),
+        );
+        let mut px = Vec::with_capacity(10);
+        put_uint(&mut px, ids::PIXEL_WIDTH, u64::from(v.width));
+        put_uint(&mut px, ids::PIXEL_HEIGHT, u64::from(v.height));
+        put_master(e, ids::VIDEO, &px);
+    }
 }
 
 /// Attachments (size fields at least 2 bytes wide, like libmatroska).
@@ -245,7 +294,7 @@ pub(crate) fn sdk_tags(
     calibration_uid: Option<u64>,
 ) -> Vec<Tag> {
     let cfg = &settings.config;
-    let uid_of = |k: TrackKind| tracks.iter().find(|t| t.kind == k).map(|t| t.uid);
+    let uid_of = |k: TrackKind| tracks.iter().find(|t| t.kind() == Some(k)).map(|t| t.uid);
     let mut v = Vec::new();
     if let (Some(uid), Some(mode)) = (uid_of(TrackKind::Color), cfg.color_mode_name()) {
         v.push(Tag::new(
@@ -337,6 +386,12 @@ pub(crate) fn sdk_tags(
             uid.to_string(),
         ));
         v.push(Tag::new(TagTarget::Track(uid), "K4A_IMU_MODE", "ON"));
+    }
+    for t in tracks {
+        if let TrackRole::Custom(i) = t.role {
+            let name = format!("K4A_CUSTOM_TRACK_{}", settings.custom_tracks[i].name);
+            v.push(Tag::new(TagTarget::Track(t.uid), &name, t.uid.to_string()));
+        }
     }
     for (name, value) in &settings.tags {
         v.push(Tag::new(TagTarget::Global, name, value.clone()));
