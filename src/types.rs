@@ -386,6 +386,30 @@ impl fmt::Display for Version {
     }
 }
 
+/// A version that is not three dot-separated unsigned numbers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a version (major.minor.iteration): {0:?}")]
+pub struct VersionParseError(pub String);
+
+impl std::str::FromStr for Version {
+    type Err = VersionParseError;
+
+    /// Parses `major.minor.iteration`, as [`Version`] prints and recordings store it.
+    fn from_str(text: &str) -> Result<Version, VersionParseError> {
+        let mut it = text.split('.').map(|p| p.parse::<u32>().ok());
+        let mut next = || it.next().flatten().ok_or_else(|| VersionParseError(text.into()));
+        let v = Version {
+            major: next()?,
+            minor: next()?,
+            iteration: next()?,
+        };
+        match it.next() {
+            None => Ok(v),
+            Some(_) => Err(VersionParseError(text.into())),
+        }
+    }
+}
+
 /// Firmware versions of a unit (the SDK's `k4a_hardware_version_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct HardwareVersion {

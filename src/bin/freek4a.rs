@@ -1,4 +1,5 @@
-//! `freek4a`: the Azure Kinect toolbox (record, list, info, extract, repair, udev).
+//! `freek4a`: the Azure Kinect toolbox (record, list, info, extract, repair, convert-depth,
+//! view, udev).
 //!
 //! Exit codes, for every subcommand: 0 success, 1 runtime failure, 2 usage error.
 
@@ -107,6 +108,26 @@ enum Cmd {
         /// rebuilt): the unit's calibration.json from another recording or from `extract`
         #[arg(long, value_name = "FILE")]
         calibration: Option<PathBuf>,
+    },
+    /// Turn a raw depth recording (`record --raw-depth`) into depth and IR tracks with a depth
+    /// engine
+    #[command(name = "convert-depth", after_help = EXIT_CODES)]
+    ConvertDepth {
+        /// The raw depth recording
+        input: PathBuf,
+        /// Where to write the converted recording (never the input)
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+        /// Replace OUT if it exists
+        #[arg(long)]
+        force: bool,
+        /// Path of the depth engine library (default: FREEK4A_DEPTH_ENGINE, then the SDK's
+        /// search locations; recordings from emulated units use the emulated engine)
+        #[arg(long, value_name = "PATH")]
+        depth_engine: Option<PathBuf>,
+        /// Run the depth engine on OpenGL without a display (EGL), even when X works
+        #[arg(long)]
+        headless_gl: bool,
     },
     /// Show recordings (a file, or a rig directory side by side) in a browser
     #[command(after_help = EXIT_CODES)]
@@ -242,6 +263,20 @@ fn run(command: Cmd) -> Result<(), Failure> {
             };
             cli::toolbox::repair(&input, &output, &options).map_err(runtime)
         }
+        Cmd::ConvertDepth {
+            input,
+            output,
+            force,
+            depth_engine,
+            headless_gl,
+        } => cli::toolbox::convert_depth(
+            &input,
+            &output,
+            depth_engine.as_deref(),
+            headless_gl,
+            force,
+        )
+        .map_err(runtime),
         Cmd::Udev {
             action: UdevCmd::Print,
         } => {

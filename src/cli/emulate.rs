@@ -102,13 +102,7 @@ impl fmt::Display for UnitFirmware {
 }
 
 fn parse_version(text: &str) -> Option<crate::types::Version> {
-    let mut it = text.split('.').map(|p| p.parse::<u32>().ok());
-    let v = crate::types::Version {
-        major: it.next()??,
-        minor: it.next()??,
-        iteration: it.next()??,
-    };
-    it.next().is_none().then_some(v)
+    text.parse().ok()
 }
 
 fn parse_firmware(value: &str) -> Result<UnitFirmware, EmulateSpecError> {

@@ -20,7 +20,13 @@ pub fn prepare_for_recording(options: &RecorderOptions) -> Option<String> {
     if !options.headless_gl && !needs_gl(options) {
         return None;
     }
-    let choice = if options.headless_gl {
+    prepare_for_engine(options.headless_gl)
+}
+
+/// Sets up OpenGL for a depth engine about to load (EGL without a display when `headless` or
+/// when X is not usable) and returns the line to show, as for a recording.
+pub fn prepare_for_engine(headless: bool) -> Option<String> {
+    let choice = if headless {
         GlChoice::Headless
     } else {
         GlChoice::Auto
@@ -31,7 +37,7 @@ pub fn prepare_for_recording(options: &RecorderOptions) -> Option<String> {
         Err(e) => format!(
             "Depth engine OpenGL: {} and {e}; the depth engine will fail (error 204) unless \
              it finds a display",
-            if std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) && !options.headless_gl {
+            if std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) && !headless {
                 "the X display is not usable"
             } else {
                 "no X display"

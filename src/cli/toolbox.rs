@@ -45,6 +45,67 @@ pub enum ToolboxError {
     /// Extraction failed.
     #[error(transparent)]
     Extract(#[from] crate::cli::extract::ExtractError),
+    /// The depth engine could not be loaded.
+    #[error("loading the depth engine: {0}")]
+    Engine(#[source] crate::depthengine::DepthEngineError),
+    /// Depth conversion failed.
+    #[error(transparent)]
+    Convert(#[from] crate::record::ConvertError),
+}
+
+/// `freek4a convert-depth IN -o OUT`: runs a depth engine over a raw depth recording. The
+/// engine is `engine_path` (or `FREEK4A_DEPTH_ENGINE`, then the SDK's search locations); a
+/// recording from an emulated unit, whose calibration block only the emulated engine accepts,
+/// gets the emulated engine unless a path is given.
+pub fn convert_depth(
+    input: &Path,
+    output: &Path,
+    engine_path: Option<&Path>,
+    headless_gl: bool,
+    overwrite: bool,
+) -> Result<(), ToolboxError> {
+    use crate::depthengine::DepthEngine;
+    let env_path = std::env::var_os("FREEK4A_DEPTH_ENGINE").map(std::path::PathBuf::from);
+    let engine_path = engine_path.map(Path::to_path_buf).or(env_path);
+    let emulated_block = {
+        let pb = playback::Playback::open(input).map_err(|e| read_error(input, e))?;
+        pb.attachment(crate::record::raw::RAW_DEPTH_CALIBRATION_FILE)
+            .is_some_and(|a| a.data.starts_with(&crate::protocol::depth_raw::CAL_BLOCK_MAGIC))
+    };
+    let engine = match engine_path {
+        Some(p) => {
+            if let Some(line) = crate::cli::gl::prepare_for_engine(headless_gl) {
+                eprintln!("{line}");
+            }
+            DepthEngine::load(Some(&p))
+        }
+        None if emulated_block => DepthEngine::emulated(),
+        None => {
+            if let Some(line) = crate::cli::gl::prepare_for_engine(headless_gl) {
+                eprintln!("{line}");
+            }
+            DepthEngine::load(None)
+        }
+    }
+    .map_err(ToolboxError::Engine)?;
+    let options = crate::record::ConvertOptions { overwrite };
+    let started = std::time::Instant::now();
+    let s = crate::record::convert_depth(input, output, &engine, &options)?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Converted {} -> {}: {} raw frames into {} depth captures ({} dropped by the engine), \
+         {} colour images and {} IMU samples copied; {} bytes in {secs:.1} s ({:.1} frames/s)",
+        input.display(),
+        output.display(),
+        s.raw_frames,
+        s.depth_captures,
+        s.engine_drops,
+        s.color_images,
+        s.imu_samples,
+        s.bytes,
+        s.raw_frames as f64 / secs.max(1e-9),
+    );
+    Ok(())
 }
 
 /// `freek4a list` / `k4arecorder --list`: every unit, opened in turn for its serial number and

@@ -1104,7 +1104,8 @@ fn pairing_disabled_by_env() -> bool {
     std::env::var("K4A_DISABLE_SYNCHRONIZATION").is_ok_and(|v| !v.is_empty() && !v.starts_with('0'))
 }
 
-fn depth_camera(
+/// The depth camera's calibration in the form the depth engine is created with.
+pub(crate) fn depth_camera(
     c: &crate::protocol::calibration::CameraCalibration,
 ) -> depthengine::CameraCalibration {
     depthengine::CameraCalibration {

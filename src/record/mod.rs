@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
+mod convert;
 mod file;
 pub mod raw;
 mod recorder;
@@ -30,6 +31,7 @@ use crate::mkv::writer::{FileSummary, K4aWriter, PreparedCapture, RecordingSetti
 pub use crate::types::DropCounts;
 use crate::types::TrackKind;
 use crate::types::{Capture, ImuSample};
+pub use convert::{convert_depth, ConvertError, ConvertOptions, ConvertSummary};
 pub use file::{FileSink, RecordingFile, SinkError, TEST_WRITE_DELAY_ENV};
 pub use recorder::{
     recorder_settings, stream_bytes_per_sec, writer_queue_limit_bytes, CaptureSource, Clock,

@@ -813,7 +813,6 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
     pub fn finish(mut self) -> Result<Progress, RecorderError> {
         self.stop_streams();
         let lost = self.source.dropped();
-        if std::env::var_os("FREEK4A_DEBUG_DROPS").is_some() { eprintln!("source drops {lost:?}"); }
         let Some(sink) = self.sink.as_mut() else {
             return Ok(self.progress);
         };
