@@ -397,7 +397,11 @@ impl std::str::FromStr for Version {
     /// Parses `major.minor.iteration`, as [`Version`] prints and recordings store it.
     fn from_str(text: &str) -> Result<Version, VersionParseError> {
         let mut it = text.split('.').map(|p| p.parse::<u32>().ok());
-        let mut next = || it.next().flatten().ok_or_else(|| VersionParseError(text.into()));
+        let mut next = || {
+            it.next()
+                .flatten()
+                .ok_or_else(|| VersionParseError(text.into()))
+        };
         let v = Version {
             major: next()?,
             minor: next()?,

@@ -15,6 +15,7 @@ mod libk4a_client;
 mod mkv_writer;
 mod playback;
 mod protocol;
+mod raw_depth;
 mod recorder;
 mod rig;
 mod usb_rules;

@@ -69,8 +69,19 @@ pub fn convert_depth(
     let engine_path = engine_path.map(Path::to_path_buf).or(env_path);
     let emulated_block = {
         let pb = playback::Playback::open(input).map_err(|e| read_error(input, e))?;
+        // Said before any engine is looked for.
+        if !pb
+            .tracks()
+            .iter()
+            .any(|t| t.name == crate::record::raw::RAW_DEPTH_TRACK)
+        {
+            return Err(crate::record::ConvertError::NotRaw(input.to_path_buf()).into());
+        }
         pb.attachment(crate::record::raw::RAW_DEPTH_CALIBRATION_FILE)
-            .is_some_and(|a| a.data.starts_with(&crate::protocol::depth_raw::CAL_BLOCK_MAGIC))
+            .is_some_and(|a| {
+                a.data
+                    .starts_with(&crate::protocol::depth_raw::CAL_BLOCK_MAGIC)
+            })
     };
     let engine = match engine_path {
         Some(p) => {

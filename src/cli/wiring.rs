@@ -172,7 +172,9 @@ impl CaptureSource for DeviceSource {
     }
 
     fn depth_engine_calibration(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
-        Ok(Some(self.open_device()?.depth_engine_calibration()?.to_vec()))
+        Ok(Some(
+            self.open_device()?.depth_engine_calibration()?.to_vec(),
+        ))
     }
 }
 

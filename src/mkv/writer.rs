@@ -746,7 +746,11 @@ impl<W: Write + Seek> K4aWriter<W> {
                 dropped[TrackKind::Imu],
             ),
         ] {
-            let carried = self.settings.custom_tracks.iter().any(|t| t.carries.contains(&kind));
+            let carried = self
+                .settings
+                .custom_tracks
+                .iter()
+                .any(|t| t.carries.contains(&kind));
             if self.track_of(kind).is_some() || carried {
                 v.push(Tag::global(name, n.to_string()));
             }

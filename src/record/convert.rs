@@ -128,7 +128,11 @@ pub fn convert_depth(
     let cal_block = pb
         .attachment(RAW_DEPTH_CALIBRATION_FILE)
         .map(|a| a.data.clone())
-        .ok_or_else(|| malformed(format!("the attachment {RAW_DEPTH_CALIBRATION_FILE} is missing")))?;
+        .ok_or_else(|| {
+            malformed(format!(
+                "the attachment {RAW_DEPTH_CALIBRATION_FILE} is missing"
+            ))
+        })?;
     let calibration_json = pb.calibration().map(<[u8]>::to_vec);
     let camera = match &calibration_json {
         Some(json) => Some(crate::device::depth_camera(
@@ -217,7 +221,9 @@ fn output_settings<R: std::io::Read + std::io::Seek>(
 ) -> RecordingSettings {
     let c = pb.config();
     let config = DeviceConfig {
-        color_format: c.color_format.unwrap_or(DeviceConfig::default().color_format),
+        color_format: c
+            .color_format
+            .unwrap_or(DeviceConfig::default().color_format),
         color_resolution: c.color_resolution,
         depth_mode: mode,
         camera_fps: fps,
@@ -277,7 +283,9 @@ fn parse_rfc3339_usec(text: &str) -> Option<SystemTime> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let usec = ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000 + us).try_into().ok()?;
+    let usec = ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000 + us)
+        .try_into()
+        .ok()?;
     Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(usec))
 }
 

@@ -524,9 +524,7 @@ fn run<W: Write + Seek>(
                         }
                     }
                 }
-                shared
-                    .queued_bytes
-                    .fetch_sub(d.bytes, Ordering::AcqRel);
+                shared.queued_bytes.fetch_sub(d.bytes, Ordering::AcqRel);
             }
             Prepared::Imu(s) => {
                 if failure.is_some() {

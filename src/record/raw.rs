@@ -39,11 +39,14 @@ pub const RAW_DEPTH_DELAY_TAG: &str = "FREEK4A_RAW_DEPTH_DELAY_NS";
 
 /// The streams the raw track stands for in a recording of `mode`.
 pub fn carried_streams(mode: DepthMode) -> Vec<TrackKind> {
-    [(mode.has_depth(), TrackKind::Depth), (mode.has_ir(), TrackKind::Ir)]
-        .into_iter()
-        .filter(|x| x.0)
-        .map(|x| x.1)
-        .collect()
+    [
+        (mode.has_depth(), TrackKind::Depth),
+        (mode.has_ir(), TrackKind::Ir),
+    ]
+    .into_iter()
+    .filter(|x| x.0)
+    .map(|x| x.1)
+    .collect()
 }
 
 /// Turns the writer settings of a direct recording of `config` into those of a raw one: depth
@@ -80,10 +83,9 @@ pub fn raw_depth_settings(
     settings
         .tags
         .push((RAW_DEPTH_MODE_TAG.into(), mode.name().into()));
-    settings.tags.push((
-        RAW_DEPTH_FPS_TAG.into(),
-        config.camera_fps.hz().to_string(),
-    ));
+    settings
+        .tags
+        .push((RAW_DEPTH_FPS_TAG.into(), config.camera_fps.hz().to_string()));
     settings.tags.push((
         RAW_DEPTH_DELAY_TAG.into(),
         (i64::from(config.depth_delay_off_color_usec) * 1000).to_string(),
@@ -129,10 +131,12 @@ impl RawClock {
     /// The estimated device time of a frame received at host `system_nsec`.
     pub fn device_usec(&mut self, system_nsec: u64) -> u64 {
         let host_usec = i128::from(system_nsec / 1000);
-        let offset = *self.host_minus_device_usec.get_or_insert_with(|| match self.imu {
-            Some((h, d)) => i128::from(h) - i128::from(d),
-            None => host_usec,
-        });
+        let offset = *self
+            .host_minus_device_usec
+            .get_or_insert_with(|| match self.imu {
+                Some((h, d)) => i128::from(h) - i128::from(d),
+                None => host_usec,
+            });
         (host_usec - offset).max(0) as u64
     }
 }
@@ -159,7 +163,10 @@ mod tests {
         assert_eq!(s.config.depth_mode, DepthMode::Off);
         assert_eq!(s.config.color_resolution, ColorResolution::R720p);
         let t = &s.custom_tracks[0];
-        assert_eq!((t.name.as_str(), t.codec_id.as_str()), ("DEPTH_RAW", "V_FREEK4A/DEPTH_RAW"));
+        assert_eq!(
+            (t.name.as_str(), t.codec_id.as_str()),
+            ("DEPTH_RAW", "V_FREEK4A/DEPTH_RAW")
+        );
         assert_eq!(
             t.video,
             Some(CustomVideo {
@@ -173,7 +180,10 @@ mod tests {
         assert_eq!(
             s.tags,
             [
-                ("FREEK4A_RAW_DEPTH_MODE".to_string(), "WFOV_UNBINNED".to_string()),
+                (
+                    "FREEK4A_RAW_DEPTH_MODE".to_string(),
+                    "WFOV_UNBINNED".to_string()
+                ),
                 ("FREEK4A_RAW_DEPTH_FPS".into(), "15".into()),
                 ("FREEK4A_RAW_DEPTH_DELAY_NS".into(), "-120000".into()),
             ]

@@ -12,7 +12,8 @@ Exit status 0 when the SDK opened FILE, 1 when it refused it ("opened": false, "
   calibration {present, sdk_size (includes the SDK's terminating NUL), size, sha256 (without the NUL)},
   captures, capture_end_result (2 = EOF, 1 = failure),
   images.<color|depth|ir> {count, first_usec, last_usec, monotonic, timestamps_usec (only when count <= list
-  limit), width, height, stride, format, size, sizes_constant, first_sha256, all_sha256},
+  limit), sha256s (each image's SHA-256, in the same order and under the same limit), width, height, stride,
+  format, size, sizes_constant, first_sha256, all_sha256},
   first_pixels.<depth|ir> {count, nonzero, min, max, at: {"X,Y": value}} (16-bit values as the SDK returns them),
   imu {count, monotonic, first, last, samples (when count <= list limit), sha256 over the samples packed as the
   file's 40-byte records: u64 acc ns, 3 f32 acc, u64 gyro ns, 3 f32 gyro, little-endian}.
@@ -69,6 +70,7 @@ class TrackStats:
     def __init__(self):
         self.count = 0
         self.timestamps = []
+        self.shas = []
         self.first = self.last = None
         self.monotonic = True
         self.shape = None
@@ -89,6 +91,8 @@ class TrackStats:
         self.sizes.add(size)
         data = C.string_at(lib.k4a.k4a_image_get_buffer(img), size) if size else b""
         self.all_sha.update(data)
+        if keep_list:
+            self.shas.append(hashlib.sha256(data).hexdigest())
         if self.count == 0:
             self.shape = {
                 "width": lib.k4a.k4a_image_get_width_pixels(img),
@@ -105,6 +109,7 @@ class TrackStats:
         out = {"count": self.count, "first_usec": self.first, "last_usec": self.last, "monotonic": self.monotonic}
         if keep_list:
             out["timestamps_usec"] = self.timestamps
+            out["sha256s"] = self.shas
         if self.shape:
             out.update(self.shape)
             out["sizes_constant"] = len(self.sizes) == 1
