@@ -637,10 +637,11 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
             if self.config.records_raw_depth() {
                 // Raw frames from before the first capture are not recorded either, and
                 // leaving them queued would overflow the unit's raw queue.
-                while let Some(_) = self
+                while self
                     .source
                     .get_raw_depth(Duration::ZERO)
                     .map_err(|e| RecorderError::RawDepth(Box::new(e)))?
+                    .is_some()
                 {}
             }
             if arrived {
