@@ -42,6 +42,8 @@ const OUR_HELP: &str = concat!(
     "  --no-progress           Do not show the live progress line (shown only on a terminal)\n",
     "  --headless-gl           Run the depth engine on OpenGL without a display (EGL), even when X works\n",
     "                            (used by itself when there is no usable X display)\n",
+    "  --raw-depth             Record the raw depth frames without a depth engine; convert them\n",
+    "                            later with 'freek4a convert-depth IN -o OUT'\n",
     "  --version               Print the version and exit\n",
     "  --preview[=ADDR:PORT]   Serve a live view of the recording to a browser (default 127.0.0.1, free port)\n",
 );
