@@ -269,6 +269,9 @@ pub enum RigError {
     /// A k4arecorder option that a rig decides itself.
     #[error("{0} cannot be used with --devices: the rig takes every unit named there, and roles and delays come from the sync cables (--master, --sync-delays)")]
     SingleUnitOption(String),
+    /// `--raw-depth` with `--devices`.
+    #[error("--raw-depth records one unit at a time: a rig's files are trimmed to common sync pulses by the depth engine's timestamps, which raw frames do not have yet")]
+    RawDepth,
     /// A colour control value.
     #[error(transparent)]
     Color(#[from] ColorSettingError),
@@ -993,6 +996,9 @@ fn write_rig_json(path: &Path, value: &serde_json::Value) -> Result<(), RigError
 pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigError> {
     if let Some(o) = rig.single_unit_options.first() {
         return Err(RigError::SingleUnitOption(o.clone()));
+    }
+    if options.raw_depth {
+        return Err(RigError::RawDepth);
     }
     let selection = rig.devices.clone().unwrap_or(DeviceSelection::All);
     let (make_backend, emulated) = rig_backend(options.emulate.as_ref());
