@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use crate::util::{bin_path, mkvmerge_identify, Oracle, TempDir};
 
-/// Records `args` with `k4arecorder --emulate=seed=11` (real time, so the raw frames' block
-/// times follow the unit's clock as they would on hardware) into `out`.
+/// Records `args` for 4 s with `k4arecorder --emulate=seed=11` into `out`: in real time, so the
+/// raw frames' block times follow the unit's clock as they would on hardware, and at 5 fps, so
+/// the raw data rate (27 MB/s in NFOV) stays within what a shared test machine's disk takes.
 fn record(out: &Path, args: &[&str]) {
     let o = Command::new(bin_path("k4arecorder"))
-        .args(["--emulate=seed=11", "--no-progress", "-l", "2"])
+        .args(["--emulate=seed=11", "--no-progress", "-l", "4", "-r", "5"])
         .args(args)
         .arg(out)
         .env_remove("FREEK4A_EMULATE")
@@ -60,13 +61,13 @@ fn check_mode(o: &Oracle, dir: &TempDir, depth_mode: &str, color: &str) {
     assert_eq!(r["images"]["ir"]["count"], 0, "{label}");
     assert_eq!(r["config"]["imu_track_enabled"], true, "{label}");
     assert!(
-        r["imu"]["count"].as_u64().unwrap() > 2000,
+        r["imu"]["count"].as_u64().unwrap() > 4000,
         "{label}: {}",
         r["imu"]
     );
     if color != "OFF" {
         assert!(
-            r["images"]["color"]["count"].as_u64().unwrap() >= 55,
+            r["images"]["color"]["count"].as_u64().unwrap() >= 18,
             "{label}"
         );
     }
@@ -110,14 +111,22 @@ fn check_mode(o: &Oracle, dir: &TempDir, depth_mode: &str, color: &str) {
     let d = o.playback(&direct);
     let c = o.playback(&converted);
     assert_eq!(c["opened"], true, "{label}: {c}");
-    assert_eq!(c["config"], d["config"], "{label}: configuration");
+    // The same configuration; the start offset is each file's first data.
+    let config = |v: &Value| {
+        let mut c = v["config"].clone();
+        c.as_object_mut()
+            .unwrap()
+            .remove("start_timestamp_offset_usec");
+        c
+    };
+    assert_eq!(config(&c), config(&d), "{label}: configuration");
     assert_eq!(c["calibration"], d["calibration"], "{label}: calibration");
     for stream in ["depth", "ir"] {
         let (dm, cm) = (images(&d, stream), images(&c, stream));
         let common: Vec<u64> = cm.keys().filter(|t| dm.contains_key(t)).copied().collect();
-        // Both files cover about 2 s at 30 fps; they start at slightly different frames.
+        // Both files cover about 4 s at 5 fps; they start at slightly different frames.
         assert!(
-            common.len() >= 50,
+            common.len() >= 16,
             "{label} {stream}: only {} of {} converted images share a timestamp with the direct \
              recording's {}",
             common.len(),

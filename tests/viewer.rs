@@ -580,10 +580,19 @@ fn page_shows_pattern_depth_ir_seek_imu_and_info() {
         pb.tag("K4A_DEVICE_SERIAL_NUMBER").expect("serial"),
         pb.tag("FREEK4A_HOST_START_TIME").expect("host start"),
         "Dropped (file tags)",
-        "color 0, depth 0, ir 0, imu 0",
     ] {
         assert!(s.dom.contains(text), "info panel lacks {text:?}");
     }
+    // The file's own drop counts (a loaded machine may drop a few frames of a real-time run).
+    let dropped = |name: &str| pb.tag(name).expect("drop tag").to_owned();
+    let drops = format!(
+        "color {}, depth {}, ir {}, imu {}",
+        dropped("FREEK4A_DROPPED_COLOR"),
+        dropped("FREEK4A_DROPPED_DEPTH"),
+        dropped("FREEK4A_DROPPED_IR"),
+        dropped("FREEK4A_DROPPED_IMU")
+    );
+    assert!(s.dom.contains(&drops), "info panel lacks {drops:?}");
 }
 
 #[test]
@@ -777,42 +786,30 @@ fn live_preview_shows_frames_and_costs_the_file_nothing() {
         heavy_run(&base, None);
         let (v, stderr) = heavy_run(&live, Some(&browser)).expect("a page");
 
-        let shown: u64 = v
-            .body_attr("data-frames-shown")
-            .expect("frames shown")
-            .parse()
-            .expect("n");
-        let first: u64 = v
-            .body_attr("data-first-usec")
-            .expect("first")
-            .parse()
-            .expect("n");
-        let last: u64 = v
-            .attr("unit-0", "data-device-usec")
-            .expect("last")
-            .parse()
-            .expect("n");
-        assert!(shown >= 5, "only {shown} preview frames shown");
-        assert!(
-            last > first,
-            "preview frames did not advance ({first} → {last})"
-        );
-        assert!(stderr.contains("captures shown to browsers"), "{stderr}");
-        assert!(v.dom.contains("Preview frames"), "live counters missing");
+        // A page that shows no frame within the browser's time budget (a loaded machine) is a
+        // failed attempt like a run that drops, not the end of the test.
+        let attr = |v: Option<String>| v.and_then(|a| a.parse::<u64>().ok());
+        let shown = attr(v.body_attr("data-frames-shown")).unwrap_or(0);
+        let first = attr(v.body_attr("data-first-usec"));
+        let last = attr(v.attr("unit-0", "data-device-usec"));
+        let page_ok = shown >= 5
+            && matches!((first, last), (Some(f), Some(l)) if l > f)
+            && stderr.contains("captures shown to browsers")
+            && v.dom.contains("Preview frames");
 
         let (with, without) = (drops(&live), drops(&base));
         let (cw, cb) = (count(&live), count(&base));
         eprintln!(
-            "attempt {attempt}: {shown} preview frames; drops with a browser {with:?} ({cw} captures), without {without:?} ({cb} captures)"
+            "attempt {attempt}: {shown} preview frames ({first:?} → {last:?} µs); drops with a browser {with:?} ({cw} captures), without {without:?} ({cb} captures)"
         );
-        let ok = zero(&with) && cw + 2 >= cb && cw >= 6 * 15 - 2;
-        tried.push((with, without, cw, cb));
+        let ok = page_ok && zero(&with) && cw + 2 >= cb && cw >= 6 * 15 - 2;
+        tried.push((shown, with, without, cw, cb));
         if ok {
             return;
         }
     }
     panic!(
-        "every run with a browser lost frames (with, without, captures with, without): {tried:?}"
+        "no run with a browser showed frames without losing any (frames shown, drops with, without, captures with, without): {tried:?}"
     );
 }
 
