@@ -855,7 +855,7 @@ impl<W: Write + Seek> K4aWriter<W> {
             let track = self.check_image(kind, &img)?;
             let ts_ns = img.device_timestamp_usec.saturating_mul(1000);
             self.check_time(kind, ts_ns)?;
-            queued.push((track, ts_ns, Payload::Image(img.data, crc)));
+            queued.push((track, ts_ns, Payload::Image(img.data.into_vec(), crc)));
         }
         for (track, ts_ns, payload) in queued {
             self.enqueue(track, ts_ns, payload);
