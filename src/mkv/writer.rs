@@ -993,7 +993,7 @@ impl<W: Write + Seek> K4aWriter<W> {
     }
 
     /// Writes one cluster of items: blocks planned, headers and CRC rendered, the whole cluster
-    /// sent in one vectored write, then counted and offered as a cue point.
+    /// sent through the stage, then counted and offered as a cue point.
     fn write_cluster(&mut self, mut items: Vec<Item>) -> Result<(), WriteError> {
         if items.is_empty() {
             return Ok(());
