@@ -432,7 +432,7 @@ pub struct HardwareVersion {
 }
 
 /// One image with its timestamps. Pixel data is owned; 16-bit formats are little-endian.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Image {
     /// Pixel format.
     pub format: ImageFormat,
@@ -448,8 +448,8 @@ pub struct Image {
     pub system_timestamp_nsec: u64,
     /// Exposure time in microseconds (colour only; 0 when unknown).
     pub exposure_usec: u64,
-    /// The bytes.
-    pub data: Vec<u8>,
+    /// The bytes (a `Vec<u8>` through `Deref`; [`ImageData::into_vec`] takes it out).
+    pub data: ImageData,
 }
 
 impl Image {
@@ -472,8 +472,14 @@ impl Image {
             device_timestamp_usec,
             system_timestamp_nsec: 0,
             exposure_usec: 0,
-            data,
+            data: ImageData::from(data),
         }
+    }
+
+    /// The same image with other bytes (pooled storage, see [`ImageData`]).
+    pub(crate) fn with_data(mut self, data: ImageData) -> Image {
+        self.data = data;
+        self
     }
 
     /// The same image with the host's reception time.
@@ -486,6 +492,171 @@ impl Image {
     pub fn with_exposure_usec(mut self, exposure_usec: u64) -> Image {
         self.exposure_usec = exposure_usec;
         self
+    }
+}
+
+// `ImageData` has no `Clone` of its own, so `image.data.clone()` is the `Vec<u8>` it always was;
+// a cloned image's bytes are plain memory, outside the original's pool.
+impl Clone for Image {
+    fn clone(&self) -> Image {
+        Image {
+            data: ImageData::from(self.data.bytes.clone()),
+            ..*self
+        }
+    }
+}
+
+/// An image's bytes: a `Vec<u8>` (reached through `Deref`/`DerefMut`) that, when it came from
+/// a reader's buffer pool, goes back to that pool when dropped, so a program that drops each
+/// capture before reading the next reuses the same memory instead of asking the allocator (and
+/// through it the kernel) for fresh pages every frame.
+#[derive(Default)]
+pub struct ImageData {
+    bytes: Vec<u8>,
+    /// The pool the storage returns to (gone once the pool's owner is dropped).
+    home: Option<std::sync::Weak<PoolShelf>>,
+}
+
+impl ImageData {
+    /// Takes the bytes out; the storage then no longer returns to any pool.
+    pub fn into_vec(mut self) -> Vec<u8> {
+        self.home = None;
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+impl From<Vec<u8>> for ImageData {
+    fn from(bytes: Vec<u8>) -> ImageData {
+        ImageData { bytes, home: None }
+    }
+}
+
+impl From<ImageData> for Vec<u8> {
+    fn from(d: ImageData) -> Vec<u8> {
+        d.into_vec()
+    }
+}
+
+impl std::ops::Deref for ImageData {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for ImageData {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+impl AsRef<[u8]> for ImageData {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl PartialEq<Vec<u8>> for ImageData {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.bytes == *other
+    }
+}
+
+impl PartialEq<ImageData> for Vec<u8> {
+    fn eq(&self, other: &ImageData) -> bool {
+        *self == other.bytes
+    }
+}
+
+impl PartialEq<[u8]> for ImageData {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.bytes == other
+    }
+}
+
+impl PartialEq for ImageData {
+    fn eq(&self, other: &ImageData) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for ImageData {}
+
+impl fmt::Debug for ImageData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.bytes.fmt(f)
+    }
+}
+
+impl Drop for ImageData {
+    fn drop(&mut self) {
+        if let Some(shelf) = self.home.take().and_then(|h| h.upgrade()) {
+            shelf.put(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// The spare buffers of a [`BufferPool`], shared with the images it handed out.
+#[derive(Debug)]
+pub(crate) struct PoolShelf {
+    buffers: std::sync::Mutex<Vec<Vec<u8>>>,
+    max_buffers: usize,
+    max_bytes: usize,
+}
+
+impl PoolShelf {
+    fn put(&self, mut bytes: Vec<u8>) {
+        if bytes.capacity() == 0 {
+            return;
+        }
+        let Ok(mut shelf) = self.buffers.lock() else {
+            return;
+        };
+        let held: usize = shelf.iter().map(Vec::capacity).sum();
+        if shelf.len() < self.max_buffers && held + bytes.capacity() <= self.max_bytes {
+            bytes.clear();
+            shelf.push(bytes);
+        }
+    }
+}
+
+/// Recycled image buffers: [`BufferPool::take`] hands out storage that dropped
+/// [`ImageData`]s gave back. Holds at most `max_buffers` buffers and `max_bytes` bytes; dropping
+/// the pool frees them (images still alive then free their own storage as usual).
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    shelf: std::sync::Arc<PoolShelf>,
+}
+
+impl BufferPool {
+    /// An empty pool keeping at most `max_buffers` spare buffers of `max_bytes` in all.
+    pub(crate) fn new(max_buffers: usize, max_bytes: usize) -> BufferPool {
+        BufferPool {
+            shelf: std::sync::Arc::new(PoolShelf {
+                buffers: std::sync::Mutex::new(Vec::new()),
+                max_buffers,
+                max_bytes,
+            }),
+        }
+    }
+
+    /// An empty buffer that returns here when dropped, with room for `len_bytes` if a spare one
+    /// had it (the smallest such), else the largest spare one or a new one.
+    pub(crate) fn take(&self, len_bytes: usize) -> ImageData {
+        let spare = self.shelf.buffers.lock().ok().and_then(|mut shelf| {
+            let fit = shelf
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.capacity() >= len_bytes)
+                .min_by_key(|(_, b)| b.capacity())
+                .or_else(|| shelf.iter().enumerate().max_by_key(|(_, b)| b.capacity()))
+                .map(|(i, _)| i)?;
+            Some(shelf.swap_remove(fit))
+        });
+        ImageData {
+            bytes: spare.unwrap_or_default(),
+            home: Some(std::sync::Arc::downgrade(&self.shelf)),
+        }
     }
 }
 
@@ -602,6 +773,59 @@ impl<T> std::ops::IndexMut<Stream> for PerStream<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_pooled_image_data_returns_its_storage() {
+        let pool = BufferPool::new(2, 1 << 20);
+        let mut a = pool.take(1000);
+        a.extend_from_slice(&[1; 1000]);
+        let ptr = a.as_ptr();
+        drop(a);
+        // The smallest spare buffer with room is the one just dropped, emptied.
+        let b = pool.take(900);
+        assert!(b.is_empty());
+        assert_eq!((b.as_ptr(), b.capacity() >= 1000), (ptr, true));
+        // Taken out with into_vec, the storage is the caller's and does not come back.
+        let v = b.into_vec();
+        assert_eq!(v.as_ptr(), ptr);
+        assert_eq!(pool.take(10).capacity(), 0);
+    }
+
+    #[test]
+    fn pool_keeps_at_most_its_limits() {
+        let pool = BufferPool::new(2, 3000);
+        let imgs = [1000, 1000, 1000].map(|n| fill_from(&pool, n));
+        drop(imgs); // the third would be a third buffer
+        assert_eq!(pool.shelf.buffers.lock().unwrap().len(), 2);
+        let pool = BufferPool::new(4, 3000);
+        let (big, small) = (fill_from(&pool, 2500), fill_from(&pool, 1000));
+        drop(big);
+        drop(small); // 2500 + 1000 > 3000 bytes
+        assert_eq!(pool.shelf.buffers.lock().unwrap().len(), 1);
+        // An image outliving its pool frees its own storage.
+        let orphan = fill_from(&pool, 100);
+        drop(pool);
+        assert_eq!(orphan.len(), 100);
+    }
+
+    fn fill_from(pool: &BufferPool, n: usize) -> ImageData {
+        let mut d = pool.take(n);
+        d.resize(n, 7);
+        d
+    }
+
+    #[test]
+    fn image_data_reads_and_compares_as_bytes() {
+        let img = Image::new(ImageFormat::Depth16, 1, 1, 5, vec![1, 2]);
+        let copy = img.clone();
+        assert_eq!(copy, img);
+        assert_eq!(img.data, vec![1, 2]);
+        assert_eq!(vec![1, 2], img.data);
+        assert_eq!(&img.data[..], &[1, 2]);
+        let v: Vec<u8> = img.data.clone();
+        assert_eq!(v, [1, 2]);
+        assert_eq!(format!("{:?}", img.data), "[1, 2]");
+    }
 
     #[test]
     fn color_mode_names() {

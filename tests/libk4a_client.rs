@@ -183,7 +183,11 @@ fn our_color_frames(
             .unwrap()
             .expect("a capture within 5 s");
         if let Some(img) = c.color {
-            out.push((img.device_timestamp_usec, img.data, img.exposure_usec));
+            out.push((
+                img.device_timestamp_usec,
+                img.data.into_vec(),
+                img.exposure_usec,
+            ));
         }
     }
     d.stop_cameras().unwrap();

@@ -302,7 +302,7 @@ impl Case {
                 Event::Capture(mut c) => {
                     if let (Some(j), Some(col)) = (jpeg, c.color.as_mut()) {
                         if col.format == ImageFormat::Mjpg {
-                            col.data = j.to_vec();
+                            col.data = j.to_vec().into();
                         }
                     }
                     w.write_capture_owned(c).expect("write capture")

@@ -843,6 +843,16 @@ for _ in sys.stdin:
                 .unwrap();
             (n, it.next().unwrap().parse::<f64>().unwrap())
         };
+        // Minor page faults of this thread so far: fresh pages the kernel had to supply.
+        let minor_faults = || -> u64 {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after_name
+                .split_whitespace()
+                .nth(7)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
         let ours_pass = |reuse: bool| {
             let t0 = std::time::Instant::now();
             let mut pb = Playback::open(&path).unwrap();
@@ -867,15 +877,18 @@ for _ in sys.stdin:
             .unwrap_or(9);
         let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         let load_before = load();
-        // Times per side: Microsoft, next_capture, next_capture_reusing.
+        // Times per side: Microsoft, next_capture, next_capture_reusing; our sides' page faults.
         let mut secs: [Vec<f64>; 3] = Default::default();
+        let mut faults: [Vec<u64>; 3] = Default::default();
         let (ms_n, _) = ms_pass(); // warm-up: page cache, libraries
         for _ in 0..rounds {
             let (n, t) = ms_pass();
             assert_eq!(n, ms_n);
             secs[0].push(t);
             for (side, reuse) in [(1, false), (2, true)] {
+                let f0 = minor_faults();
                 let (n, t) = ours_pass(reuse);
+                faults[side].push(minor_faults() - f0);
                 assert_eq!(n, ms_n, "both readers yield the same captures");
                 secs[side].push(t);
             }
@@ -884,6 +897,9 @@ for _ in sys.stdin:
         ms.wait().unwrap();
         for s in &mut secs {
             s.sort_by(f64::total_cmp);
+        }
+        for f in &mut faults {
+            f.sort();
         }
         let best = |s: &[f64]| s[0];
         let median = |s: &[f64]| s[s.len() / 2];
@@ -900,9 +916,13 @@ for _ in sys.stdin:
             (2, "freek4a next_capture_reusing"),
         ] {
             let (b, m) = (best(&secs[side]), median(&secs[side]));
+            let faulted = match faults[side].as_slice() {
+                [] => String::new(),
+                f => format!("; minor page faults per pass: median {}", f[f.len() / 2]),
+            };
             println!(
                 "{name}: best {b:.4} s = {:.0} captures/s, median {m:.4} s = {:.0} captures/s; \
-                 ratio to Microsoft: best {:.2}, median {:.2}",
+                 ratio to Microsoft: best {:.2}, median {:.2}{faulted}",
                 ms_n as f64 / b,
                 ms_n as f64 / m,
                 best(&secs[0]) / b,

@@ -24,7 +24,8 @@ use serde::Serialize;
 
 use crate::mkv::read::{ElementReader, Error as EbmlError};
 use crate::types::{
-    Capture, ColorResolution, DepthMode, Fps, Image, ImageFormat, ImuSample, WiredSyncMode,
+    BufferPool, Capture, ColorResolution, DepthMode, Fps, Image, ImageData, ImageFormat, ImuSample,
+    WiredSyncMode,
 };
 
 use crate::mkv::k4a::scan::{assign_tracks, scan, Layout, ScanError};
@@ -173,6 +174,11 @@ struct ImuCursor {
 
 const CACHE_CLUSTERS: usize = 8;
 
+/// Spare image buffers kept for the next captures: two captures' worth of colour, depth and IR
+/// (so a program holding one capture while reading the next still reuses), at most 64 MiB.
+const POOL_BUFFERS: usize = 6;
+const POOL_MAX_BYTES: usize = 64 << 20;
+
 /// The blocks making up one capture: (stream 0 colour / 1 depth / 2 IR, where, block).
 type Picked = Vec<(usize, Pos, Block)>;
 
@@ -193,6 +199,9 @@ pub struct Playback<R> {
     data_cursors: Vec<(u64, ImuCursor)>,
     length_usec: Option<u64>,
     diagnostics: Vec<Diagnostic>,
+    /// Storage of dropped images, reused for new ones: without it every capture would take
+    /// fresh pages from the kernel (the allocator returns freed image-sized blocks to it).
+    pool: BufferPool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -291,6 +300,7 @@ impl<R: Read + Seek> Playback<R> {
             data_cursors: Vec::new(),
             length_usec: None,
             diagnostics,
+            pool: BufferPool::new(POOL_BUFFERS, POOL_MAX_BYTES),
         };
         pb.build_config();
         match pb.calibration() {
@@ -759,11 +769,12 @@ impl<R: Read + Seek> Playback<R> {
         kind: usize,
         pos: Pos,
         b: &Block,
-        mut data: Vec<u8>,
+        mut data: ImageData,
     ) -> Result<Image, Error> {
         let v = self.video[kind].expect("only enabled tracks have cursors");
+        let data_vec: &mut Vec<u8> = &mut data;
         match b.frames.first() {
-            None => data.clear(),
+            None => data_vec.clear(),
             // Large frames go from the file straight into the image: one copy. (Their length
             // was checked against the cluster, hence the file, when the cluster was indexed.)
             Some(f) if f.in_file => self.reader.read_into(
@@ -771,19 +782,19 @@ impl<R: Read + Seek> Playback<R> {
                 u64::from(f.len),
                 "SimpleBlock",
                 f.start,
-                &mut data,
+                data_vec,
             )?,
             Some(f) => {
-                data.clear();
-                data.extend_from_slice(self.load(pos.cluster)?.frame(*f));
+                data_vec.clear();
+                data_vec.extend_from_slice(self.load(pos.cluster)?.frame(*f));
             }
         }
         if v.swap16 {
-            swap_bytes16(&mut data);
+            swap_bytes16(data_vec);
         }
         let dev_ns = i128::from(self.block_ns(b)) + i128::from(self.start_offset_ns);
         let device_usec = u64::try_from(dev_ns.max(0) / 1000).unwrap_or(u64::MAX);
-        Ok(Image::new(v.format, v.width, v.height, device_usec, data))
+        Ok(Image::new(v.format, v.width, v.height, device_usec, Vec::new()).with_data(data))
     }
 
     fn put(cap: &mut Capture, kind: usize, img: Image) {
@@ -831,15 +842,19 @@ impl<R: Read + Seek> Playback<R> {
         Ok(Some(picked))
     }
 
+    /// The images of `picked`, in the buffers of `old` where it has one for the stream, else in
+    /// buffers from the pool.
     fn build_capture(&mut self, picked: Picked, mut old: Capture) -> Result<Capture, Error> {
-        let mut spare = [old.color.take(), old.depth.take(), old.ir.take()]
-            .map(|i| i.map(|i| i.data).unwrap_or_default());
+        let mut spare =
+            [old.color.take(), old.depth.take(), old.ir.take()].map(|i| i.map(|i| i.data));
         let mut cap = Capture {
             temperature_c: f32::NAN,
             ..Capture::default()
         };
         for (k, p, b) in picked {
-            let img = self.make_image(k, p, &b, std::mem::take(&mut spare[k]))?;
+            let len_bytes = b.frames.first().map_or(0, |f| f.len as usize);
+            let data = spare[k].take().unwrap_or_else(|| self.pool.take(len_bytes));
+            let img = self.make_image(k, p, &b, data)?;
             Self::put(&mut cap, k, img);
         }
         Ok(cap)

@@ -15,8 +15,9 @@ use crate::types::{Capture, ImuSample};
 /// Deliberately not in any help text.
 pub const TEST_WRITE_DELAY_ENV: &str = "FREEK4A_TEST_WRITE_DELAY_MS";
 
-/// Small writes are gathered up to this many bytes; larger ones (image payloads) go straight to
-/// the file, so a killed recorder loses little beyond what the writer itself still holds.
+/// Small writes are gathered up to this many bytes; larger ones (the writer's cluster chunks of
+/// 1 MiB and more) go straight to the file, so a killed recorder loses little beyond what the
+/// writer itself still holds.
 const FILE_BUFFER_BYTES: usize = 64 << 10;
 
 /// The recording file: a write buffer for the writer's small pieces, with two differences

@@ -883,7 +883,7 @@ mod tests {
                     device_timestamp_usec: self.next_usec,
                     system_timestamp_nsec: 0,
                     exposure_usec: 0,
-                    data: vec![7; (w * h * 2) as usize],
+                    data: vec![7; (w * h * 2) as usize].into(),
                 }),
                 ..Capture::default()
             }))
