@@ -558,25 +558,11 @@ fn image_transformations_wfov_binned_match_libk4a() {
 #[ignore = "about an hour: run explicitly"]
 fn image_transformations_all_modes_match_libk4a() {
     let _heavy = crate::util::heavy_test_lock();
-    let all: Vec<(DepthMode, ColorResolution)> = [
-        DepthMode::Nfov2x2Binned,
-        DepthMode::NfovUnbinned,
-        DepthMode::Wfov2x2Binned,
-        DepthMode::WfovUnbinned,
-    ]
-    .into_iter()
-    .flat_map(|dm| {
-        [
-            ColorResolution::R720p,
-            ColorResolution::R1080p,
-            ColorResolution::R1440p,
-            ColorResolution::R1536p,
-            ColorResolution::R2160p,
-            ColorResolution::R3072p,
-        ]
-        .map(|cr| (dm, cr))
-    })
-    .collect();
+    let all: Vec<(DepthMode, ColorResolution)> = DepthMode::ON
+        .into_iter()
+        .filter(|dm| dm.has_depth())
+        .flat_map(|dm| ColorResolution::ON.map(|cr| (dm, cr)))
+        .collect();
     let pairs = match std::env::var("FREEK4A_GEOMETRY_PAIRS") {
         Ok(list) => list
             .split(',')
