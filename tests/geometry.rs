@@ -452,6 +452,56 @@ fn mode_intrinsics_match_libk4a() {
     }
 }
 
+/// The vectorised point cloud equals the plain per-pixel formula on the xy table (x/z and y/z
+/// times depth rounded half to even and saturated to i16, depth wrapping above 32767 mm,
+/// (0, 0, 0) where there is no ray) for every depth mode and the colour camera, with depths
+/// from 0 to 65535 so the saturating and wrapping cases occur. No oracle needed: libk4a's
+/// own point cloud is compared in `image_transformations_match_libk4a`.
+#[test]
+fn point_cloud_matches_per_pixel_formula() {
+    let json = std::fs::read(util::fixture(CALIBRATIONS[0])).unwrap();
+    for dm in [
+        DepthMode::Nfov2x2Binned,
+        DepthMode::NfovUnbinned,
+        DepthMode::Wfov2x2Binned,
+        DepthMode::WfovUnbinned,
+    ] {
+        let t =
+            Transformation::new(Calibration::from_json(&json, dm, ColorResolution::R720p).unwrap());
+        for camera in [Sensor::Depth, Sensor::Color] {
+            let xy = t.xy_table(camera).unwrap().clone();
+            let n = xy.width * xy.height;
+            let depth: Vec<u16> = (0..n)
+                .map(|i| match hash(i as u64) % 8 {
+                    0 => 0,
+                    1 => 65535 - (hash(i as u64 ^ 7) % 40_000) as u16,
+                    _ => (hash(i as u64 ^ 3) % 12_000) as u16,
+                })
+                .collect();
+            let got = t.depth_image_to_point_cloud(&depth, camera).unwrap();
+            let mut into = vec![7i16; n * 3];
+            t.depth_image_to_point_cloud_into(&depth, camera, &mut into)
+                .unwrap();
+            assert_eq!(got, into, "{dm:?} {camera:?}: _into differs");
+            let coordinate =
+                |ray: f32, z: f32| (ray * z).round_ties_even().clamp(-32768.0, 32767.0) as i16;
+            for i in 0..n {
+                let (x, y, d) = (xy.x[i], xy.y[i], depth[i]);
+                let want = if x.is_nan() {
+                    [0, 0, 0]
+                } else {
+                    [coordinate(x, d as f32), coordinate(y, d as f32), d as i16]
+                };
+                assert_eq!(
+                    got[i * 3..i * 3 + 3],
+                    want,
+                    "{dm:?} {camera:?} pixel {i} depth {d}"
+                );
+            }
+        }
+    }
+}
+
 /// Pixels of two images: share equal, and the worst difference of the others.
 fn image_diff(a: &[u16], b: &[u16]) -> (f64, u32, usize) {
     assert_eq!(a.len(), b.len());
@@ -477,7 +527,7 @@ struct ImageCase {
 
 /// NFOV unbinned depth into 720p colour: ≥ 99.9 % of depth and custom pixels equal to libk4a's
 /// (the others within 1 mm, or one grey level with linear interpolation); colour into depth
-/// likewise (see `judge_images`).
+/// likewise (see `judge_images`). The point cloud is compared too.
 #[test]
 fn image_transformations_match_libk4a() {
     let _heavy = crate::util::heavy_test_lock();
@@ -485,14 +535,47 @@ fn image_transformations_match_libk4a() {
 }
 
 /// A known gap: WFOV 2×2 binned depth into 1536p colour differs from libk4a's GPU rendering on
-/// about 1 % of the colour pixels (98.9 % equal with the production calibration), at depth
-/// edges. Kept runnable so the gap stays measured:
+/// about 1 % of the colour pixels (98.9 % equal with the production calibration). The
+/// differences are not at depth edges: they sit in a strip along the colour image's left edge
+/// (up to about 55 colour columns) that libk4a leaves empty, in groups aligned to 8 depth
+/// columns within one depth row wherever depth pixels of that row group land left of the colour
+/// image; elsewhere the images agree as closely as for NFOV. A flat wall at 2 m shows the same
+/// strip. Outside the first 64 colour columns 99.98 % of the pixels are equal, the rest within
+/// 1 mm (production calibration). Kept runnable so the gap stays measured:
 /// `cargo test --release --test tests geometry::image_transformations_wfov -- --ignored --nocapture`
 #[test]
-#[ignore = "known gap: ~1 % of pixels differ at depth edges for WFOV 2x2 binned -> 1536p"]
+#[ignore = "known gap: libk4a leaves a strip along the colour image's left edge empty for WFOV"]
 fn image_transformations_wfov_binned_match_libk4a() {
     let _heavy = crate::util::heavy_test_lock();
     compare_images(&[(DepthMode::Wfov2x2Binned, ColorResolution::R1536p)]);
+}
+
+/// Every depth mode × colour resolution (24 pairs, both calibrations; about an hour with
+/// libk4a on Mesa's software renderer). `FREEK4A_GEOMETRY_PAIRS=NFOV_2X2BINNED:1080P,...`
+/// picks a subset.
+/// `cargo test --release --test tests geometry::image_transformations_all_modes -- --ignored --nocapture`
+#[test]
+#[ignore = "about an hour: run explicitly"]
+fn image_transformations_all_modes_match_libk4a() {
+    let _heavy = crate::util::heavy_test_lock();
+    let all: Vec<(DepthMode, ColorResolution)> = DepthMode::ON
+        .into_iter()
+        .filter(|dm| dm.has_depth())
+        .flat_map(|dm| ColorResolution::ON.map(|cr| (dm, cr)))
+        .collect();
+    let pairs = match std::env::var("FREEK4A_GEOMETRY_PAIRS") {
+        Ok(list) => list
+            .split(',')
+            .map(|p| {
+                all.iter()
+                    .copied()
+                    .find(|&(dm, cr)| format!("{}:{}", dm.name(), cal_name(cr)) == p.trim())
+                    .unwrap_or_else(|| panic!("FREEK4A_GEOMETRY_PAIRS: unknown pair {p:?}"))
+            })
+            .collect(),
+        Err(_) => all,
+    };
+    compare_images(&pairs);
 }
 
 /// Runs every image transformation for `pairs` on both fixture calibrations, in libk4a (under
@@ -707,14 +790,19 @@ fn speed() {
     let t = Transformation::new(Calibration::from_json(&json, dm, cr).unwrap());
     let depth = scene_depth(640, 576);
     write_u16(&dir.join("depth"), &depth);
-    let reps = 10;
+    // libk4a's depth→colour at 2160p takes seconds a frame on Mesa's software renderer: fewer
+    // of those.
+    let (reps_d2c, reps_pc) = (3, 20);
     let spec = json!({"calibration": util::fixture(CALIBRATIONS[0]), "cases": [{
     "depth_mode": dm.name(), "color_resolution": cal_name(cr), "ops": [
-        {"op": "depth_to_color", "depth": dir.join("depth"), "out": dir.join("d2c"), "repeat": reps},
-        {"op": "point_cloud", "camera": 0, "depth": dir.join("depth"), "out": dir.join("pc"), "repeat": reps},
+        {"op": "depth_to_color", "depth": dir.join("depth"), "out": dir.join("d2c"), "repeat": reps_d2c},
+        {"op": "point_cloud", "camera": 0, "depth": dir.join("depth"), "out": dir.join("pc"), "repeat": reps_pc},
     ]}]});
-    // Tables are built once per engine on both sides, outside the timings.
+    // Tables are built once per engine on both sides, outside the timings; like libk4a's
+    // (created before its timed call), our point-cloud output buffer is allocated once.
     t.depth_to_color(&depth).unwrap();
+    let mut cloud = t.depth_image_to_point_cloud(&depth, Sensor::Depth).unwrap();
+    let cloud = std::sync::Mutex::new(&mut cloud[..]);
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -739,21 +827,24 @@ fn speed() {
         };
         k_d2c.extend(secs(0));
         k_pc.extend(secs(1));
-        for _ in 0..reps {
+        let pc = || {
+            let mut out = cloud.lock().unwrap();
+            t.depth_image_to_point_cloud_into(&depth, Sensor::Depth, &mut out)
+                .unwrap();
+        };
+        for _ in 0..reps_d2c {
             o_d2c.push(time(&|| {
                 t.depth_to_color(&depth).unwrap();
-            }));
-            o_pc.push(time(&|| {
-                t.depth_image_to_point_cloud(&depth, Sensor::Depth).unwrap();
             }));
             one.install(|| {
                 s_d2c.push(time(&|| {
                     t.depth_to_color(&depth).unwrap();
                 }));
-                s_pc.push(time(&|| {
-                    t.depth_image_to_point_cloud(&depth, Sensor::Depth).unwrap();
-                }));
             });
+        }
+        for _ in 0..reps_pc {
+            o_pc.push(time(&pc));
+            one.install(|| s_pc.push(time(&pc)));
         }
     }
     let best = |v: &[f64]| v.iter().cloned().fold(f64::MAX, f64::min);

@@ -104,6 +104,103 @@ impl Vertex {
 /// 85°, as the SDK uses.
 const SKIP_INTERPOLATION_RATIO: f32 = 0.046_934_42;
 
+/// Rows of depth image per point-cloud task: large enough that scheduling costs little next to
+/// a loop of a few nanoseconds per pixel.
+const CLOUD_ROWS: usize = 64;
+
+/// An xy table laid out for the point-cloud loop: no NaN (rays that do not exist are 0 and
+/// their depth is masked off), so the loop is the same arithmetic for every pixel and
+/// vectorises.
+#[derive(Clone, Debug)]
+struct CloudTable {
+    width: usize,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// 0xFFFF where the pixel has a ray, 0 where it has none.
+    z_mask: Vec<u16>,
+}
+
+impl CloudTable {
+    fn new(t: &XyTable) -> CloudTable {
+        let valid = |x: f32| !x.is_nan();
+        CloudTable {
+            width: t.width,
+            x: t.x
+                .iter()
+                .map(|&x| if valid(x) { x } else { 0.0 })
+                .collect(),
+            y: t.y
+                .iter()
+                .zip(&t.x)
+                .map(|(&y, &x)| if valid(x) { y } else { 0.0 })
+                .collect(),
+            z_mask: t
+                .x
+                .iter()
+                .map(|&x| if valid(x) { 0xFFFF } else { 0 })
+                .collect(),
+        }
+    }
+}
+
+/// 1.5 · 2²³: adding it to an f32 of magnitude below 2²² rounds to the nearest integer, ties
+/// to even (the SSE conversion the SDK uses), and leaves that integer in the low mantissa
+/// bits, so the conversion is an integer subtraction that vectorises (Rust's saturating
+/// float-to-int casts and `round_ties_even` do not on baseline x86-64).
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// One coordinate: x/z (or y/z) times depth, rounded half to even; |ray| · 65535 stays far
+/// below 2²², where the rounding trick holds.
+#[inline(always)]
+fn cloud_coordinate(ray: f32, z: f32) -> i32 {
+    (ray * z + ROUND_MAGIC).to_bits() as i32 - ROUND_MAGIC.to_bits() as i32
+}
+
+/// Pixels per step of the point-cloud loop: the arithmetic runs on whole arrays (vector
+/// registers), then the three outputs are interleaved.
+const CLOUD_LANES: usize = 64;
+
+/// The point-cloud loop over whole rows: three outputs per depth pixel, coordinates saturated to
+/// i16 as the SDK's packing does.
+fn cloud_rows(out: &mut [i16], depth: &[u16], xs: &[f32], ys: &[f32], z_mask: &[u16]) {
+    // Not inlined: the compiler then vectorises each step's loops on their own instead of
+    // gathering across steps.
+    #[inline(never)]
+    fn step<const N: usize>(o: &mut [i16], d: &[u16; N], x: &[f32; N], y: &[f32; N], m: &[u16; N]) {
+        let mut cx = [0i16; N];
+        let mut cy = [0i16; N];
+        let mut cz = [0i16; N];
+        for k in 0..N {
+            let z = d[k] as f32;
+            cx[k] = cloud_coordinate(x[k], z).clamp(-32768, 32767) as i16;
+            cy[k] = cloud_coordinate(y[k], z).clamp(-32768, 32767) as i16;
+            // Depth above 32767 mm wraps, as in the SDK's 16-bit output.
+            cz[k] = (d[k] & m[k]) as i16;
+        }
+        for (((p, x), y), z) in o.chunks_exact_mut(3).zip(cx).zip(cy).zip(cz) {
+            p.copy_from_slice(&[x, y, z]);
+        }
+    }
+    let (d_steps, d_rest) = depth.as_chunks::<CLOUD_LANES>();
+    let (x_steps, x_rest) = xs.as_chunks::<CLOUD_LANES>();
+    let (y_steps, y_rest) = ys.as_chunks::<CLOUD_LANES>();
+    let (m_steps, m_rest) = z_mask.as_chunks::<CLOUD_LANES>();
+    let (o_steps, o_rest) = out.split_at_mut(d_steps.len() * CLOUD_LANES * 3);
+    for ((((o, d), x), y), m) in o_steps
+        .chunks_exact_mut(CLOUD_LANES * 3)
+        .zip(d_steps)
+        .zip(x_steps)
+        .zip(y_steps)
+        .zip(m_steps)
+    {
+        step(o, d, x, y, m);
+    }
+    let rest = o_rest.chunks_exact_mut(3).zip(d_rest).zip(x_rest);
+    for ((((o, d), x), y), m) in rest.zip(y_rest).zip(m_rest) {
+        step::<1>(o, &[*d], &[*x], &[*y], &[*m]);
+    }
+}
+
 /// Rows of colour output per rasterisation band (each band is one rayon task).
 const BAND_ROWS: usize = 32;
 
@@ -112,6 +209,8 @@ pub struct Transformation {
     calibration: Calibration,
     depth_table: OnceLock<XyTable>,
     color_table: OnceLock<XyTable>,
+    depth_cloud: OnceLock<CloudTable>,
+    color_cloud: OnceLock<CloudTable>,
 }
 
 impl Transformation {
@@ -121,6 +220,8 @@ impl Transformation {
             calibration,
             depth_table: OnceLock::new(),
             color_table: OnceLock::new(),
+            depth_cloud: OnceLock::new(),
+            color_cloud: OnceLock::new(),
         }
     }
 
@@ -154,29 +255,39 @@ impl Transformation {
         depth_mm: &[u16],
         camera: Sensor,
     ) -> Result<Vec<i16>, GeometryError> {
-        let t = self.xy_table(camera)?;
-        check_len("depth image", t.width * t.height, depth_mm.len())?;
         let mut out = vec![0i16; depth_mm.len() * 3];
-        out.par_chunks_mut(t.width * 3)
-            .zip(depth_mm.par_chunks(t.width))
-            .enumerate()
-            .for_each(|(row, (o, d))| {
-                let base = row * t.width;
-                let xs = &t.x[base..base + t.width];
-                let ys = &t.y[base..base + t.width];
-                for (((o, &d), &x), &y) in o.chunks_exact_mut(3).zip(d).zip(xs).zip(ys) {
-                    if x.is_nan() {
-                        continue;
-                    }
-                    let z = d as f32;
-                    // Round half to even and saturate, as the SDK's SSE path does.
-                    o[0] = (x * z).round_ties_even() as i16;
-                    o[1] = (y * z).round_ties_even() as i16;
-                    // Depth values above 32767 mm wrap, as in the SDK's 16-bit output.
-                    o[2] = d as i16;
-                }
-            });
+        self.depth_image_to_point_cloud_into(depth_mm, camera, &mut out)?;
         Ok(out)
+    }
+
+    /// [`Transformation::depth_image_to_point_cloud`] into a caller's buffer of three values per
+    /// depth pixel, so a stream of frames reuses one allocation.
+    pub fn depth_image_to_point_cloud_into(
+        &self,
+        depth_mm: &[u16],
+        camera: Sensor,
+        out: &mut [i16],
+    ) -> Result<(), GeometryError> {
+        let t = self.cloud_table(camera)?;
+        check_len("depth image", t.x.len(), depth_mm.len())?;
+        check_len("point cloud", t.x.len() * 3, out.len())?;
+        let rows = CLOUD_ROWS * t.width;
+        out.par_chunks_mut(rows * 3)
+            .zip(depth_mm.par_chunks(rows))
+            .zip(t.x.par_chunks(rows).zip(t.y.par_chunks(rows)))
+            .zip(t.z_mask.par_chunks(rows))
+            .for_each(|(((o, d), (xs, ys)), zm)| cloud_rows(o, d, xs, ys, zm));
+        Ok(())
+    }
+
+    /// The point-cloud form of a camera's xy table (built on first call).
+    fn cloud_table(&self, camera: Sensor) -> Result<&CloudTable, GeometryError> {
+        let xy = self.xy_table(camera)?;
+        let cell = match camera {
+            Sensor::Depth => &self.depth_cloud,
+            _ => &self.color_cloud,
+        };
+        Ok(cell.get_or_init(|| CloudTable::new(xy)))
     }
 
     fn vertex(&self, table: &XyTable, color: &Camera, i: usize, d: u16) -> Vertex {
