@@ -721,13 +721,7 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
                         // Put the raw frames on the IMU's clock from the first frame on.
                         match self.source.get_imu_sample(capture_timeout) {
                             Ok(Some(sample)) => {
-                                raw_clock.observe_imu(
-                                    crate::device::monotonic_ns() / 1000,
-                                    sample.acc_timestamp_usec,
-                                );
-                                sink.write_imu_sample(&sample)
-                                    .map_err(|e| RecorderError::WriteImu(Box::new(e)))?;
-                                progress.imu_samples += 1;
+                                write_imu(sink, &sample, progress, Some(&mut *raw_clock))?
                             }
                             Ok(None) => {}
                             Err(e) => return Err(RecorderError::ImuSample(Box::new(e))),
@@ -761,15 +755,8 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
                                 break;
                             }
                             Ok(Some(sample)) => {
-                                if raw {
-                                    raw_clock.observe_imu(
-                                        crate::device::monotonic_ns() / 1000,
-                                        sample.acc_timestamp_usec,
-                                    );
-                                }
-                                sink.write_imu_sample(&sample)
-                                    .map_err(|e| RecorderError::WriteImu(Box::new(e)))?;
-                                progress.imu_samples += 1;
+                                let clock = raw.then_some(&mut *raw_clock);
+                                write_imu(sink, &sample, progress, clock)?;
                             }
                         }
                         if stop.is_stopped() || !within_length() {
@@ -833,6 +820,26 @@ impl<S: CaptureSource, K: RecordingSink> Recorder<S, K> {
         let Recorder { source, .. } = self;
         source
     }
+}
+
+/// Writes one IMU sample and counts it; with raw depth, its arrival also ties the raw frames'
+/// host clock to the device clock.
+fn write_imu<K: RecordingSink>(
+    sink: &mut K,
+    sample: &ImuSample,
+    progress: &mut Progress,
+    raw_clock: Option<&mut super::raw::RawClock>,
+) -> Result<(), RecorderError> {
+    if let Some(clock) = raw_clock {
+        clock.observe_imu(
+            crate::device::monotonic_ns() / 1000,
+            sample.acc_timestamp_usec,
+        );
+    }
+    sink.write_imu_sample(sample)
+        .map_err(|e| RecorderError::WriteImu(Box::new(e)))?;
+    progress.imu_samples += 1;
+    Ok(())
 }
 
 /// The earliest device timestamp of a capture's images.
