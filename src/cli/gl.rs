@@ -2,6 +2,8 @@
 //! (or with `--headless-gl`) EGL through `libfreek4a_headless_gl.so`. Named on stderr at start
 //! so users see which GPU runs the engine.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::cli::args::RecorderOptions;
 use crate::depthengine::headless::{self, GlChoice, GlPath};
 use crate::types::DepthMode;
@@ -23,9 +25,18 @@ pub fn prepare_for_recording(options: &RecorderOptions) -> Option<String> {
     prepare_for_engine(options.headless_gl)
 }
 
+/// Whether the OpenGL line was shown already: a rig opens one engine per unit, all on the same
+/// path, and says so once.
+static LINE_SHOWN: AtomicBool = AtomicBool::new(false);
+
 /// Sets up OpenGL for a depth engine about to load (EGL without a display when `headless` or
-/// when X is not usable) and returns the line to show, as for a recording.
+/// when X is not usable) and returns the line to show, as for a recording (once per process).
 pub fn prepare_for_engine(headless: bool) -> Option<String> {
+    let line = prepare_line(headless)?;
+    (!LINE_SHOWN.swap(true, Ordering::Relaxed)).then_some(line)
+}
+
+fn prepare_line(headless: bool) -> Option<String> {
     let choice = if headless {
         GlChoice::Headless
     } else {
