@@ -618,5 +618,35 @@ fn a_rig_through_the_usbfs_supervisor() {
         .output()
         .expect("run freek4a-usbfs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("usbfs memory"), "{}", text(&out));
     judge_rig(oracle, &out_dir, 3, &[("BRIGHTNESS", "90")]);
+
+    // The kernel's default 16 MiB cannot hold three units' transfers: the rig says so first.
+    let small = Command::new(tool)
+        .args([
+            "--emulate",
+            "units=3,cables=chain",
+            "--usbfs-memory-mb",
+            "16",
+            "--",
+        ])
+        .arg(bin_path("freek4a"))
+        .args(["record", "--devices", "all", "--no-progress", "-l", "1"])
+        .args(["-c", "720p", "-d", "NFOV_2X2BINNED"])
+        .arg(dir.join("rig16"))
+        .current_dir(dir.path())
+        .env("FREEK4A_DEPTH_ENGINE", crate::util::emulated_depthengine())
+        .env_remove("FREEK4A_EMULATE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run freek4a-usbfs");
+    let all = text(&small);
+    let warning = all
+        .lines()
+        .find(|l| l.starts_with("Warning: 3 units need at least"))
+        .unwrap_or_else(|| panic!("no usbfs warning: {all}"));
+    assert!(
+        warning.contains("the kernel's limit of 16 MiB") && warning.contains("usbfs_memory_mb"),
+        "{warning}"
+    );
 }

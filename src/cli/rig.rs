@@ -991,6 +991,22 @@ fn write_rig_json(path: &Path, value: &serde_json::Value) -> Result<(), RigError
         })
 }
 
+/// A warning when `units` streaming `config` cannot all fit in the kernel's usbfs memory.
+fn usbfs_budget_warning(units: usize, config: &DeviceConfig) -> Option<String> {
+    use crate::transport::usbfs_memory::{read_usbfs_budget, UsbfsBudget, USBFS_MEMORY_HINT};
+    let UsbfsBudget::Limited { megabytes } = read_usbfs_budget().ok()? else {
+        return None;
+    };
+    let need = units as u64 * device::min_usbfs_bytes(config);
+    (need > u64::from(megabytes) << 20).then(|| {
+        format!(
+            "Warning: {units} units need at least {:.1} MiB of usbfs memory together, more than \
+             the kernel's limit of {megabytes} MiB, so some will not start; {USBFS_MEMORY_HINT}",
+            need as f64 / f64::from(1 << 20)
+        )
+    })
+}
+
 /// `freek4a record --devices …`: records the rig; returns the exit code (0 when every unit
 /// recorded to the end, 1 otherwise).
 pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigError> {
@@ -1007,6 +1023,11 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
         gather(backend.as_ref(), &selection, &rig.color)?
     };
     let config = &options.device_config;
+    if emulated.is_none() {
+        if let Some(line) = usbfs_budget_warning(facts.len(), config) {
+            eprintln!("{line}");
+        }
+    }
     let plan = plan(
         &facts,
         rig,

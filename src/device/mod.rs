@@ -424,6 +424,20 @@ fn stream_reservation(color_transfers: usize) -> usbfs_memory::StreamReservation
     )
 }
 
+/// The least usbfs memory one unit streaming `config` takes: one depth transfer of the mode,
+/// one colour transfer when colour is on, and the IMU and command transfers. Every unit on the
+/// host draws on the kernel's one budget (`usbfs_memory_mb`), so a rig needs this times its
+/// units at the very least.
+pub fn min_usbfs_bytes(config: &DeviceConfig) -> u64 {
+    let depth = depth_raw::sensor_mode_for(config.depth_mode)
+        .and_then(depth_raw::raw_frame_size)
+        .map_or(0, |raw| {
+            usbfs_memory::urb_cost_bytes(crate::transport::in_transfer_len(raw, 1024), 0)
+        });
+    let color = usize::from(config.color_resolution != ColorResolution::Off);
+    depth + stream_reservation(color).total_bytes()
+}
+
 /// An opened unit.
 pub struct Device {
     _depth_dev: Box<dyn UsbDevice>,
