@@ -32,8 +32,11 @@ for line in sys.stdin:
 exe=$(sed -n 's/^tests //p' <<< "$bins")
 seq_exe=$(sed -n 's/^engine_sequence //p' <<< "$bins")
 [ -n "$exe" ] && [ -n "$seq_exe" ] || { echo "could not build the test binaries" >&2; exit 2; }
-lib="$(dirname "$(dirname "$exe")")/libfreek4a_headless_gl.so"
-[ -f "$lib" ] || { echo "$lib was not built" >&2; exit 2; }
+# cargo builds the library as a dependency of freek4a, next to the test binaries in deps/ (it is
+# copied up to target/<profile>/ only by a build that names the package).
+lib="$(dirname "$exe")/libfreek4a_headless_gl.so"
+[ -f "$lib" ] || lib="$(dirname "$(dirname "$exe")")/libfreek4a_headless_gl.so"
+[ -f "$lib" ] || { echo "libfreek4a_headless_gl.so was not built next to $exe" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/freek4a-vg-gl.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
