@@ -750,8 +750,10 @@ fn stream_with(
             DepthMode::NfovUnbinned,
             Fps::Fps30,
         );
-        d.start_cameras(&cfg).unwrap();
-        d.start_imu().unwrap();
+        // A unit unplugged by a fault while it is still starting fails the start itself.
+        if let Err(e) = d.start_cameras(&cfg).and_then(|()| d.start_imu()) {
+            return (Err(e), d.drops(), 0, 0);
+        }
         let end = Instant::now() + WAIT;
         let (mut seen, mut raws, mut imus) = (0, 0, 0);
         let mut result = Ok(());
@@ -859,6 +861,11 @@ fn stream_failures_end_the_stream_with_typed_errors() {
             })) => {
                 assert_eq!((s, e), (stream, source), "{target:?} {fault:?}")
             }
+            // At full speed the depth stream runs before the colour stream has started: a
+            // depth-side unplug can land while the start still reads the colour function.
+            Err(DeviceError::Transport(e))
+                if fault == Fault::Disconnect
+                    && e.kind == freek4a::transport::ErrorKind::Disconnected => {}
             other => panic!("{target:?} {fault:?}: {other:?}"),
         }
     }
