@@ -991,6 +991,19 @@ fn write_rig_json(path: &Path, value: &serde_json::Value) -> Result<(), RigError
         })
 }
 
+/// A unit's recording file, its colour-control tags and `extra_tags` added to its settings.
+fn unit_file(
+    device: &RigDevice,
+    options: &RecorderOptions,
+    mut settings: RecordingSettings,
+    queue: usize,
+    extra_tags: &[(String, String)],
+) -> Result<FileSink, SinkError> {
+    settings.tags.extend_from_slice(&device.tags);
+    settings.tags.extend_from_slice(extra_tags);
+    FileSink::create(&options.output_path, settings, queue)
+}
+
 /// A warning when `units` streaming `config` cannot all fit in the kernel's usbfs memory.
 fn usbfs_budget_warning(units: usize, config: &DeviceConfig) -> Option<String> {
     use crate::transport::usbfs_memory::{read_usbfs_budget, UsbfsBudget, USBFS_MEMORY_HINT};
@@ -1148,14 +1161,8 @@ pub fn record(rig: &RigOptions, options: &RecorderOptions) -> Result<i32, RigErr
                 clock: Arc::new(MonotonicClock),
                 progress: &mut progress,
             };
-            let create = |d: &RigDevice,
-                          o: &RecorderOptions,
-                          mut settings: RecordingSettings,
-                          queue: usize|
-             -> Result<FileSink, SinkError> {
-                settings.tags.extend_from_slice(&d.tags);
-                settings.tags.extend_from_slice(&rig_tags);
-                FileSink::create(&o.output_path, settings, queue)
+            let create = |d: &RigDevice, o: &RecorderOptions, settings, queue| {
+                unit_file(d, o, settings, queue, &rig_tags)
             };
             let report = run_recording(&mut device, create, &opts, &mut io);
             let _ = tx.send(Event::Done(slot, report));
@@ -1378,14 +1385,8 @@ pub fn record_one(color: &ColorSettings, options: &RecorderOptions) -> Result<i3
         pending: None,
     };
     // The range check needs the open unit: it happens when the controls are set.
-    let create = |d: &RigDevice,
-                  o: &RecorderOptions,
-                  mut settings: RecordingSettings,
-                  queue: usize|
-     -> Result<FileSink, SinkError> {
-        settings.tags.extend_from_slice(&d.tags);
-        FileSink::create(&o.output_path, settings, queue)
-    };
+    let create =
+        |d: &RigDevice, o: &RecorderOptions, settings, queue| unit_file(d, o, settings, queue, &[]);
     let report = crate::cli::session::record_on_console(&mut device, create, options, &stop);
     Ok(report.exit_code)
 }
@@ -1555,7 +1556,6 @@ pub fn rig_info(dir: &Path, json: bool) -> Result<String, RigReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Version;
 
     /// `plan`'s refusal of `units` with default options, as text.
     fn refusal(units: &[UnitFacts], color_on: bool) -> String {
@@ -1565,22 +1565,11 @@ mod tests {
     }
 
     fn unit(i: usize, sync_in: bool, sync_out: bool) -> UnitFacts {
-        let v = |a, b, c| Version {
-            major: a,
-            minor: b,
-            iteration: c,
-        };
         UnitFacts {
             index: i,
             serial: format!("00000{i}"),
-            firmware: HardwareVersion {
-                rgb: v(1, 6, 110),
-                depth: v(1, 6, 79),
-                audio: v(1, 6, 14),
-                depth_sensor: v(6109, 7, 0),
-                release_build: true,
-                signature_type: 0,
-            },
+            // An emulated unit's firmware.
+            firmware: crate::emulator::EmulatorSpec::default().firmware,
             jack: JackState {
                 sync_in_connected: sync_in,
                 sync_out_connected: sync_out,

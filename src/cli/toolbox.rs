@@ -83,20 +83,13 @@ pub fn convert_depth(
                     .starts_with(&crate::protocol::depth_raw::CAL_BLOCK_MAGIC)
             })
     };
-    let engine = match engine_path {
-        Some(p) => {
-            if let Some(line) = crate::cli::gl::prepare_for_engine(headless_gl) {
-                eprintln!("{line}");
-            }
-            DepthEngine::load(Some(&p))
+    let engine = if engine_path.is_none() && emulated_block {
+        DepthEngine::emulated()
+    } else {
+        if let Some(line) = crate::cli::gl::prepare_for_engine(headless_gl) {
+            eprintln!("{line}");
         }
-        None if emulated_block => DepthEngine::emulated(),
-        None => {
-            if let Some(line) = crate::cli::gl::prepare_for_engine(headless_gl) {
-                eprintln!("{line}");
-            }
-            DepthEngine::load(None)
-        }
+        DepthEngine::load(engine_path.as_deref())
     }
     .map_err(ToolboxError::Engine)?;
     let options = crate::record::ConvertOptions { overwrite };

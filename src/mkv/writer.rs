@@ -697,7 +697,7 @@ impl<W: Write + Seek> K4aWriter<W> {
         let sdk_tag_count = tag_entries.len();
         tag_entries.push(Tag::global("FREEK4A_VERSION", CRATE_VERSION));
         tag_entries.push(Tag::global(
-            "FREEK4A_HOST_START_TIME",
+            super::k4a::HOST_START_TIME_TAG,
             layout::rfc3339_usec(since_epoch.as_micros() as i64),
         ));
 
@@ -745,31 +745,14 @@ impl<W: Write + Seek> K4aWriter<W> {
 
     fn all_tags(&self, start_offset: Option<u64>, dropped: DropCounts) -> Vec<Tag> {
         let mut v = self.tag_entries.clone();
-        for (kind, name, n) in [
-            (
-                TrackKind::Color,
-                "FREEK4A_DROPPED_COLOR",
-                dropped[TrackKind::Color],
-            ),
-            (
-                TrackKind::Depth,
-                "FREEK4A_DROPPED_DEPTH",
-                dropped[TrackKind::Depth],
-            ),
-            (TrackKind::Ir, "FREEK4A_DROPPED_IR", dropped[TrackKind::Ir]),
-            (
-                TrackKind::Imu,
-                "FREEK4A_DROPPED_IMU",
-                dropped[TrackKind::Imu],
-            ),
-        ] {
+        for kind in TrackKind::ALL {
             let carried = self
                 .settings
                 .custom_tracks
                 .iter()
                 .any(|t| t.carries.contains(&kind));
             if self.track_of(kind).is_some() || carried {
-                v.push(Tag::global(name, n.to_string()));
+                v.push(Tag::global(kind.dropped_tag(), dropped[kind].to_string()));
             }
         }
         if let Some(s) = start_offset {

@@ -10,12 +10,12 @@ use super::raw::{
     RAW_DEPTH_TRACK,
 };
 use crate::depthengine::{Converted, DepthEngine, DepthEngineError, FrameConverter};
+use crate::mkv::k4a::HOST_START_TIME_TAG;
 use crate::mkv::writer::{K4aWriter, RecordedDevice, RecordingSettings, WriteError};
 use crate::playback::{self, Playback};
 use crate::safe_output::{Inputs, OutputError, PendingFile};
 use crate::types::{
-    Capture, ColorResolution, DepthMode, DeviceConfig, DropCounts, Fps, ImuSample, TrackKind,
-    Version,
+    Capture, DepthMode, DeviceConfig, DropCounts, Fps, ImuSample, TrackKind, Version,
 };
 
 /// Why a conversion failed. The output is only renamed into place after a complete run, so a
@@ -115,12 +115,11 @@ pub fn convert_depth(
         .filter(|m| *m != DepthMode::Off)
         .ok_or_else(|| malformed(format!("{RAW_DEPTH_MODE_TAG} is {mode_name:?}")))?;
     let fps_text = tag(RAW_DEPTH_FPS_TAG)?;
-    let fps = match fps_text.as_str() {
-        "5" => Fps::Fps5,
-        "15" => Fps::Fps15,
-        "30" => Fps::Fps30,
-        _ => return Err(malformed(format!("{RAW_DEPTH_FPS_TAG} is {fps_text:?}"))),
-    };
+    let fps = fps_text
+        .parse()
+        .ok()
+        .and_then(Fps::from_hz)
+        .ok_or_else(|| malformed(format!("{RAW_DEPTH_FPS_TAG} is {fps_text:?}")))?;
     let delay_text = tag(RAW_DEPTH_DELAY_TAG)?;
     let depth_delay_ns: i64 = delay_text
         .parse()
@@ -145,13 +144,11 @@ pub fn convert_depth(
 
     let settings = output_settings(&pb, mode, fps, depth_delay_ns, calibration_json);
     let mut dropped = DropCounts::default();
-    for (kind, name) in [
-        (TrackKind::Color, "FREEK4A_DROPPED_COLOR"),
-        (TrackKind::Depth, "FREEK4A_DROPPED_DEPTH"),
-        (TrackKind::Ir, "FREEK4A_DROPPED_IR"),
-        (TrackKind::Imu, "FREEK4A_DROPPED_IMU"),
-    ] {
-        dropped[kind] = pb.tag(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    for kind in TrackKind::ALL {
+        dropped[kind] = pb
+            .tag(kind.dropped_tag())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
     }
 
     let mut converter = FrameConverter::new(engine, mode, &cal_block, camera.as_ref())
@@ -247,7 +244,7 @@ fn output_settings<R: std::io::Read + std::io::Seek>(
             || name.starts_with("FREEK4A_RAW_DEPTH_")
             || name.starts_with("FREEK4A_DROPPED_")
             || name == "FREEK4A_VERSION"
-            || name == "FREEK4A_HOST_START_TIME"
+            || name == HOST_START_TIME_TAG
     };
     s.tags = pb
         .tags()
@@ -257,12 +254,9 @@ fn output_settings<R: std::io::Read + std::io::Seek>(
         .collect();
     // The recording's start, not the conversion's.
     s.start_time = pb
-        .tag("FREEK4A_HOST_START_TIME")
+        .tag(HOST_START_TIME_TAG)
         .and_then(parse_rfc3339_usec)
         .unwrap_or_else(SystemTime::now);
-    if c.color_resolution == ColorResolution::Off {
-        s.config.color_resolution = ColorResolution::Off;
-    }
     s
 }
 

@@ -23,6 +23,8 @@ pub const CUE_ENTRY_GAP_NS: u64 = 1_000_000_000;
 
 /// Tag naming the device time of the recording's first data.
 pub const START_OFFSET_TAG: &str = "K4A_START_OFFSET_NS";
+/// Our tag holding the host's UTC wall clock at the start of the recording (RFC 3339, µs).
+pub const HOST_START_TIME_TAG: &str = "FREEK4A_HOST_START_TIME";
 /// Tag whose target is the calibration attachment.
 pub const CALIBRATION_FILE_TAG: &str = "K4A_CALIBRATION_FILE";
 /// FileName of the calibration attachment.
@@ -39,6 +41,16 @@ impl TrackKind {
             TrackKind::Depth => "K4A_DEPTH_TRACK",
             TrackKind::Ir => "K4A_IR_TRACK",
             TrackKind::Imu => "K4A_IMU_TRACK",
+        }
+    }
+
+    /// Our tag counting this stream's lost items (`FREEK4A_DROPPED_COLOR`...).
+    pub fn dropped_tag(self) -> &'static str {
+        match self {
+            TrackKind::Color => "FREEK4A_DROPPED_COLOR",
+            TrackKind::Depth => "FREEK4A_DROPPED_DEPTH",
+            TrackKind::Ir => "FREEK4A_DROPPED_IR",
+            TrackKind::Imu => "FREEK4A_DROPPED_IMU",
         }
     }
 
