@@ -584,62 +584,36 @@ fn a_rig_through_the_usbfs_supervisor() {
     };
     let _lock = crate::util::heavy_test_lock();
     let dir = TempDir::new("rig-usbfs");
+    // A rig of three chained units behind the supervisor with `memory_mb` of usbfs memory,
+    // recording `args` into `out`.
+    let rig = |memory_mb: &str, args: &[&str], out: &Path| {
+        Command::new(tool)
+            .args(["--emulate", "units=3,cables=chain"])
+            .args(["--usbfs-memory-mb", memory_mb, "--"])
+            .arg(bin_path("freek4a"))
+            .args(["record", "--devices", "all", "--no-progress"])
+            .args(["-c", "720p", "-d", "NFOV_2X2BINNED"])
+            .args(args)
+            .arg(out)
+            .current_dir(dir.path())
+            .env("FREEK4A_DEPTH_ENGINE", crate::util::emulated_depthengine())
+            .env_remove("FREEK4A_EMULATE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run freek4a-usbfs")
+    };
     let out_dir = dir.join("rig");
-    let out = Command::new(tool)
-        .args([
-            "--emulate",
-            "units=3,cables=chain",
-            "--usbfs-memory-mb",
-            "64",
-            "--",
-        ])
-        .arg(bin_path("freek4a"))
-        .args([
-            "record",
-            "--devices",
-            "all",
-            "--no-progress",
-            "-l",
-            "2",
-            "-c",
-            "720p",
-            "-d",
-            "NFOV_2X2BINNED",
-            "-r",
-            "30",
-            "--brightness",
-            "90",
-        ])
-        .arg(&out_dir)
-        .current_dir(dir.path())
-        .env("FREEK4A_DEPTH_ENGINE", crate::util::emulated_depthengine())
-        .env_remove("FREEK4A_EMULATE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run freek4a-usbfs");
+    let out = rig(
+        "64",
+        &["-l", "2", "-r", "30", "--brightness", "90"],
+        &out_dir,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains("usbfs memory"), "{}", text(&out));
     judge_rig(oracle, &out_dir, 3, &[("BRIGHTNESS", "90")]);
 
     // The kernel's default 16 MiB cannot hold three units' transfers: the rig says so first.
-    let small = Command::new(tool)
-        .args([
-            "--emulate",
-            "units=3,cables=chain",
-            "--usbfs-memory-mb",
-            "16",
-            "--",
-        ])
-        .arg(bin_path("freek4a"))
-        .args(["record", "--devices", "all", "--no-progress", "-l", "1"])
-        .args(["-c", "720p", "-d", "NFOV_2X2BINNED"])
-        .arg(dir.join("rig16"))
-        .current_dir(dir.path())
-        .env("FREEK4A_DEPTH_ENGINE", crate::util::emulated_depthengine())
-        .env_remove("FREEK4A_EMULATE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run freek4a-usbfs");
+    let small = rig("16", &["-l", "1"], &dir.join("rig16"));
     let all = text(&small);
     let warning = all
         .lines()
