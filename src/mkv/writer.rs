@@ -379,7 +379,8 @@ fn swap16_with_crc(data: &mut [u8]) -> crc32fast::Hasher {
 
 /// A capture's images in file form: depth and IR swapped to big-endian, each with the CRC-32 of
 /// its bytes, empty images left out. Preparing is the bulk of the CPU work per capture and needs
-/// no writer, so it can run on another thread ([`K4aWriter::write_prepared`] takes the result).
+/// no writer, so it can run on another thread ([`K4aWriter::write_prepared`] takes the result):
+/// `record::RecordingWriter` runs it on the thread that submits the capture.
 #[derive(Debug)]
 pub struct PreparedCapture {
     images: Vec<(TrackKind, Image, crc32fast::Hasher)>,

@@ -8,12 +8,15 @@
 //! Producers never block: when the queue is full the item is dropped and counted per stream, and
 //! the counts end up in the file's `FREEK4A_DROPPED_*` tags.
 //!
-//! Two threads share the work: a preparing thread swaps depth/IR to big-endian and checksums
-//! every image ([`PreparedCapture`]), the writing thread groups, renders and writes, so the CPU
-//! work of one capture overlaps the file writes of the previous ones. Captures move through
-//! both by ownership. Their bytes count against the queue bound until the writing thread takes
-//! them, and from then on against the writer's pending-cluster budget
-//! (`RecordingSettings::pending_limit_bytes`), so the memory held is at most the sum of the two.
+//! [`RecordingWriter::submit_capture`] swaps depth and IR to big-endian and checksums every
+//! image ([`PreparedCapture`]) on the submitting thread, while a freshly delivered capture is
+//! still in that core's cache; the writing thread groups, renders and writes, reading each
+//! payload byte once. Captures move by ownership. (A separate preparing thread read every
+//! capture after it had waited in the queue, from memory as cold as the writer's, and on a
+//! 2-core machine competed with the other two threads.) A capture's bytes count
+//! against the queue bound until the writing thread takes them, and from then on against the
+//! writer's pending-cluster budget (`RecordingSettings::pending_limit_bytes`), so the memory
+//! held is at most the sum of the two.
 
 use std::io::{Seek, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -81,7 +84,8 @@ pub struct WriterStats {
 }
 
 enum Msg {
-    Capture(Box<Capture>, usize),
+    /// The prepared capture, its queue charge, and the streams it held (for drop counts).
+    Capture(Box<PreparedCapture>, usize, Vec<TrackKind>),
     Imu(ImuSample),
     Custom(CustomData),
 }
@@ -95,14 +99,6 @@ struct CustomData {
     bytes: usize,
     /// The K4A streams the track carries (what a drop counts as).
     carries: Arc<[TrackKind]>,
-}
-
-/// What the preparing thread hands the writing thread.
-enum Prepared {
-    /// The capture, its queue charge, and the streams it held (for drop counts).
-    Capture(Box<PreparedCapture>, usize, Vec<TrackKind>),
-    Imu(ImuSample),
-    Custom(CustomData),
 }
 
 fn kinds_of(c: &Capture) -> Vec<TrackKind> {
@@ -213,7 +209,6 @@ pub struct RecordingWriter {
     tx: Option<Sender<Msg>>,
     shared: Arc<Shared>,
     limit_bytes: usize,
-    prep_thread: Option<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<(FileSummary, WriterStats), RecordError>>>,
 }
 
@@ -239,25 +234,18 @@ impl RecordingWriter {
             bytes_written: AtomicU64::new(0),
             pool: Mutex::default(),
         });
-        // Both queues are unbounded in items but bounded in bytes by `reserve`.
+        // Unbounded in items but bounded in bytes by `reserve`.
         let (tx, rx) = unbounded();
-        let (prep_tx, prep_rx) = unbounded();
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("freek4a-writer".into())
-            .spawn(move || run(writer, prep_rx, sh))
-            .map_err(RecordError::Spawn)?;
-        // If this spawn fails, `prep_tx` is dropped, so the writer thread finishes the file.
-        let prep_thread = std::thread::Builder::new()
-            .name("freek4a-prepare".into())
-            .spawn(move || prepare(rx, prep_tx))
+            .spawn(move || run(writer, rx, sh))
             .map_err(RecordError::Spawn)?;
         Ok(RecordingWriter {
             custom_tracks,
             tx: Some(tx),
             shared,
             limit_bytes: queue_limit_bytes,
-            prep_thread: Some(prep_thread),
             thread: Some(thread),
         })
     }
@@ -283,24 +271,29 @@ impl RecordingWriter {
         }
     }
 
-    /// Queues a capture without blocking; `false` (and the images counted as dropped) when the
-    /// queue is full or writing has stopped.
+    /// Queues a capture without waiting for the writer; `false` (and the images counted as
+    /// dropped) when the queue is full or writing has stopped. An accepted capture is first
+    /// prepared for the file ([`PreparedCapture`]) on the calling thread.
     pub fn submit_capture(&self, capture: Capture) -> bool {
         let bytes = capture_bytes(&capture);
         if !self.reserve(bytes) {
             self.shared.drop_capture(&capture);
             return false;
         }
+        let kinds = kinds_of(&capture);
+        let prepared = Box::new(PreparedCapture::new(capture));
         match self
             .tx
             .as_ref()
-            .map(|t| t.send(Msg::Capture(Box::new(capture), bytes)))
+            .map(|t| t.send(Msg::Capture(prepared, bytes, kinds)))
         {
             Some(Ok(())) => true,
             Some(Err(e)) => {
-                if let Msg::Capture(c, b) = e.0 {
+                if let Msg::Capture(_, b, kinds) = e.0 {
                     self.shared.queued_bytes.fetch_sub(b, Ordering::AcqRel);
-                    self.shared.drop_capture(&c);
+                    for k in kinds {
+                        self.shared.drop_item(k);
+                    }
                 }
                 false
             }
@@ -412,11 +405,6 @@ impl RecordingWriter {
     /// returned after the file has been finalised in place as far as possible.
     pub fn finish(mut self) -> Result<WriterStats, RecordError> {
         self.tx.take();
-        if let Some(t) = self.prep_thread.take() {
-            if t.join().is_err() {
-                return Err(RecordError::Panicked);
-            }
-        }
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r.map(|(_, s)| s),
             _ => Err(RecordError::Panicked),
@@ -427,36 +415,15 @@ impl RecordingWriter {
 impl Drop for RecordingWriter {
     fn drop(&mut self) {
         self.tx.take();
-        if let Some(t) = self.prep_thread.take() {
-            let _ = t.join();
-        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// The preparing thread: swaps and checksums captures in arrival order, IMU passes through.
-fn prepare(rx: Receiver<Msg>, tx: Sender<Prepared>) {
-    for msg in rx.iter() {
-        let out = match msg {
-            Msg::Capture(c, bytes) => {
-                let kinds = kinds_of(&c);
-                Prepared::Capture(Box::new(PreparedCapture::new(*c)), bytes, kinds)
-            }
-            Msg::Imu(s) => Prepared::Imu(s),
-            Msg::Custom(d) => Prepared::Custom(d),
-        };
-        if tx.send(out).is_err() {
-            // The writing thread is gone (it only leaves early by panicking).
-            return;
-        }
-    }
-}
-
 fn run<W: Write + Seek>(
     mut writer: K4aWriter<W>,
-    rx: Receiver<Prepared>,
+    rx: Receiver<Msg>,
     shared: Arc<Shared>,
 ) -> Result<(FileSummary, WriterStats), RecordError> {
     let mut stats = WriterStats::default();
@@ -464,7 +431,7 @@ fn run<W: Write + Seek>(
     let mut spent = Vec::new();
     for msg in rx.iter() {
         match msg {
-            Prepared::Capture(c, bytes, kinds) => {
+            Msg::Capture(c, bytes, kinds) => {
                 if failure.is_some() {
                     for &k in &kinds {
                         shared.drop_item(k);
@@ -496,7 +463,7 @@ fn run<W: Write + Seek>(
                 }
                 shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             }
-            Prepared::Custom(d) => {
+            Msg::Custom(d) => {
                 let drop = |late: bool, stats: &mut WriterStats| {
                     for &k in d.carries.iter() {
                         shared.drop_item(k);
@@ -526,7 +493,7 @@ fn run<W: Write + Seek>(
                 }
                 shared.queued_bytes.fetch_sub(d.bytes, Ordering::AcqRel);
             }
-            Prepared::Imu(s) => {
+            Msg::Imu(s) => {
                 if failure.is_some() {
                     shared.drop_item(TrackKind::Imu);
                 } else {
