@@ -7,13 +7,15 @@
 //! `FREEK4A_BENCH_DIR`, default `target/bench`; the SDK side needs `tests/oracle/install.sh`).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use freek4a::mkv::writer::RecordingSettings;
-use freek4a::record::{recorder_settings, writer_queue_limit_bytes, RecordingWriter};
+use freek4a::record::{
+    recorder_settings, writer_queue_limit_bytes, RecordingFile, RecordingWriter,
+};
 use freek4a::types::*;
 
 const MJPG_BYTES: usize = 1_200_000;
@@ -57,12 +59,12 @@ fn pattern(n: usize, seed: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 31 + seed) & 0xFF) as u8).collect()
 }
 
-/// Both sides write through this sink: a 1 MiB buffer over the file.
-fn sink(out: &Path) -> BufWriter<File> {
-    BufWriter::with_capacity(SINK_BUFFER_BYTES, File::create(out).expect("create output"))
+/// Our sides and `plain` write through this sink: the recorder's own recording file (64 KiB of
+/// buffering for small pieces, larger writes straight to the file), so `ours-rec` is exactly
+/// what `k4arecorder` writes through.
+fn sink(out: &Path) -> RecordingFile {
+    RecordingFile::new(File::create(out).expect("create output"))
 }
-
-const SINK_BUFFER_BYTES: usize = 1 << 20;
 
 /// A frame as a device delivers it: the pattern copied into `buf` (each side pays this copy).
 fn image(format: ImageFormat, w: u32, h: u32, ts: u64, pattern: &[u8], mut buf: Vec<u8>) -> Image {
@@ -162,7 +164,7 @@ fn plain(out: &Path, frames: u64) {
         f.write_all(&imu).expect("write");
         bytes += imu.len() as u64;
     }
-    f.into_inner().expect("flush");
+    f.flush().expect("flush");
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "{{\"seconds\": {secs}, \"bytes\": {bytes}, \"peak_rss_kib\": {}}}",
