@@ -10,6 +10,7 @@
 //! node) is listed with the reason. Exit codes: 0 every unit listed (none is fine), 1 listing
 //! failed or a unit could not be opened, 2 wrong arguments.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use freek4a::protocol::descriptors::container_id_text;
@@ -59,10 +60,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match print_units(backend.as_ref(), count, &mut std::io::stdout().lock()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("list_units: writing the list failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens and prints each of the `count` units; `false` if one could not be opened.
+fn print_units(backend: &dyn Backend, count: usize, out: &mut impl Write) -> std::io::Result<bool> {
     if count == 0 {
-        println!("No units connected.");
-        println!("(Try --emulate to see how an emulated unit is listed.)");
-        return ExitCode::SUCCESS;
+        writeln!(out, "No units connected.")?;
+        writeln!(
+            out,
+            "(Try --emulate to see how an emulated unit is listed.)"
+        )?;
+        return Ok(true);
     }
 
     // Listing needs no depth engine: the units are only opened, never started.
@@ -72,10 +90,11 @@ fn main() -> ExitCode {
     };
     let mut failed = false;
     for index in 0..count {
-        match Device::open_with(backend.as_ref(), index, options.clone()) {
+        match Device::open_with(backend, index, options.clone()) {
             Ok(unit) => {
                 let v = unit.hardware_version();
-                println!(
+                writeln!(
+                    out,
                     "{index}: serial {}  colour firmware {}  depth firmware {}  audio firmware {}  \
                      container {}",
                     unit.serial_number(),
@@ -83,17 +102,13 @@ fn main() -> ExitCode {
                     v.depth,
                     v.audio,
                     container_id_text(&unit.container_id())
-                );
+                )?;
             }
             Err(e) => {
                 failed = true;
-                println!("{index}: cannot open: {e}");
+                writeln!(out, "{index}: cannot open: {e}")?;
             }
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    Ok(!failed)
 }

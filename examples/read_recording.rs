@@ -9,6 +9,7 @@
 //! Exit codes: 0 read to the end, 1 the file could not be read, 2 wrong arguments.
 
 use std::error::Error;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -29,8 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match read(&path) {
+    match read(&path, &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             // The open error already names the file; the others do not.
             let mut message = match e.downcast_ref::<playback::Error>() {
@@ -50,6 +53,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &(dyn Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// First and last device timestamps and a count, for one stream.
@@ -84,59 +92,67 @@ impl std::fmt::Display for Span {
     }
 }
 
-fn read(path: &Path) -> Result<(), Box<dyn Error>> {
+fn read(path: &Path, out: &mut impl Write) -> Result<(), Box<dyn Error>> {
     let mut playback = Playback::open(path)?;
 
-    println!("{}", path.display());
-    println!(
+    writeln!(out, "{}", path.display())?;
+    writeln!(
+        out,
         "  writing app: {}",
         playback.writing_app().unwrap_or("(none)")
-    );
+    )?;
     let config = playback.config().clone();
     match config.color_format {
-        Some(format) => println!(
+        Some(format) => writeln!(
+            out,
             "  colour: {} {}",
             format.sdk_name(),
             config.color_resolution.sdk_name()
-        ),
-        None => println!("  colour: off"),
+        )?,
+        None => writeln!(out, "  colour: off")?,
     }
-    println!("  depth: {}", config.depth_mode.sdk_name());
-    println!("  rate: {}", config.camera_fps.sdk_name());
-    println!(
+    writeln!(out, "  depth: {}", config.depth_mode.sdk_name())?;
+    writeln!(out, "  rate: {}", config.camera_fps.sdk_name())?;
+    writeln!(
+        out,
         "  tracks: colour {}, depth {}, IR {}, IMU {}",
         config.color_track_enabled,
         config.depth_track_enabled,
         config.ir_track_enabled,
         config.imu_track_enabled
-    );
-    println!("  wired sync: {}", config.wired_sync_mode.name());
-    println!("  start offset: {} µs", config.start_timestamp_offset_usec);
+    )?;
+    writeln!(out, "  wired sync: {}", config.wired_sync_mode.name())?;
+    writeln!(
+        out,
+        "  start offset: {} µs",
+        config.start_timestamp_offset_usec
+    )?;
     for tag in [
         "K4A_DEVICE_SERIAL_NUMBER",
         "K4A_COLOR_FIRMWARE_VERSION",
         "K4A_DEPTH_FIRMWARE_VERSION",
     ] {
         if let Some(value) = playback.tag(tag) {
-            println!("  {tag}: {value}");
+            writeln!(out, "  {tag}: {value}")?;
         }
     }
     match playback.calibration() {
-        Some(json) => println!("  calibration: {} bytes", json.len()),
-        None => println!("  calibration: none"),
+        Some(json) => writeln!(out, "  calibration: {} bytes", json.len())?,
+        None => writeln!(out, "  calibration: none")?,
     }
     for track in playback.tracks() {
         let size = match (track.width, track.height) {
             (Some(w), Some(h)) => format!(" {w}x{h}"),
             _ => String::new(),
         };
-        println!(
+        writeln!(
+            out,
             "  track {} {:?}: {}{size}",
             track.number, track.name, track.codec_id
-        );
+        )?;
     }
     for problem in playback.diagnostics() {
-        println!("  problem: {problem}");
+        writeln!(out, "  problem: {problem}")?;
     }
 
     let (mut captures, mut color, mut depth, mut ir) =
@@ -151,11 +167,11 @@ fn read(path: &Path) -> Result<(), Box<dyn Error>> {
     while let Some(sample) = playback.next_imu_sample()? {
         imu.add(sample.acc_timestamp_usec);
     }
-    println!("  captures: {captures}");
-    println!("  colour images: {color}");
-    println!("  depth images: {depth}");
-    println!("  IR images: {ir}");
-    println!("  IMU samples: {imu}");
-    println!("  length: {} µs", playback.recording_length_usec()?);
+    writeln!(out, "  captures: {captures}")?;
+    writeln!(out, "  colour images: {color}")?;
+    writeln!(out, "  depth images: {depth}")?;
+    writeln!(out, "  IR images: {ir}")?;
+    writeln!(out, "  IMU samples: {imu}")?;
+    writeln!(out, "  length: {} µs", playback.recording_length_usec()?)?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! the mode and counts anything lost; the result opens in Microsoft's playback and in
 //! `freek4a info`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..OpenOptions::default()
     };
     let device = Device::open_with(&backend, 0, options)?;
-    println!("unit {}", device.serial_number());
+    // `?` on the prints: a closed stdout ends the run with an error instead of a panic.
+    writeln!(std::io::stdout(), "unit {}", device.serial_number())?;
 
     let mut config = RecorderConfig::new(DeviceConfig {
         color_resolution: ColorResolution::R720p,
@@ -44,13 +46,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     recorder.start()?;
     recorder.record(|_progress| {})?;
     let summary = recorder.finish()?;
-    println!(
+    writeln!(
+        std::io::stdout(),
         "{}: {} captures, {} IMU samples, {} bytes, {} items dropped",
         out.display(),
         summary.captures,
         summary.imu_samples,
         summary.bytes_written,
         summary.drops.total()
-    );
+    )?;
     Ok(())
 }
