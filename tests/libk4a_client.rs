@@ -293,7 +293,9 @@ fn libk4a_decodes_the_emulated_mjpeg_to_bgra() {
     let theirs = frames_of(&v);
     assert_eq!(theirs.len(), N, "{v:#}\n{log}");
     assert!(!log.contains("MJPEG decode failed"), "{log}");
-    let ours = our_color_frames(ColorResolution::R720p, ImageFormat::Mjpg, N + 2);
+    // libk4a under load may drop the first frames (its MJPEG decode is slow), so look for its
+    // timestamps among more of ours, as the streaming test does.
+    let ours = our_color_frames(ColorResolution::R720p, ImageFormat::Mjpg, N + 40);
     for (ts, bgra, meta) in &theirs {
         assert_eq!(meta["stride"], 1280 * 4);
         assert_eq!(bgra.len(), 1280 * 720 * 4);
