@@ -603,7 +603,13 @@ fn compare_images(pairs: &[(DepthMode, ColorResolution)]) {
                 let ccam = *t.calibration().camera(Sensor::Color).unwrap();
                 let (dw, dh) = (dcam.width as usize, dcam.height as usize);
                 let (cw, ch) = (ccam.width as usize, ccam.height as usize);
-                let tag = format!("{}-{}", dm.name(), cal_name(cr));
+                // The calibration in the names too: both calibrations share the directory.
+                let tag = format!(
+                    "{}-{}-{}",
+                    cal_file.trim_end_matches(".json"),
+                    dm.name(),
+                    cal_name(cr)
+                );
                 let p = |s: &str| dir.join(&format!("{tag}-{s}"));
                 let depth = scene_depth(dw, dh);
                 let ir = scene_ir(dw, dh);
@@ -619,20 +625,20 @@ fn compare_images(pairs: &[(DepthMode, ColorResolution)]) {
                     json!({"op": "color_to_depth", "depth": p("depth"), "color": p("bgra"), "out": p("c2d")}),
                 ];
                 clouds.push((
-                    format!("{cal_file} {tag} point cloud"),
+                    format!("{tag} point cloud"),
                     t.depth_image_to_point_cloud(&depth, Sensor::Depth).unwrap(),
                     p("pc"),
                 ));
                 let d2c = t.depth_to_color(&depth).unwrap();
                 expect.push(ImageCase {
-                    what: format!("{cal_file} {tag} depth->colour"),
+                    what: format!("{tag} depth->colour"),
                     ours: d2c,
                     out: p("d2c"),
                     bytes: 2,
                 });
                 let c2d = t.color_to_depth(&depth, &bgra).unwrap();
                 expect.push(ImageCase {
-                    what: format!("{cal_file} {tag} colour->depth"),
+                    what: format!("{tag} colour->depth"),
                     ours: c2d.iter().map(|&v| v as u16).collect(),
                     out: p("c2d"),
                     bytes: 1,
@@ -660,13 +666,13 @@ fn compare_images(pairs: &[(DepthMode, ColorResolution)]) {
                         "bits": bits, "interpolation": if interp == Interpolation::Linear { 1 } else { 0 }, "invalid": invalid,
                         "out_depth": p(&format!("{name}-d")), "out_custom": p(&format!("{name}-c"))}));
                     expect.push(ImageCase {
-                        what: format!("{cal_file} {tag} {name} depth"),
+                        what: format!("{tag} {name} depth"),
                         ours: d,
                         out: p(&format!("{name}-d")),
                         bytes: 2,
                     });
                     expect.push(ImageCase {
-                        what: format!("{cal_file} {tag} {name} custom"),
+                        what: format!("{tag} {name} custom"),
                         ours: c,
                         out: p(&format!("{name}-c")),
                         bytes: bits / 8,
@@ -746,6 +752,12 @@ fn judge_images(expect: &[ImageCase], report: &mut Vec<String>) -> Vec<String> {
         } else {
             raw.iter().map(|&v| v as u16).collect()
         };
+        if std::env::var("FREEK4A_KEEP_TMP").is_ok_and(|v| v == "1") {
+            // Ours beside libk4a's, for looking at the differences (kept with the directory).
+            let mut path = c.out.clone().into_os_string();
+            path.push(".ours");
+            write_u16(Path::new(&path), &c.ours);
+        }
         let (share, worst, n) = image_diff(&c.ours, &theirs);
         report.push(format!(
             "{}: {:.4} % equal, {n} differ, worst {worst}",
