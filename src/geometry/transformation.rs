@@ -485,7 +485,9 @@ impl Transformation {
 const QUAD_GROUP: usize = 8;
 
 /// Colour rows below the image within which a group's first quad still truncates the group
-/// (see [`group_first_row_only`]): the observed cut lies between 4 and 12 rows.
+/// (see [`group_first_row_only`]). Fitted: with the production calibration the cut lies
+/// between 4 and 12 rows; with the rational 6KT one libk4a already stops truncating between
+/// −5 and 3 rows, so a few bottom-left groups there are cut here and drawn whole by libk4a.
 const GROUP_BELOW_IMAGE_ROWS: f32 = 8.0;
 
 /// Whether the group of quads starting at depth column `x0` is drawn only on the first colour
@@ -500,6 +502,9 @@ const GROUP_BELOW_IMAGE_ROWS: f32 = 8.0;
 /// modes put depth pixels that far left of the colour image, so the image's left edge shows a
 /// strip of mostly empty rows up to about 55 colour columns wide (2×2 binned into 1536p);
 /// elsewhere such a first quad would lie outside the image together with its whole group.
+/// The pixels libk4a does fill in such a group sit within a pixel of the quads' true edges but
+/// with slightly different interpolation weights, so a pixel on an edge shared with an
+/// untruncated neighbour can change hands.
 fn group_first_row_only(rows: &[Vertex], dw: usize, x0: usize, color_height: f32) -> bool {
     let corners = [rows[x0], rows[x0 + 1], rows[dw + x0 + 1], rows[dw + x0]];
     let mut projected = corners.iter().filter(|v| v.valid).peekable();
