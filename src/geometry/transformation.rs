@@ -386,12 +386,20 @@ impl Transformation {
             .flat_map_iter(|y| {
                 let verts = &verts;
                 let custom_u16 = custom_u16.as_deref();
+                let row = &verts[(y - 1) * dw..(y + 1) * dw];
+                let first_row_only: Vec<bool> = (0..(dw - 1).div_ceil(QUAD_GROUP))
+                    .map(|g| group_first_row_only(row, dw, g * QUAD_GROUP, ch as f32))
+                    .collect();
                 (1..dw).filter_map(move |x| {
                     let i = |xx: usize, yy: usize| yy * dw + xx;
                     let corners = [i(x - 1, y - 1), i(x, y - 1), i(x, y), i(x - 1, y)];
                     let v = corners.map(|k| verts[k]);
                     let c = corners.map(|k| custom_u16.map_or(0, |c| c[k]));
-                    Quad::new(v, c, linear, cw as i32, ch as i32)
+                    let mut q = Quad::new(v, c, linear, cw as i32, ch as i32)?;
+                    if first_row_only[(x - 1) / QUAD_GROUP] {
+                        q.y_end = q.y_end.min(q.y_begin + 1);
+                    }
+                    Some(q)
                 })
             })
             .collect();
@@ -470,6 +478,47 @@ impl Transformation {
         });
         Ok(out)
     }
+}
+
+/// Quads of one depth row that libk4a's engine handles together, from a column that is a
+/// multiple of this.
+const QUAD_GROUP: usize = 8;
+
+/// Colour rows below the image within which a group's first quad still truncates the group
+/// (see [`group_first_row_only`]). Fitted: with the production calibration the cut lies
+/// between 4 and 12 rows; with the rational 6KT one libk4a already stops truncating between
+/// −5 and 3 rows, so a few bottom-left groups there are cut here and drawn whole by libk4a.
+const GROUP_BELOW_IMAGE_ROWS: f32 = 8.0;
+
+/// Whether the group of quads starting at depth column `x0` is drawn only on the first colour
+/// row of each quad's bounding box. `rows` holds the vertices of the two depth rows of the quad
+/// row.
+///
+/// Observed of libk4a 1.4.2 (its GPU engine, rendered by Mesa's llvmpipe), not documented: in
+/// each depth row, quads come in groups of eight from a column that is a multiple of eight.
+/// When the group's first quad lies wholly left of colour column −1 (every corner that projects
+/// has u ≤ −1) and its top is above row `height + 8`, every quad of the group fills only
+/// the first colour row of its clamped bounding box; the rest of it stays empty. Only WFOV
+/// modes put depth pixels that far left of the colour image, so the image's left edge shows a
+/// strip of mostly empty rows up to about 55 colour columns wide (2×2 binned into 1536p);
+/// elsewhere such a first quad would lie outside the image together with its whole group.
+/// The pixels libk4a does fill in such a group sit within a pixel of the quads' true edges but
+/// with slightly different interpolation weights, so a pixel on an edge shared with an
+/// untruncated neighbour can change hands.
+fn group_first_row_only(rows: &[Vertex], dw: usize, x0: usize, color_height: f32) -> bool {
+    let corners = [rows[x0], rows[x0 + 1], rows[dw + x0 + 1], rows[dw + x0]];
+    let mut projected = corners.iter().filter(|v| v.valid).peekable();
+    if projected.peek().is_none() {
+        return false;
+    }
+    let mut top = f32::INFINITY;
+    for v in projected {
+        if v.uv[0] > -1.0 {
+            return false;
+        }
+        top = top.min(v.uv[1]);
+    }
+    top.ceil() < color_height + GROUP_BELOW_IMAGE_ROWS
 }
 
 /// One linear step between two 8-bit levels with a weight in 1/256 steps, rounded to the
