@@ -334,7 +334,8 @@ impl Transformation {
     /// Depth re-rendered in the colour camera (`k4a_transformation_depth_image_to_color_camera`):
     /// each 2×2 block of depth pixels becomes two triangles, rasterised with a z-buffer; blocks
     /// that straddle a depth edge are left empty. Millimetres along the colour camera's axis;
-    /// 0 where nothing lands.
+    /// 0 where nothing lands. With WFOV depth, as libk4a does, a strip along the colour image's
+    /// left edge is mostly empty (see `group_first_row_only`).
     pub fn depth_to_color(&self, depth_mm: &[u16]) -> Result<Vec<u16>, GeometryError> {
         Ok(self.render(depth_mm, None, Interpolation::Linear, 0)?.0)
     }
