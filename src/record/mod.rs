@@ -11,12 +11,11 @@
 //! [`RecordingWriter::submit_capture`] swaps depth and IR to big-endian and checksums every
 //! image ([`PreparedCapture`]) on the submitting thread, while a freshly delivered capture is
 //! still in that core's cache; the writing thread groups, renders and writes, reading each
-//! payload byte once. Captures move by ownership. (A separate preparing thread read every
-//! capture after it had waited in the queue, from memory as cold as the writer's, and on a
-//! 2-core machine competed with the other two threads.) A capture's bytes count
-//! against the queue bound until the writing thread takes them, and from then on against the
-//! writer's pending-cluster budget (`RecordingSettings::pending_limit_bytes`), so the memory
-//! held is at most the sum of the two.
+//! payload byte once. Captures move by ownership. (Before, a separate preparing thread did
+//! this after the capture had waited in the queue, so it read memory as cold as the writer's.)
+//! A capture's bytes count against the queue bound until the writing thread takes them, and
+//! from then on against the writer's pending-cluster budget
+//! (`RecordingSettings::pending_limit_bytes`), so the memory held is at most the sum of the two.
 
 use std::io::{Seek, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
