@@ -708,27 +708,50 @@ fn compare_images(pairs: &[(DepthMode, ColorResolution)]) {
         }
         let mut image_failures = judge_images(&expect, &mut report);
         if !image_failures.is_empty() {
-            // libk4a renders these on Mesa's software OpenGL; a run on a fresh CI machine once
-            // returned a garbled image for one case that every other run renders correctly.
-            // Ours is a pure function of its input, so a disagreement is only charged to us if
-            // libk4a gives the same answer again.
-            let first: Vec<Vec<u8>> = expect
-                .iter()
-                .map(|c| std::fs::read(&c.out).unwrap())
-                .collect();
-            run_oracle(
-                o,
-                &json!({"calibration": util::fixture(cal_file), "cases": cases}),
-                &dir,
-                true,
-            );
-            for (c, before) in expect.iter().zip(&first) {
-                if std::fs::read(&c.out).unwrap() != *before {
+            // libk4a renders these on Mesa's software OpenGL, which now and then returns a
+            // garbled image for one case that other runs render correctly (seen on a fresh CI
+            // machine and here, a different case each time). Ours is a pure function of its
+            // input, so a disagreement is only charged to us if libk4a gives the same answer
+            // in two runs: libk4a runs up to twice more, and each case is judged on an output
+            // two runs agree on (the last one if none do).
+            let read_all = || -> Vec<Vec<u8>> {
+                expect
+                    .iter()
+                    .map(|c| std::fs::read(&c.out).unwrap())
+                    .collect()
+            };
+            let spec = json!({"calibration": util::fixture(cal_file), "cases": cases});
+            let mut runs = vec![read_all()];
+            let mut unsettled: Vec<usize> = (0..expect.len()).collect();
+            while runs.len() < 3 && !unsettled.is_empty() {
+                run_oracle(o, &spec, &dir, true);
+                let latest = read_all();
+                unsettled.retain(|&i| runs.iter().all(|r| r[i] != latest[i]));
+                runs.push(latest);
+            }
+            for (i, c) in expect.iter().enumerate() {
+                let outputs: Vec<&Vec<u8>> = runs.iter().map(|r| &r[i]).collect();
+                let agreed = outputs
+                    .iter()
+                    .find(|x| outputs.iter().filter(|y| y == x).count() >= 2);
+                let distinct = outputs
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, x)| !outputs[..*k].contains(x))
+                    .count();
+                if distinct > 1 {
                     report.push(format!(
-                        "{}: libk4a's output changed between two runs on the same input; judged on the second",
-                        c.what
+                        "{}: libk4a gave {distinct} different outputs in {} runs on the same input; {}",
+                        c.what,
+                        runs.len(),
+                        if agreed.is_some() {
+                            "judged on the one two runs agree on"
+                        } else {
+                            "judged on the last"
+                        }
                     ));
                 }
+                std::fs::write(&c.out, agreed.unwrap_or(outputs.last().unwrap())).unwrap();
             }
             image_failures = judge_images(&expect, &mut report);
         }
